@@ -1,0 +1,101 @@
+"""Tables of the names and units that real ocean files use.
+
+Matching is data, not ``if`` chains: each table lists what we accept, most specific first. The
+functions that read files (``standardize`` for cubes, later the profile and SST readers) look here
+after cf_xarray's own criteria (``standard_name``, ``axis``, ``positive``, ``units``) found nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: CF standard names of sea temperature, in order of preference.
+TEMPERATURE_STANDARD_NAMES: tuple[str, ...] = (
+    "sea_water_potential_temperature",
+    "sea_water_temperature",
+    "sea_water_conservative_temperature",
+)
+
+#: Variable names of sea temperature in GLORYS, NEMO, EN4, Argo, WOA and Ferret files.
+TEMPERATURE_NAMES: tuple[str, ...] = (
+    "thetao",
+    "votemper",
+    "POTM_CORRECTED",
+    "POTM",
+    "TEMP",
+    "temp",
+    "temperature",
+    "theta",
+    "t_an",
+    "t_mn",
+    "to",
+)
+
+#: CF standard names of sea surface temperature, in order of preference.
+SST_STANDARD_NAMES: tuple[str, ...] = (
+    "sea_surface_temperature",
+    "sea_surface_foundation_temperature",
+    "sea_surface_subskin_temperature",
+    "sea_surface_skin_temperature",
+    "surface_temperature",
+)
+
+#: Variable names of sea surface temperature in OSTIA, COADS, CMIP and reanalysis files.
+SST_NAMES: tuple[str, ...] = ("analysed_sst", "sst", "SST", "tos", "surface_temperature", "sea_surface_temperature")
+
+#: Regular expressions for axis coordinate names, per canonical axis, when metadata is missing.
+AXIS_NAME_PATTERNS: dict[str, tuple[str, ...]] = {
+    "time": (r"time", r"TIME\d*", r"t", r"JULD", r"TAX.*"),
+    "depth": (r"depth", r"deptht", r"DEPTH", r"DEPH", r"lev", r"level", r"z", r"ZAX.*", r"st_ocean", r"nav_lev"),
+    "latitude": (r"latitude", r"lat", r"LATITUDE", r"LAT", r"nav_lat", r"y", r"YAX.*", r"COADSY", r"yt_ocean"),
+    "longitude": (r"longitude", r"lon", r"LONGITUDE", r"LON", r"nav_lon", r"x", r"XAX.*", r"COADSX", r"xt_ocean"),
+}
+
+#: cf_xarray keys (coordinate criteria first, then axis) for each canonical axis.
+CF_AXIS_KEYS: dict[str, tuple[str, ...]] = {
+    "time": ("time", "T"),
+    "depth": ("vertical", "Z"),
+    "latitude": ("latitude", "Y"),
+    "longitude": ("longitude", "X"),
+}
+
+_CELSIUS = ("degc", "deg c", "degrees c", "degree c", "degrees_c", "degree_c", "celsius",
+            "degrees celsius", "degree celsius", "degree_celsius", "degrees_celsius", "c", "°c", "deg_c")
+_KELVIN = ("k", "kelvin", "degk", "deg k", "degrees k", "degree_k", "degrees_k", "degree_kelvin", "degrees_kelvin")
+_METRES = ("m", "metre", "metres", "meter", "meters", "m (positive down)")
+_CENTIMETRES = ("cm", "centimeter", "centimeters", "centimetre", "centimetres")
+_PRESSURE = ("dbar", "decibar", "decibars", "db")
+
+
+def _clean(units: str) -> str:
+    return " ".join(str(units).strip().lower().split())
+
+
+def temperature_scale(units: str) -> str | None:
+    """Return ``"degC"`` or ``"K"`` for a temperature units string, or None if it is neither."""
+    cleaned = _clean(units)
+    if cleaned in _CELSIUS:
+        return "degC"
+    if cleaned in _KELVIN:
+        return "K"
+    return None
+
+
+def depth_factor(units: str) -> float | None:
+    """Return the factor converting a vertical coordinate in ``units`` to metres, or None."""
+    cleaned = _clean(units)
+    if cleaned in _METRES:
+        return 1.0
+    if cleaned in _CENTIMETRES:
+        return 0.01
+    return None
+
+
+def is_pressure(units: str) -> bool:
+    """True if ``units`` is a sea pressure unit (dbar), which is not a depth."""
+    return _clean(units) in _PRESSURE
+
+
+def matches_axis_name(name: str, axis: str) -> bool:
+    """True if ``name`` is a known coordinate name for the canonical ``axis``."""
+    return any(re.fullmatch(pattern, str(name)) for pattern in AXIS_NAME_PATTERNS[axis])

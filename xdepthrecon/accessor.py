@@ -1,0 +1,31 @@
+"""The ``depthrecon`` accessor: ``ds.depthrecon.<method>`` for Datasets and DataArrays.
+
+Each method is a thin delegation to a public function of the package, so that
+``ds.depthrecon.standardize(...)`` is ``xdepthrecon.standardize(ds, ...)``. The accessor holds no
+state beyond the object it was made for.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from xdepthrecon.cube import standardize, standardize_surface
+
+
+class DepthReconAccessor:
+    """Ocean depth reconstruction methods on an xarray object (``obj.depthrecon``)."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
+        self._obj = obj
+
+    def standardize(self, **kwargs) -> xr.Dataset:
+        """Return the canonical cube; see :func:`xdepthrecon.standardize` for the arguments."""
+        return standardize(self._obj, **kwargs)
+
+    def standardize_surface(self, **kwargs) -> xr.Dataset:
+        """Return the canonical surface field; see :func:`xdepthrecon.standardize_surface`."""
+        return standardize_surface(self._obj, **kwargs)
+
+
+xr.register_dataset_accessor("depthrecon")(DepthReconAccessor)
+xr.register_dataarray_accessor("depthrecon")(DepthReconAccessor)
