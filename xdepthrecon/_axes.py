@@ -68,7 +68,7 @@ def find_axes(
             found[axis] = single(f"{axis} axis", on_dims, axis, f"the {axis} axis criteria")
         elif axis == "time" and candidates and dataset[candidates[0]].ndim == 0:
             found[axis] = candidates[0]
-        elif candidates:
+        elif candidates and dataset[candidates[0]].ndim > 1:
             raise ValueError(
                 f"the {axis} coordinate {str(candidates[0])!r} is not a dimension of {str(da.name)!r} "
                 f"(dims {tuple(map(str, dims))}); curvilinear or 2-D coordinates are not supported: "

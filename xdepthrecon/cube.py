@@ -189,7 +189,7 @@ def _standardize(
             f"could not find the {' and '.join(missing)} axis of {str(name)!r} among its dims "
             f"{tuple(map(str, source.dims))}: no CF metadata (standard_name, axis, positive, units) or known "
             f"name identifies it. Pass {', '.join(f'{m}=' + repr('DIM') for m in missing)} to say which "
-            f"dimension it is. {field.hint if source.ndim != len(field.dims) else ''}".rstrip()
+            f"dimension it is. {field.hint}"
         )
     da = _axes.to_canonical_dims(dataset, source, found, field.dims)
     if "depth" in field.dims:

@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny GLORYS-like cubes built in milliseconds, and the real data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def glorys_like(
+    times: int = 2,
+    depths: int = 6,
+    lats: int = 8,
+    lons: int = 16,
+    seed: int = 0,
+    lon_start: float = -180.0,
+) -> xr.Dataset:
+    """A small cube laid out and annotated like a GLORYS12 file, with land that grows with depth."""
+    rng = np.random.default_rng(seed)
+    depth = np.geomspace(0.494, 1000.0, depths)
+    lat = np.linspace(-60.0, 60.0, lats)
+    lon = lon_start + (np.arange(lons) + 0.5) * (360.0 / lons)
+    surface = 28.0 * np.cos(np.deg2rad(lat))[:, None] * np.ones(lons)
+    profile = np.exp(-depth / 300.0)[:, None, None]
+    values = 2.0 + (surface[None] - 2.0) * profile + 0.1 * rng.standard_normal((times, depths, lats, lons))
+    bottom = rng.uniform(0.0, 1.5 * depth[-1], (lats, lons))
+    bottom[: lats // 4, : lons // 4] = -1.0  # a block of land at every depth
+    values = np.where(depth[:, None, None] < bottom[None], values, np.nan).astype("float32")
+    thetao = xr.DataArray(
+        values,
+        dims=("time", "depth", "latitude", "longitude"),
+        attrs={"standard_name": "sea_water_potential_temperature", "units": "degC", "long_name": "Temperature"},
+    )
+    return xr.Dataset(
+        {"thetao": thetao},
+        coords={
+            "time": ("time", pd.date_range("2020-01-01", periods=times, freq="D")),
+            "depth": ("depth", depth, {"standard_name": "depth", "positive": "down", "units": "m", "axis": "Z"}),
+            "latitude": ("latitude", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "longitude": ("longitude", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+
+
+@pytest.fixture
+def cube() -> xr.Dataset:
+    """A tiny GLORYS-like cube (2 x 6 x 8 x 16) in canonical layout."""
+    return glorys_like()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The folder of real ocean files beside the repository (skips where it is missing)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is missing")
+    return SHARED_DATA
+
+
+class ComputeCounter:
+    """A dask scheduler that counts how often it is asked to compute."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.count += 1
+        return dask.get(dsk, keys, **kwargs)
+
+
+@pytest.fixture
+def count_computes():
+    """Use inside ``with count_computes() as counter:``; ``counter.count`` is the number of computes."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _counting():
+        counter = ComputeCounter()
+        with dask.config.set(scheduler=counter):
+            yield counter
+
+    return _counting
