@@ -1,0 +1,118 @@
+"""Run a local (convolutional) column function over a (time, channel, latitude, longitude) array.
+
+The function sees spatial tiles extended by a halo wide enough for its receptive field, so the
+result does not depend on how the array is chunked or tiled: no seams at chunk or tile edges. On a
+global grid the longitude axis wraps, so there is no seam at the dateline either. Tiles of one shape
+are stacked into batches before they reach the function.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import dask.array as dsa
+from dask.array.overlap import ensure_minimum_chunksize
+import numpy as np
+
+#: A batch function: (batch, channels, height, width) float32 -> (batch, out_channels, height, width).
+BatchFunction = Callable[[np.ndarray], np.ndarray]
+
+
+def _spans(size: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """(start, stop) of each tile's interior and of its halo-extended read window, clipped to the array."""
+    spans = []
+    for start in range(0, size, tile):
+        stop = min(size, start + tile)
+        spans.append((start, stop, max(0, start - halo), min(size, stop + halo)))
+    return spans
+
+
+def run_tiled(
+    block: np.ndarray, function: BatchFunction, out_channels: int, halo: int, tile: int, batch_size: int
+) -> np.ndarray:
+    """Apply ``function`` to ``block`` (time, channel, y, x) by halo-extended tiles, batched by shape.
+
+    Where a tile touches the edge of ``block`` it gets no halo on that side: the function then sees
+    the edge as the edge of the domain, exactly as it would on the whole array.
+    """
+    times, _, height, width = block.shape
+    out = np.empty((times, out_channels, height, width), dtype=np.float32)
+    groups: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int], tuple[int, int, int, int]]]]
+    groups = defaultdict(list)
+    for y_span in _spans(height, tile, halo):
+        for x_span in _spans(width, tile, halo):
+            shape = (y_span[3] - y_span[2], x_span[3] - x_span[2])
+            groups[shape].extend((t, y_span, x_span) for t in range(times))
+    for items in groups.values():
+        for first in range(0, len(items), batch_size):
+            chunk = items[first:first + batch_size]
+            batch = np.stack([block[t, :, ys[2]:ys[3], xs[2]:xs[3]] for t, ys, xs in chunk]).astype(np.float32)
+            result = function(batch)
+            for (t, ys, xs), values in zip(chunk, result):
+                out[t, :, ys[0]:ys[1], xs[0]:xs[1]] = values[:, ys[0] - ys[2]:ys[1] - ys[2], xs[0] - xs[2]:xs[1] - xs[2]]
+    return out
+
+
+def _wrap(block: np.ndarray, halo: int) -> np.ndarray:
+    return np.concatenate([block[..., -halo:], block, block[..., :halo]], axis=-1)
+
+
+def map_columns(
+    array: np.ndarray | dsa.Array,
+    function: BatchFunction,
+    out_channels: int,
+    halo: int,
+    periodic: bool,
+    tile: int = 256,
+    batch_size: int = 8,
+) -> np.ndarray | dsa.Array:
+    """Apply a local batch function over (time, channel, latitude, longitude), lazily on dask input.
+
+    Parameters
+    ----------
+    array
+        Input values; a dask array is processed chunk by chunk (channels are gathered into one chunk).
+    function
+        Maps a float32 batch (n, channels, h, w) to (n, out_channels, h, w); each output pixel may
+        depend on inputs at most ``halo`` pixels away.
+    out_channels
+        Number of output channels.
+    halo
+        Receptive-field radius of ``function`` in pixels.
+    periodic
+        True for a global grid: longitude wraps around.
+    tile, batch_size
+        Interior tile size in pixels and number of tiles per call of ``function``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        Float32 result with ``out_channels`` channels, of the same kind as ``array``.
+    """
+    if not isinstance(array, dsa.Array):
+        block = _wrap(array, halo) if periodic and halo else array
+        out = run_tiled(block, function, out_channels, halo, tile, batch_size)
+        return out[..., halo:-halo] if periodic and halo else out
+    array = array.rechunk({1: -1})
+    if halo:
+        array = array.rechunk({axis: ensure_minimum_chunksize(halo, array.chunks[axis]) for axis in (2, 3)
+                               if array.shape[axis] >= halo})
+    wrap = periodic and halo > 0 and len(array.chunks[3]) == 1
+    boundary = {0: "none", 1: "none", 2: "none", 3: "periodic" if periodic and not wrap else "none"}
+    overlapped = dsa.overlap.overlap(array, depth={0: 0, 1: 0, 2: halo, 3: halo}, boundary=boundary)
+
+    def block_function(block: np.ndarray, block_info=None) -> np.ndarray:
+        location = block_info[0]["chunk-location"]
+        count = block_info[0]["num-chunks"]
+        if wrap:
+            block = _wrap(block, halo)
+        result = run_tiled(block, function, out_channels, halo, tile, batch_size)
+        top = halo if location[2] > 0 else 0
+        bottom = halo if location[2] < count[2] - 1 else 0
+        left = halo if (location[3] > 0 or periodic) else 0
+        right = halo if (location[3] < count[3] - 1 or periodic) else 0
+        return result[..., top:result.shape[2] - bottom, left:result.shape[3] - right]
+
+    chunks = (array.chunks[0], (out_channels,), array.chunks[2], array.chunks[3])
+    return overlapped.map_blocks(block_function, chunks=chunks, dtype=np.float32)
