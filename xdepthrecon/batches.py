@@ -1,0 +1,297 @@
+"""Training batches from (possibly dask-backed, larger than memory) gridded fields.
+
+Patches are cut from *read windows*: one window (a spatial block of one time step, aligned with
+the dask chunks where there are any) is read once and serves every patch drawn from it, instead of
+one read per patch. Windows are visited in a seeded random order; a background thread reads ahead so
+the model does not wait on the disk, and batches are moved to the device with non-blocking copies
+from pinned memory when the device is CUDA.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+import torch
+import xarray as xr
+
+_SPATIAL = ("latitude", "longitude")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A block of one time step: ``time`` index and latitude/longitude index ranges (start, stop)."""
+
+    time: int
+    rows: tuple[int, int]
+    columns: tuple[int, int]
+
+    @property
+    def latitude(self) -> slice:
+        """Latitude index slice."""
+        return slice(*self.rows)
+
+    @property
+    def longitude(self) -> slice:
+        """Longitude index slice."""
+        return slice(*self.columns)
+
+
+def _starts(size: int, window: int, patch: int) -> list[tuple[int, int]]:
+    """Window (start, stop) along one axis: blocks of ``window``, each at least ``patch`` long."""
+    if size < patch:
+        raise ValueError(f"the grid has {size} cells along an axis, fewer than the patch size {patch}; "
+                         "use a smaller patch_size.")
+    spans = []
+    for start in range(0, size, window):
+        stop = min(size, start + window)
+        spans.append((max(0, stop - max(patch, stop - start)), stop))
+    return spans
+
+
+def _chunk_window(field: xr.DataArray, axis: str, patch: int) -> int:
+    """Window length along ``axis``: the dask chunk length (at least the patch), or 256 cells."""
+    if field.chunks is None:
+        return max(patch, 256)
+    return max(patch, max(field.chunksizes[axis]))
+
+
+class PatchDataset(torch.utils.data.IterableDataset):
+    """Random patches of aligned gridded fields, read window by window.
+
+    Parameters
+    ----------
+    fields
+        Named DataArrays on one grid, each with dims ``(time, [channel], latitude, longitude)``
+        (e.g. ``{"y": cube.thetao}``); they may be dask-backed.
+    patch_size
+        Patch height and width in grid cells.
+    patches_per_window
+        Patches drawn from each window read; default: the window area over the patch area.
+    max_land_fraction
+        Patches with a larger fraction of land (columns where the first field's first channel is
+        NaN) are skipped.
+    augment
+        Random flips of each patch along latitude and longitude.
+    seed
+        Seed of the window order and the crops; the same seed and epoch give the same patches.
+    windows
+        Explicit windows to draw from (e.g. a training/validation split from :meth:`windows`).
+
+    Notes
+    -----
+    Each item is a dict of float32 tensors ``{name: (channels, patch, patch)}`` with NaN left in
+    place (land, below the bottom), plus ``latitude`` and ``longitude`` of the patch centre (degrees)
+    and ``day_of_year`` of its time step (NaN where the time axis has no dates).
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, xr.DataArray],
+        patch_size: int = 64,
+        patches_per_window: int | None = None,
+        max_land_fraction: float = 0.9,
+        augment: bool = False,
+        seed: int = 0,
+        windows: list[Window] | None = None,
+    ) -> None:
+        super().__init__()
+        if not fields:
+            raise ValueError("PatchDataset needs at least one field, e.g. {'y': cube.thetao}.")
+        self.fields = {name: _with_channel(name, field) for name, field in fields.items()}
+        first = next(iter(self.fields.values()))
+        for name, field in self.fields.items():
+            if field.sizes["time"] != first.sizes["time"] or any(field.sizes[a] != first.sizes[a] for a in _SPATIAL):
+                raise ValueError(f"field {name!r} is not on the grid of the first field: sizes {dict(field.sizes)} "
+                                 f"vs {dict(first.sizes)}; align them first (e.g. xdepthrecon.align_sst).")
+        self.patch_size = patch_size
+        self.max_land_fraction = max_land_fraction
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._windows = windows if windows is not None else self.all_windows()
+        if not self._windows:
+            raise ValueError("no windows to draw patches from")
+        area = np.mean([(w.latitude.stop - w.latitude.start) * (w.longitude.stop - w.longitude.start)
+                        for w in self._windows])
+        self.patches_per_window = patches_per_window or max(1, int(round(area / patch_size**2)))
+        self._latitude = first["latitude"].values
+        self._longitude = first["longitude"].values
+        self._day_of_year = _day_of_year(first)
+
+    def all_windows(self) -> list[Window]:
+        """Every window of the grid: time steps x spatial blocks aligned with the dask chunks."""
+        first = next(iter(self.fields.values()))
+        lat_spans = _starts(first.sizes["latitude"], _chunk_window(first, "latitude", self.patch_size), self.patch_size)
+        lon_spans = _starts(first.sizes["longitude"], _chunk_window(first, "longitude", self.patch_size),
+                            self.patch_size)
+        return [Window(t, la, lo) for t in range(first.sizes["time"])
+                for la in lat_spans for lo in lon_spans]
+
+    def split(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
+        """Split this dataset's windows into (training, validation) at random, whole windows apart."""
+        windows = list(self._windows)
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        count = int(round(val_fraction * len(windows)))
+        if val_fraction > 0 and count == 0:
+            count = 1
+        if count >= len(windows):
+            raise ValueError(f"val_fraction={val_fraction} leaves no training windows out of {len(windows)}; "
+                             "lower it or use a larger cube.")
+        order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(windows))
+        return [windows[i] for i in sorted(order[count:])], [windows[i] for i in sorted(order[:count])]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch: the window order and crops depend on (seed, epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._windows) * self.patches_per_window
+
+    def read(self, window: Window) -> dict[str, np.ndarray]:
+        """Read every field over ``window`` in one compute: (channels, height, width) float32 each."""
+        selections = [field.isel(time=window.time, latitude=window.latitude, longitude=window.longitude).data
+                      for field in self.fields.values()]
+        values = dask.compute(*selections)
+        return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.fields, values)}
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        worker = torch.utils.data.get_worker_info()
+        order = rng.permutation(len(self._windows))
+        if worker is not None:
+            order = order[worker.id::worker.num_workers]
+        for index in order:
+            window = self._windows[index]
+            block = self.read(window)
+            yield from self._patches(window, block, rng)
+
+    def _patches(self, window: Window, block: dict[str, np.ndarray], rng: np.random.Generator):
+        first = next(iter(block.values()))
+        height, width = first.shape[-2:]
+        land = np.isnan(first[0])
+        size = self.patch_size
+        for _ in range(self.patches_per_window):
+            for _attempt in range(10):
+                top = int(rng.integers(0, height - size + 1))
+                left = int(rng.integers(0, width - size + 1))
+                if land[top:top + size, left:left + size].mean() <= self.max_land_fraction:
+                    break
+            else:
+                continue
+            flips = tuple(axis for axis, flip in ((-2, rng.random() < 0.5), (-1, rng.random() < 0.5))
+                          if self.augment and flip)
+            item = {}
+            for name, values in block.items():
+                patch = values[:, top:top + size, left:left + size]
+                item[name] = torch.from_numpy(np.ascontiguousarray(np.flip(patch, flips) if flips else patch))
+            row = window.latitude.start + top + size // 2
+            column = window.longitude.start + left + size // 2
+            item["latitude"] = torch.tensor(float(self._latitude[row]))
+            item["longitude"] = torch.tensor(float(self._longitude[column]))
+            item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
+            yield item
+
+
+def _with_channel(name: str, field: xr.DataArray) -> xr.DataArray:
+    extra = [d for d in field.dims if d not in ("time", *_SPATIAL)]
+    if len(extra) > 1 or "time" not in field.dims or any(a not in field.dims for a in _SPATIAL):
+        raise ValueError(f"field {name!r} has dims {field.dims}; expected (time, [channel], latitude, longitude).")
+    if not extra:
+        field = field.expand_dims("channel", axis=1)
+    return field.transpose("time", ..., *_SPATIAL)
+
+
+def _day_of_year(field: xr.DataArray) -> np.ndarray:
+    if "time" not in field.coords:
+        return np.full(field.sizes["time"], np.nan)
+    try:
+        return field["time"].dt.dayofyear.values.astype(np.float64)
+    except (AttributeError, TypeError):
+        return np.full(field.sizes["time"], np.nan)
+
+
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack a list of patch dicts into one batch dict."""
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+class PrefetchLoader:
+    """Batches from a :class:`PatchDataset`, read ahead on a background thread and sent to ``device``.
+
+    Parameters
+    ----------
+    dataset
+        The patch source.
+    batch_size
+        Patches per batch; the last, smaller batch of an epoch is kept.
+    device
+        Where batches go. With CUDA, batches are pinned and copied without blocking.
+    prefetch
+        Batches read ahead.
+    """
+
+    def __init__(self, dataset: PatchDataset, batch_size: int, device: torch.device | str = "cpu",
+                 prefetch: int = 4) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.prefetch = prefetch
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        items = []
+        for item in self.dataset:
+            items.append(item)
+            if len(items) == self.batch_size:
+                yield collate(items)
+                items = []
+        if items:
+            yield collate(items)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        pinned = self.device.type == "cuda"
+        buffer: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        done = object()
+
+        def put(item: object) -> bool:
+            while not stop.is_set():
+                try:
+                    buffer.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for batch in self._batches():
+                    if pinned:
+                        batch = {k: v.pin_memory() for k, v in batch.items()}
+                    if not put(batch):
+                        return
+                put(done)
+            except BaseException as error:  # noqa: BLE001  (re-raised in the consumer)
+                put(error)
+
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        try:
+            while True:
+                batch = buffer.get()
+                if batch is done:
+                    return
+                if isinstance(batch, BaseException):
+                    raise batch
+                yield {k: v.to(self.device, non_blocking=pinned) for k, v in batch.items()}
+        finally:
+            stop.set()
+            thread.join(timeout=5)
