@@ -1,0 +1,531 @@
+"""The depth-band autoencoder: compresses the depth levels of a temperature field into a few latent channels.
+
+The encoder is one Conv3x3+GELU per width of ``encoder_channels``, then a 1x1 convolution to
+``latent_channels``; the decoder is one Conv3x3+GELU per width of ``decoder_channels``, then a 1x1
+convolution back to ``in_channels`` (the reference system's ``depth_band_ae``). The model works in
+degC: it carries the depth levels it was trained on and per-level mean and standard deviation, and
+normalises on the way in and back on the way out.
+
+With ``spatial_downsample=k > 1`` the normalised field is average-pooled by ``k`` *before* the encoder
+convolutions (every convolution then runs on the coarse grid) and the decoder output is upsampled
+bilinearly by ``k``. This is where the reference system pools, so its weights keep their meaning.
+Height and width must be multiples of ``k``; anything else is refused with a ValueError that says
+how to crop.
+
+Parameter names, which are also the layout of the reference state dicts once their ``model.`` prefix
+is removed: ``encoder.0``, ``encoder.2``, ... (the 3x3 convolutions; GELUs sit at the odd indices),
+``to_latent``, ``decoder.0``, ``decoder.2``, ..., ``to_output``, each with ``.weight`` and ``.bias``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from xdepthrecon import checkpoint
+
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float], float]
+
+#: Prefixes a training wrapper puts before the autoencoder's parameter names.
+_REFERENCE_PREFIXES = ("model.", "autoencoder.")
+_REFERENCE_MODEL_TYPE = "depth_band_ae"
+_AE_SECTION_KEYS = frozenset(
+    {"model_type", "in_channels", "latent_channels", "spatial_downsample", "encoder", "decoder", "loss", "training"}
+)
+#: Two depth levels are the same level when they agree to this tolerance (m); float32 files round depths.
+_DEPTH_RTOL, _DEPTH_ATOL = 1e-6, 1e-3
+_LISTED = 8
+
+
+class DepthBandAutoencoder(nn.Module):
+    """Autoencoder that compresses the depth levels of a temperature field, pixel by pixel.
+
+    Parameters
+    ----------
+    in_channels
+        Number of depth levels.
+    latent_channels
+        Number of latent channels.
+    encoder_channels, decoder_channels
+        Widths of the Conv3x3+GELU layers of the encoder and the decoder.
+    spatial_downsample
+        Factor by which the latent grid is coarser than the data grid (1: no spatial compression).
+    depth
+        Depth levels (m) the model is trained on, one per channel; checked by :meth:`check_levels`.
+    mean, std
+        Per-level normalisation statistics (degC), one per channel or one scalar for all levels.
+        Default 0 and 1; set them from data with :meth:`fit_normalization`.
+
+    Notes
+    -----
+    ``mean`` and ``std`` are buffers (they follow ``.to(device)``) but are left out of
+    ``state_dict()``, which holds the network weights alone, in the reference layout; ``save`` keeps
+    everything. For reduced precision run the model under ``torch.autocast``: normalisation stays in float32
+    there, while casting the module itself (``.half()``) would round the statistics too.
+
+    Examples
+    --------
+    >>> ae = DepthBandAutoencoder(5, latent_channels=2, encoder_channels=(8,), decoder_channels=(8,))
+    >>> ae.encode(torch.zeros(1, 5, 16, 16)).shape
+    torch.Size([1, 2, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        latent_channels: int = 12,
+        encoder_channels: Sequence[int] = (64, 96, 128),
+        decoder_channels: Sequence[int] = (128, 96, 64),
+        spatial_downsample: int = 1,
+        depth: ArrayLike | None = None,
+        mean: ArrayLike | None = None,
+        std: ArrayLike | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.latent_channels = _positive_int("latent_channels", latent_channels)
+        self.spatial_downsample = _positive_int("spatial_downsample", spatial_downsample)
+        self.encoder_channels = tuple(_positive_int("encoder_channels", w) for w in encoder_channels)
+        self.decoder_channels = tuple(_positive_int("decoder_channels", w) for w in decoder_channels)
+        self.encoder, width = _conv_stack(self.in_channels, self.encoder_channels)
+        self.to_latent = nn.Conv2d(width, self.latent_channels, kernel_size=1)
+        self.decoder, width = _conv_stack(self.latent_channels, self.decoder_channels)
+        self.to_output = nn.Conv2d(width, self.in_channels, kernel_size=1)
+        self.register_buffer("mean", self._level_vector("mean", 0.0 if mean is None else mean), persistent=False)
+        self.register_buffer("std", self._level_vector("std", 1.0 if std is None else std), persistent=False)
+        self.depth = depth
+        #: Loss and optimiser settings read by :meth:`from_config` (``{"loss": {...}, "training": {...}}``).
+        self.training_config: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        source: str | PathLike[str] | Mapping[str, Any],
+        *,
+        depth: ArrayLike | None = None,
+        mean: ArrayLike | None = None,
+        std: ArrayLike | None = None,
+    ) -> DepthBandAutoencoder:
+        """Build a model from a reference-system ``ae_config.yaml`` (or the dict parsed from one).
+
+        The ``ae`` section may sit at the top level or under ``data``. Its ``loss`` and ``training``
+        sections are kept, unchanged, in ``model.training_config``; settings it does not give take
+        this class's defaults.
+
+        Parameters
+        ----------
+        source
+            Path of the YAML file, or its parsed content.
+        depth, mean, std
+            As in the constructor (a config file holds none of them).
+        """
+        if isinstance(source, Mapping):
+            document, where = source, "the config"
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"no autoencoder config at {path}; pass the path of an ae_config.yaml")
+            document, where = yaml.safe_load(path.read_text(encoding="utf-8")), str(path)
+        section = _ae_section(document, where)
+        unknown = sorted(set(section) - _AE_SECTION_KEYS)
+        if unknown:
+            accepted = sorted(_AE_SECTION_KEYS)
+            raise ValueError(f"{where}: unknown keys {unknown} in the 'ae' section; accepted: {accepted}")
+        model_type = section.get("model_type", _REFERENCE_MODEL_TYPE)
+        if model_type != _REFERENCE_MODEL_TYPE:
+            raise ValueError(f"{where}: ae.model_type is {model_type!r}; only {_REFERENCE_MODEL_TYPE!r} is supported")
+        if "in_channels" not in section:
+            raise ValueError(f"{where}: the 'ae' section needs in_channels (the number of depth levels)")
+        sizes = ("in_channels", "latent_channels", "spatial_downsample")
+        kwargs = {key: section[key] for key in sizes if key in section}
+        for part, argument in (("encoder", "encoder_channels"), ("decoder", "decoder_channels")):
+            widths = (section.get(part) or {}).get("hidden_channels")
+            if widths is not None:
+                kwargs[argument] = widths
+        model = cls(**kwargs, depth=depth, mean=mean, std=std)
+        model.training_config = {part: dict(section.get(part) or {}) for part in ("loss", "training")}
+        return model
+
+    @property
+    def depth(self) -> np.ndarray | None:
+        """Depth levels (m, float64, read-only) the model is trained on, or None when not recorded."""
+        return self._depth
+
+    @depth.setter
+    def depth(self, values: ArrayLike | None) -> None:
+        if values is None:
+            self._depth = None
+            return
+        levels = np.array(_as_numpy(values), dtype=np.float64)
+        if levels.shape != (self.in_channels,) or not np.all(np.isfinite(levels)):
+            raise ValueError(
+                f"depth must hold {self.in_channels} finite levels (m), one per channel; got shape {levels.shape}"
+            )
+        levels.flags.writeable = False
+        self._depth = levels
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments other than arrays, as a JSON-serialisable dict."""
+        return {
+            "in_channels": self.in_channels,
+            "latent_channels": self.latent_channels,
+            "encoder_channels": list(self.encoder_channels),
+            "decoder_channels": list(self.decoder_channels),
+            "spatial_downsample": self.spatial_downsample,
+        }
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Array constructor arguments (``depth`` when recorded, ``mean``, ``std``) as numpy arrays."""
+        arrays = {"mean": self.mean.detach().cpu().numpy(), "std": self.std.detach().cpu().numpy()}
+        if self._depth is not None:
+            arrays["depth"] = self._depth
+        return arrays
+
+    @property
+    def identity(self) -> str:
+        """Short hash of class, config, arrays and weights: equal identities encode and decode alike."""
+        tensors = {f"model.{key}": value for key, value in self.state_dict().items()}
+        tensors.update({f"array.{key}": torch.from_numpy(np.array(value)) for key, value in self.arrays.items()})
+        header = json.dumps({"class": type(self).__name__, "config": self.config}, sort_keys=True)
+        return hashlib.sha256((header + checkpoint.digest(tensors)).encode()).hexdigest()[:16]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``(x - mean) / std`` per level; ``x`` is in degC, shaped ``(..., in_channels, H, W)``."""
+        _check_shape(x, self.in_channels, "x")
+        return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x * std + mean`` per level (degC); the inverse of :meth:`normalize`."""
+        _check_shape(x, self.in_channels, "x")
+        return x * self.std[:, None, None] + self.mean[:, None, None]
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode a temperature field to its latent.
+
+        Parameters
+        ----------
+        x
+            Temperature (degC), shaped ``(..., in_channels, H, W)``; NaN marks missing values.
+        mask
+            Optional validity mask broadcastable to ``x`` (True: valid). NaN and invalid values are
+            replaced by their level's mean (0 after normalisation) before the network sees them.
+
+        Returns
+        -------
+        torch.Tensor
+            Latent shaped ``(..., latent_channels, H / k, W / k)`` with ``k = spatial_downsample``.
+        """
+        _check_shape(x, self.in_channels, "x")
+        self._check_divisible(x, "x")
+        invalid = torch.isnan(x)
+        if mask is not None:
+            invalid = invalid | ~torch.as_tensor(mask, device=x.device).bool()
+        h = torch.where(invalid, 0.0, self.normalize(x))
+        lead = h.shape[:-3]
+        h = h.reshape(-1, *h.shape[-3:]).to(self.to_latent.weight.dtype)
+        if self.spatial_downsample > 1:
+            h = F.avg_pool2d(h, self.spatial_downsample)
+        z = self.to_latent(self.encoder(h))
+        return z.reshape(*lead, *z.shape[-3:])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode a latent ``(..., latent_channels, h, w)`` to temperature (degC) ``(..., in_channels, h*k, w*k)``."""
+        _check_shape(z, self.latent_channels, "z")
+        lead = z.shape[:-3]
+        h = z.reshape(-1, *z.shape[-3:]).to(self.to_output.weight.dtype)
+        y = self.to_output(self.decoder(h))
+        if self.spatial_downsample > 1:
+            y = F.interpolate(y, scale_factor=self.spatial_downsample, mode="bilinear", align_corners=False)
+        y = self.denormalize(y if y.dtype == torch.float64 else y.float())
+        return y.reshape(*lead, *y.shape[-3:])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct ``x`` (degC): ``decode(encode(x, mask))``."""
+        return self.decode(self.encode(x, mask))
+
+    def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Return where the latent has data: a latent cell is valid if ANY level of ANY source cell is.
+
+        Parameters
+        ----------
+        mask
+            Validity (True: valid) shaped ``(..., C, H, W)``: per level (``C = in_channels``) or
+            ``C = 1`` for one mask for all levels.
+
+        Returns
+        -------
+        torch.Tensor
+            Boolean mask shaped ``(..., 1, H / k, W / k)``.
+        """
+        _check_shape(mask, None, "mask")
+        self._check_divisible(mask, "mask")
+        valid = torch.as_tensor(mask).bool().any(dim=-3, keepdim=True)
+        if self.spatial_downsample == 1:
+            return valid
+        lead = valid.shape[:-3]
+        pooled = F.max_pool2d(valid.reshape(-1, *valid.shape[-3:]).float(), self.spatial_downsample) > 0
+        return pooled.reshape(*lead, *pooled.shape[-3:])
+
+    def check_levels(self, depth_values: ArrayLike) -> None:
+        """Raise a ValueError unless ``depth_values`` (m) are the levels the model was trained on."""
+        if self._depth is None:
+            raise ValueError(
+                "this autoencoder records no depth levels, so new data cannot be checked against them; "
+                "set ae.depth to the levels it was trained on"
+            )
+        trained = self._depth
+        given = np.asarray(_as_numpy(depth_values), dtype=np.float64)
+        span = f"{trained[0]:g} ... {trained[-1]:g} m"
+        if given.shape != trained.shape:
+            raise ValueError(
+                f"the data has {given.size} depth levels but the autoencoder was trained on {trained.size} "
+                f"({span}); select those levels, e.g. cube.sel(depth=ae.depth, method='nearest'), "
+                "or train an autoencoder on the data's levels"
+            )
+        differ = np.flatnonzero(~np.isclose(given, trained, rtol=_DEPTH_RTOL, atol=_DEPTH_ATOL))
+        if differ.size:
+            listed = "; ".join(f"level {i}: data {given[i]:g} m, trained {trained[i]:g} m" for i in differ[:_LISTED])
+            more = f" (and {differ.size - _LISTED} more)" if differ.size > _LISTED else ""
+            raise ValueError(
+                f"{differ.size} of {trained.size} depth levels differ from those the autoencoder was trained on: "
+                f"{listed}{more}; interpolate the data to them (cube.interp(depth=ae.depth)) "
+                "or train an autoencoder on the data's levels"
+            )
+
+    def fit_normalization(
+        self, x: ArrayLike, mask: ArrayLike | None = None, min_std: float = 1e-3
+    ) -> DepthBandAutoencoder:
+        """Set ``mean`` and ``std`` from data with :func:`level_statistics`; return the model.
+
+        Parameters
+        ----------
+        x, mask
+            As in :func:`level_statistics`.
+        min_std
+            Floor (degC) for the standard deviation, so a level of constant temperature does not divide by 0.
+        """
+        mean, std = level_statistics(x, mask)
+        if mean.shape != (self.in_channels,):
+            raise ValueError(f"x has {mean.size} levels along axis -3; this autoencoder has {self.in_channels}")
+        empty = np.flatnonzero(np.isnan(mean))
+        if empty.size:
+            names = [f"{self._depth[i]:g} m" for i in empty] if self._depth is not None else empty.tolist()
+            raise ValueError(
+                f"levels {names} have no valid values, so they cannot be normalised; "
+                "fit on data where every level has ocean, or drop those levels"
+            )
+        self.mean.copy_(torch.from_numpy(mean))
+        self.std.copy_(torch.from_numpy(np.maximum(std, min_std)))
+        return self
+
+    def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
+        """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
+        return checkpoint.save(self, path, training_state=training_state)
+
+    def _level_vector(self, name: str, values: ArrayLike) -> torch.Tensor:
+        vector = np.asarray(_as_numpy(values), dtype=np.float64)
+        if vector.ndim == 0:
+            vector = np.full(self.in_channels, float(vector))
+        if vector.shape != (self.in_channels,) or not np.all(np.isfinite(vector)):
+            raise ValueError(
+                f"{name} must be a finite scalar or hold one value per level ({self.in_channels}); "
+                f"got shape {vector.shape}"
+            )
+        if name == "std" and np.any(vector <= 0):
+            raise ValueError("std must be positive at every level")
+        return torch.tensor(vector, dtype=torch.float32)
+
+    def _check_divisible(self, x: torch.Tensor, name: str) -> None:
+        k = self.spatial_downsample
+        height, width = x.shape[-2:]
+        if height % k or width % k:
+            raise ValueError(
+                f"{name} is {height}x{width} pixels, not a multiple of spatial_downsample={k}; crop or pad it, "
+                f"e.g. x[..., :{height - height % k}, :{width - width % k}]"
+            )
+
+
+def level_statistics(x: ArrayLike, mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-level mean and standard deviation of data with gaps.
+
+    Parameters
+    ----------
+    x
+        Values shaped ``(..., level, H, W)`` (numpy, torch or an xarray DataArray in canonical order);
+        NaN marks missing values.
+    mask
+        Optional validity mask broadcastable to ``x`` (True: valid).
+
+    Returns
+    -------
+    mean, std : numpy.ndarray
+        float64 arrays, one value per level, as ``np.nanmean``/``np.nanstd`` (ddof 0) over all other
+        axes; NaN for a level without valid values.
+    """
+    values = np.array(_as_numpy(x), dtype=np.float64)
+    if values.ndim < 3:
+        raise ValueError(f"x has shape {values.shape}; expected (..., level, H, W)")
+    if mask is not None:
+        values = np.where(np.broadcast_to(_as_numpy(mask).astype(bool), values.shape), values, np.nan)
+    per_level = np.moveaxis(values, -3, 0).reshape(values.shape[-3], -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(per_level, axis=1), np.nanstd(per_level, axis=1)
+
+
+def reconstruction_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    l1_weight: float = 1.0,
+    l2_weight: float = 0.5,
+) -> torch.Tensor:
+    """``l1_weight * L1 + l2_weight * MSE``, each a mean over the valid values.
+
+    Parameters
+    ----------
+    pred, target
+        Tensors of the same shape (e.g. normalised ``(..., level, H, W)``). NaN in ``target`` is never valid.
+    mask
+        Optional validity mask broadcastable to ``target`` (True: valid), per level and pixel.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; 0 when nothing is valid.
+    """
+    valid = ~torch.isnan(target)
+    if mask is not None:
+        valid = valid & torch.as_tensor(mask, device=target.device).bool()
+    error = torch.where(valid, pred - target, 0.0)
+    count = valid.expand_as(error).sum().clamp_min(1)
+    return (l1_weight * error.abs().sum() + l2_weight * error.square().sum()) / count
+
+
+def load_reference_state_dict(
+    model: DepthBandAutoencoder,
+    state_dict: Mapping[str, torch.Tensor] | str | PathLike[str],
+    prefix: str | None = None,
+) -> DepthBandAutoencoder:
+    """Load weights saved by the reference system (DepthDif) into ``model``; return ``model``.
+
+    Keys are expected as ``<prefix>encoder.0.weight``, ..., ``<prefix>to_latent.weight``,
+    ``<prefix>decoder.0.weight``, ..., ``<prefix>to_output.bias`` (see the module docstring). The
+    reference normalises with one global mean and std (289.74 K, 10.93 K per the design notes), so
+    build ``model`` with ``mean=16.59, std=10.93`` to reproduce its outputs in degC.
+
+    Parameters
+    ----------
+    model
+        An autoencoder built with the reference's architecture, e.g. by :meth:`DepthBandAutoencoder.from_config`.
+    state_dict
+        The state dict, or the path of a file holding it: ``.safetensors``, or a torch file read with
+        ``torch.load(weights_only=True)`` (a Lightning checkpoint's ``state_dict`` entry is used). Nothing
+        is unpickled beyond tensors and containers.
+    prefix
+        Keep only the keys starting with this prefix, and strip it. By default every key must belong to
+        the autoencoder, with any leading ``model.``/``autoencoder.`` removed.
+    """
+    state = _read_state_dict(Path(state_dict)) if isinstance(state_dict, (str, PathLike)) else state_dict
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = _strip_prefix(key, prefix)
+        if name is None:
+            continue
+        if not isinstance(value, torch.Tensor) or name in renamed:
+            raise ValueError(f"state dict entry {key!r} is not a tensor or maps to a name seen before ({name!r})")
+        renamed[name] = value
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(renamed))
+    unexpected = sorted(set(renamed) - set(expected))
+    mismatched = [
+        f"{key} {tuple(renamed[key].shape)} != {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in renamed and renamed[key].shape != value.shape
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"the state dict does not fit this autoencoder {model.config}: missing keys {_listing(missing)}, "
+            f"unexpected keys {_listing(unexpected)}, shape mismatches {_listing(mismatched)}; build the model "
+            "from the ae_config.yaml the weights were trained with, or pass prefix= to select its keys"
+        )
+    model.load_state_dict(renamed)
+    return model
+
+
+def _read_state_dict(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no state dict at {path}")
+    if path.suffix == ".safetensors":
+        return safetensors.torch.load_file(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"{path} cannot be read safely with torch.load(weights_only=True): {err}; re-export its tensors, "
+            "e.g. torch.save(ckpt['state_dict'], 'weights.pt') or safetensors.torch.save_file(...)"
+        ) from err
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+    return loaded.get("state_dict", loaded)
+
+
+def _strip_prefix(key: str, prefix: str | None) -> str | None:
+    if prefix is not None:
+        return key[len(prefix):] if key.startswith(prefix) else None
+    while key.startswith(_REFERENCE_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def _ae_section(document: Any, where: str) -> Mapping[str, Any]:
+    if isinstance(document, Mapping) and isinstance(document.get("ae"), Mapping):
+        return document["ae"]
+    data = document.get("data") if isinstance(document, Mapping) else None
+    if isinstance(data, Mapping) and isinstance(data.get("ae"), Mapping):
+        return data["ae"]
+    raise ValueError(f"{where} has no 'ae' section, neither at the top level nor under 'data'")
+
+
+def _conv_stack(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.GELU()]
+        in_channels = width
+    return nn.Sequential(*layers), in_channels
+
+
+def _check_shape(x: torch.Tensor, channels: int | None, name: str) -> None:
+    if x.ndim < 3 or (channels is not None and x.shape[-3] != channels):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (..., {channels or 'C'}, H, W)")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must hold positive integers, got {value!r}")
+    return int(value)
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_LISTED]) or "none"
+    return f"{shown} (and {len(names) - _LISTED} more)" if len(names) > _LISTED else shown
