@@ -6,6 +6,25 @@
 __version__ = "0.1.0"
 
 from xdepthrecon import accessor as _accessor  # noqa: E402,F401  (registers ds.depthrecon)
+from xdepthrecon.checkpoint import load  # noqa: E402
 from xdepthrecon.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standardize_surface  # noqa: E402
+from xdepthrecon.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
+from xdepthrecon.encoding import decode, encode  # noqa: E402
+from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
+from xdepthrecon.training import train_autoencoder  # noqa: E402
 
-__all__ = ["CANONICAL_DIMS", "SURFACE_DIMS", "__version__", "standardize", "standardize_surface"]
+__all__ = [
+    "CANONICAL_DIMS",
+    "SURFACE_DIMS",
+    "DepthBandAutoencoder",
+    "__version__",
+    "available_samples",
+    "decode",
+    "encode",
+    "fetch_asset",
+    "load",
+    "open_sample",
+    "standardize",
+    "standardize_surface",
+    "train_autoencoder",
+]

@@ -215,16 +215,16 @@ def _decode_time(values: np.ndarray, units: str, calendar: str) -> np.ndarray:
     """Decode numeric CF times; climatologies dated from year 0 (Ferret) are decoded with cftime."""
     import cftime
 
+    reference = units.split(" since ", 1)[1].strip()
+    if reference.startswith(("0000", "0-")):
+        return np.asarray(cftime.num2date(values, units, calendar="proleptic_gregorian", has_year_zero=True))
     try:
         return xr.coding.times.decode_cf_datetime(values, units, calendar)
-    except (ValueError, OverflowError):
-        reference = units.split(" since ", 1)[1].strip()
-        if not reference.startswith(("0000", "0-")):
-            raise ValueError(
-                f"cannot decode time units {units!r} (calendar {calendar!r}); fix the units attribute "
-                "or decode the time axis yourself before standardising."
-            ) from None
-        return np.asarray(cftime.num2date(values, units, calendar="proleptic_gregorian", has_year_zero=True))
+    except (ValueError, OverflowError) as error:
+        raise ValueError(
+            f"cannot decode time units {units!r} (calendar {calendar!r}): {error}; fix the units attribute "
+            "or decode the time axis yourself before standardising."
+        ) from None
 
 
 def set_axis_attrs(da: xr.DataArray) -> xr.DataArray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import xarray as xr
 
 from xdepthrecon.cube import standardize, standardize_surface
+from xdepthrecon.encoding import decode, encode
 
 
 class DepthReconAccessor:
@@ -25,6 +26,14 @@ class DepthReconAccessor:
     def standardize_surface(self, **kwargs) -> xr.Dataset:
         """Return the canonical surface field; see :func:`xdepthrecon.standardize_surface`."""
         return standardize_surface(self._obj, **kwargs)
+
+    def encode(self, autoencoder, **kwargs) -> xr.Dataset:
+        """Encode this cube to the autoencoder's latent; see :func:`xdepthrecon.encode`."""
+        return encode(self._obj, autoencoder, **kwargs)
+
+    def decode(self, autoencoder, **kwargs) -> xr.Dataset:
+        """Decode these latents back to a temperature cube; see :func:`xdepthrecon.decode`."""
+        return decode(self._obj, autoencoder, **kwargs)
 
 
 xr.register_dataset_accessor("depthrecon")(DepthReconAccessor)

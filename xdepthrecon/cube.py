@@ -301,3 +301,25 @@ def _raise_all_nan(name: Hashable) -> None:
         f"{str(name)!r} is all NaN: there is no ocean data in it. Check the fill value "
         "(_FillValue/missing_value) and that the region and depths you selected hold ocean."
     )
+
+
+def as_cube(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """Return ``ds`` unchanged when it is already a canonical cube, else :func:`standardize` it."""
+    if (
+        isinstance(ds, xr.Dataset)
+        and "thetao" in ds.data_vars
+        and ds.thetao.dims == CANONICAL_DIMS
+        and ds.thetao.attrs.get("units") == "degC"
+        and ds.depth.attrs.get("positive") == "down"
+    ):
+        return ds
+    return standardize(ds)
+
+
+def is_global(longitude: np.ndarray) -> bool:
+    """True when a regular longitude axis covers the whole circle, so that it wraps around."""
+    values = np.asarray(longitude, dtype="float64")
+    if values.size < 3:
+        return False
+    step = np.diff(values)
+    return bool(np.allclose(step, step[0], rtol=1e-3) and abs(values.size * step[0] - 360.0) < 1e-3 * 360.0)

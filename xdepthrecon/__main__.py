@@ -1,0 +1,5 @@
+"""``python -m xdepthrecon``: the command line."""
+
+from xdepthrecon.cli import main
+
+raise SystemExit(main())

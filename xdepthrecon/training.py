@@ -1,0 +1,195 @@
+"""Training the depth-band autoencoder as a library function.
+
+The loop is plain PyTorch: patches come from :class:`~xdepthrecon.batches.PatchDataset` (read window
+by window, so a dask-backed cube larger than memory is fine), the loss is computed in normalised
+units (every level counts alike), progress shows loss, validation loss and samples/s, and with
+``checkpoint=`` every epoch is saved atomically and a later call resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from xdepthrecon import checkpoint as _checkpoint
+from xdepthrecon.batches import PatchDataset, PrefetchLoader
+from xdepthrecon.cube import as_cube
+from xdepthrecon.models.autoencoder import DepthBandAutoencoder, reconstruction_loss
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device to train on: ``device`` if given, else CUDA when available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_autoencoder(
+    cube: xr.Dataset | xr.DataArray,
+    latent_channels: int = 12,
+    epochs: int = 10,
+    batch_size: int = 16,
+    lr: float = 1e-4,
+    l1_weight: float = 1.0,
+    l2_weight: float = 0.5,
+    masked_only: bool = True,
+    patch_size: int = 64,
+    val_fraction: float = 0.1,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    checkpoint: str | PathLike[str] | None = None,
+    progress: bool = True,
+    encoder_channels: tuple[int, ...] = (64, 96, 128),
+    decoder_channels: tuple[int, ...] = (128, 96, 64),
+    patches_per_window: int | None = None,
+    max_land_fraction: float = 0.9,
+    augment: bool = True,
+) -> DepthBandAutoencoder:
+    """Train a :class:`~xdepthrecon.DepthBandAutoencoder` on a temperature cube.
+
+    Parameters
+    ----------
+    cube
+        Training cube in any layout :func:`xdepthrecon.standardize` understands; may be dask-backed
+        and larger than memory (patches are read window by window).
+    latent_channels, encoder_channels, decoder_channels
+        Architecture (see :class:`~xdepthrecon.DepthBandAutoencoder`).
+    epochs
+        Total number of epochs; when resuming from ``checkpoint``, training continues up to this count.
+    batch_size, lr
+        Patches per step and AdamW learning rate.
+    l1_weight, l2_weight
+        Loss weights of the L1 and L2 (MSE) terms, in normalised units.
+    masked_only
+        True: the loss covers only valid values (land and below-bottom NaNs never count). False: NaN
+        positions count too, with the level mean as their target (the reference system's default);
+        either way NaN never reaches the network.
+    patch_size
+        Patch height and width in grid cells.
+    val_fraction
+        Fraction of the cube's windows (whole blocks of one time step) held out for validation.
+    device
+        Where to train; default CUDA when available, else the CPU.
+    seed
+        Seeds weights, patch order and crops: the same seed gives the same model on the CPU.
+    checkpoint
+        File to save to after every epoch (atomically); if it exists, training resumes from it.
+    progress
+        Show a progress bar with loss, validation loss and samples/s.
+    patches_per_window, max_land_fraction, augment
+        Passed to :class:`~xdepthrecon.batches.PatchDataset`.
+
+    Returns
+    -------
+    DepthBandAutoencoder
+        The trained model in eval mode, with per-level statistics and depth levels set, and
+        ``history``: one dict per epoch (``epoch``, ``loss``, ``val_loss``, ``samples_per_s``, ``seconds``).
+    """
+    from tqdm.auto import tqdm
+
+    thetao = as_cube(cube).thetao
+    target = pick_device(device)
+    dataset = PatchDataset({"y": thetao}, patch_size=patch_size, patches_per_window=patches_per_window,
+                           max_land_fraction=max_land_fraction, augment=augment, seed=seed)
+    train_windows, val_windows = dataset.split(val_fraction) if val_fraction > 0 else (dataset.all_windows(), [])
+    train_set = PatchDataset({"y": thetao}, patch_size, dataset.patches_per_window, max_land_fraction, augment,
+                             seed, windows=train_windows)
+    val_set = (PatchDataset({"y": thetao}, patch_size, dataset.patches_per_window, max_land_fraction, False,
+                            seed + 1, windows=val_windows) if val_windows else None)
+
+    path = None if checkpoint is None else Path(checkpoint)
+    torch.manual_seed(seed)
+    if path is not None and path.exists():
+        model = _checkpoint.load(path, device=target)
+        state = _checkpoint.load_training_state(path)
+        _check_resumable(model, path, thetao, latent_channels, encoder_channels, decoder_channels)
+    else:
+        mean, std = _level_statistics(thetao)
+        model = DepthBandAutoencoder(thetao.sizes["depth"], latent_channels, encoder_channels, decoder_channels,
+                                     depth=thetao.depth.values, mean=mean, std=std).to(target)
+        state = None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        history = list(state["history"])
+        start = int(state["epoch"]) + 1
+        torch.set_rng_state(state["rng"])
+
+    bar = tqdm(range(start, epochs), desc="autoencoder", disable=not progress, unit="epoch")
+    for epoch in bar:
+        began = time.perf_counter()
+        train_set.set_epoch(epoch)
+        model.train()
+        total, samples = 0.0, 0
+        for batch in PrefetchLoader(train_set, batch_size, device=target):
+            loss = _loss(model, batch["y"], masked_only, l1_weight, l2_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch["y"])
+            samples += len(batch["y"])
+        seconds = time.perf_counter() - began
+        record = {"epoch": epoch, "loss": total / max(samples, 1),
+                  "val_loss": _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight),
+                  "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}",
+                        rate=f"{record['samples_per_s']:.1f}/s")
+        if path is not None:
+            _checkpoint.save(model, path, training_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
+                                                          "rng": torch.get_rng_state(), "history": history})
+    model.eval()
+    model.history = history
+    return model
+
+
+def _level_statistics(thetao: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-level mean and std (degC) over time and space, NaN skipped, in one pass over dask data."""
+    dims = ("time", "latitude", "longitude")
+    both = xr.concat([thetao.mean(dims), thetao.std(dims)], dim="statistic").compute()
+    mean, std = both.values
+    empty = thetao.depth.values[np.isnan(mean)]
+    if empty.size:
+        raise ValueError(f"depth levels {empty.tolist()} m hold no valid value in the training cube; "
+                         "drop them (cube.sel(depth=...)) or train on a region with ocean at those depths.")
+    return mean, np.maximum(std, 1e-3)
+
+
+def _loss(model: DepthBandAutoencoder, y: torch.Tensor, masked_only: bool, l1: float, l2: float) -> torch.Tensor:
+    valid = ~torch.isnan(y)
+    target = torch.where(valid, model.normalize(y), 0.0)
+    prediction = model.normalize(model(y))
+    return reconstruction_loss(prediction, target, valid if masked_only else None, l1_weight=l1, l2_weight=l2)
+
+
+def _validate(model: DepthBandAutoencoder, dataset: PatchDataset | None, batch_size: int, device: torch.device,
+              masked_only: bool, l1: float, l2: float) -> float:
+    if dataset is None:
+        return float("nan")
+    model.eval()
+    total, samples = 0.0, 0
+    with torch.no_grad():
+        for batch in PrefetchLoader(dataset, batch_size, device=device):
+            total += float(_loss(model, batch["y"], masked_only, l1, l2)) * len(batch["y"])
+            samples += len(batch["y"])
+    return total / max(samples, 1)
+
+
+def _check_resumable(model: DepthBandAutoencoder, path: Path, thetao: xr.DataArray, latent_channels: int,
+                     encoder_channels: tuple[int, ...], decoder_channels: tuple[int, ...]) -> None:
+    wanted = {"latent_channels": latent_channels, "encoder_channels": list(encoder_channels),
+              "decoder_channels": list(decoder_channels)}
+    differ = {k: (model.config[k], v) for k, v in wanted.items() if model.config[k] != v}
+    if differ:
+        raise ValueError(f"cannot resume from {path}: it holds a model with other settings "
+                         f"({', '.join(f'{k}: saved {a}, asked {b}' for k, (a, b) in differ.items())}); "
+                         "use the same settings or another checkpoint path.")
+    model.check_levels(thetao.depth.values)
