@@ -13,7 +13,7 @@ Height and width must be multiples of ``k``; anything else is refused with a Val
 how to crop.
 
 Parameter names, which are also the layout of the reference state dicts once their ``model.`` prefix
-is removed: ``encoder.0``, ``encoder.2``, ... (the 3x3 convolutions; GELUs sit at the odd indices),
+is removed (:mod:`xdepthrecon.models.reference` reads reference configs and weights): ``encoder.0``, ``encoder.2``, ... (the 3x3 convolutions; GELUs sit at the odd indices),
 ``to_latent``, ``decoder.0``, ``decoder.2``, ..., ``to_output``, each with ``.weight`` and ``.bias``.
 """
 
@@ -28,22 +28,17 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-import safetensors.torch
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon.models.reference import load_reference_state_dict, read_config
+
+__all__ = ["DepthBandAutoencoder", "level_statistics", "load_reference_state_dict", "reconstruction_loss"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float], float]
 
-#: Prefixes a training wrapper puts before the autoencoder's parameter names.
-_REFERENCE_PREFIXES = ("model.", "autoencoder.")
-_REFERENCE_MODEL_TYPE = "depth_band_ae"
-_AE_SECTION_KEYS = frozenset(
-    {"model_type", "in_channels", "latent_channels", "spatial_downsample", "encoder", "decoder", "loss", "training"}
-)
 #: Two depth levels are the same level when they agree to this tolerance (m); float32 files round depths.
 _DEPTH_RTOL, _DEPTH_ATOL = 1e-6, 1e-3
 _LISTED = 8
@@ -122,7 +117,7 @@ class DepthBandAutoencoder(nn.Module):
 
         The ``ae`` section may sit at the top level or under ``data``. Its ``loss`` and ``training``
         sections are kept, unchanged, in ``model.training_config``; settings it does not give take
-        this class's defaults.
+        this class's defaults. The reading itself is :func:`xdepthrecon.models.reference.read_config`.
 
         Parameters
         ----------
@@ -131,31 +126,9 @@ class DepthBandAutoencoder(nn.Module):
         depth, mean, std
             As in the constructor (a config file holds none of them).
         """
-        if isinstance(source, Mapping):
-            document, where = source, "the config"
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise FileNotFoundError(f"no autoencoder config at {path}; pass the path of an ae_config.yaml")
-            document, where = yaml.safe_load(path.read_text(encoding="utf-8")), str(path)
-        section = _ae_section(document, where)
-        unknown = sorted(set(section) - _AE_SECTION_KEYS)
-        if unknown:
-            accepted = sorted(_AE_SECTION_KEYS)
-            raise ValueError(f"{where}: unknown keys {unknown} in the 'ae' section; accepted: {accepted}")
-        model_type = section.get("model_type", _REFERENCE_MODEL_TYPE)
-        if model_type != _REFERENCE_MODEL_TYPE:
-            raise ValueError(f"{where}: ae.model_type is {model_type!r}; only {_REFERENCE_MODEL_TYPE!r} is supported")
-        if "in_channels" not in section:
-            raise ValueError(f"{where}: the 'ae' section needs in_channels (the number of depth levels)")
-        sizes = ("in_channels", "latent_channels", "spatial_downsample")
-        kwargs = {key: section[key] for key in sizes if key in section}
-        for part, argument in (("encoder", "encoder_channels"), ("decoder", "decoder_channels")):
-            widths = (section.get(part) or {}).get("hidden_channels")
-            if widths is not None:
-                kwargs[argument] = widths
+        kwargs, training_config = read_config(source)
         model = cls(**kwargs, depth=depth, mean=mean, std=std)
-        model.training_config = {part: dict(section.get(part) or {}) for part in ("loss", "training")}
+        model.training_config = training_config
         return model
 
     @property
@@ -416,91 +389,6 @@ def reconstruction_loss(
     return (l1_weight * error.abs().sum() + l2_weight * error.square().sum()) / count
 
 
-def load_reference_state_dict(
-    model: DepthBandAutoencoder,
-    state_dict: Mapping[str, torch.Tensor] | str | PathLike[str],
-    prefix: str | None = None,
-) -> DepthBandAutoencoder:
-    """Load weights saved by the reference system (DepthDif) into ``model``; return ``model``.
-
-    Keys are expected as ``<prefix>encoder.0.weight``, ..., ``<prefix>to_latent.weight``,
-    ``<prefix>decoder.0.weight``, ..., ``<prefix>to_output.bias`` (see the module docstring). The
-    reference normalises with one global mean and std (289.74 K, 10.93 K per the design notes), so
-    build ``model`` with ``mean=16.59, std=10.93`` to reproduce its outputs in degC.
-
-    Parameters
-    ----------
-    model
-        An autoencoder built with the reference's architecture, e.g. by :meth:`DepthBandAutoencoder.from_config`.
-    state_dict
-        The state dict, or the path of a file holding it: ``.safetensors``, or a torch file read with
-        ``torch.load(weights_only=True)`` (a Lightning checkpoint's ``state_dict`` entry is used). Nothing
-        is unpickled beyond tensors and containers.
-    prefix
-        Keep only the keys starting with this prefix, and strip it. By default every key must belong to
-        the autoencoder, with any leading ``model.``/``autoencoder.`` removed.
-    """
-    state = _read_state_dict(Path(state_dict)) if isinstance(state_dict, (str, PathLike)) else state_dict
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        name = _strip_prefix(key, prefix)
-        if name is None:
-            continue
-        if not isinstance(value, torch.Tensor) or name in renamed:
-            raise ValueError(f"state dict entry {key!r} is not a tensor or maps to a name seen before ({name!r})")
-        renamed[name] = value
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(renamed))
-    unexpected = sorted(set(renamed) - set(expected))
-    mismatched = [
-        f"{key} {tuple(renamed[key].shape)} != {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in renamed and renamed[key].shape != value.shape
-    ]
-    if missing or unexpected or mismatched:
-        raise ValueError(
-            f"the state dict does not fit this autoencoder {model.config}: missing keys {_listing(missing)}, "
-            f"unexpected keys {_listing(unexpected)}, shape mismatches {_listing(mismatched)}; build the model "
-            "from the ae_config.yaml the weights were trained with, or pass prefix= to select its keys"
-        )
-    model.load_state_dict(renamed)
-    return model
-
-
-def _read_state_dict(path: Path) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no state dict at {path}")
-    if path.suffix == ".safetensors":
-        return safetensors.torch.load_file(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"{path} cannot be read safely with torch.load(weights_only=True): {err}; re-export its tensors, "
-            "e.g. torch.save(ckpt['state_dict'], 'weights.pt') or safetensors.torch.save_file(...)"
-        ) from err
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
-    return loaded.get("state_dict", loaded)
-
-
-def _strip_prefix(key: str, prefix: str | None) -> str | None:
-    if prefix is not None:
-        return key[len(prefix):] if key.startswith(prefix) else None
-    while key.startswith(_REFERENCE_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
-
-
-def _ae_section(document: Any, where: str) -> Mapping[str, Any]:
-    if isinstance(document, Mapping) and isinstance(document.get("ae"), Mapping):
-        return document["ae"]
-    data = document.get("data") if isinstance(document, Mapping) else None
-    if isinstance(data, Mapping) and isinstance(data.get("ae"), Mapping):
-        return data["ae"]
-    raise ValueError(f"{where} has no 'ae' section, neither at the top level nor under 'data'")
-
-
 def _conv_stack(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for width in widths:
@@ -525,7 +413,3 @@ def _as_numpy(values: Any) -> np.ndarray:
         return values.detach().cpu().numpy()
     return np.asarray(values)
 
-
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_LISTED]) or "none"
-    return f"{shown} (and {len(names) - _LISTED} more)" if len(names) > _LISTED else shown
