@@ -11,6 +11,7 @@ from xdepthrecon.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standard
 from xdepthrecon.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
 from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
+from xdepthrecon.sst import align_sst  # noqa: E402
 from xdepthrecon.training import train_autoencoder  # noqa: E402
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SURFACE_DIMS",
     "DepthBandAutoencoder",
     "__version__",
+    "align_sst",
     "available_samples",
     "decode",
     "encode",

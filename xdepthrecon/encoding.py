@@ -72,7 +72,7 @@ def encode(
     ds: xr.Dataset | xr.DataArray,
     autoencoder: DepthBandAutoencoder,
     batch_size: int = 16,
-    tile: int = 256,
+    tile: int = 128,
     device: str | torch.device | None = None,
     fast: bool = False,
 ) -> xr.Dataset:
@@ -133,7 +133,7 @@ def decode(
     ds: xr.Dataset,
     autoencoder: DepthBandAutoencoder,
     batch_size: int = 16,
-    tile: int = 256,
+    tile: int = 128,
     device: str | torch.device | None = None,
     fast: bool = False,
 ) -> xr.Dataset:
