@@ -99,3 +99,27 @@ def is_pressure(units: str) -> bool:
 def matches_axis_name(name: str, axis: str) -> bool:
     """True if ``name`` is a known coordinate name for the canonical ``axis``."""
     return any(re.fullmatch(pattern, str(name)) for pattern in AXIS_NAME_PATTERNS[axis])
+
+
+#: Variable (or column) names of profile data per role, most specific first: our canonical form,
+#: EN4 (``POTM_CORRECTED``, ``DEPH_CORRECTED``, ``JULD``), Argo and argopy (``TEMP``, ``PRES``, ``JULD``/``TIME``)
+#: and common spellings in tables. Argo ``*_ADJUSTED`` companions are looked up beside the name found.
+PROFILE_NAMES: dict[str, tuple[str, ...]] = {
+    "temperature": ("temperature", "POTM_CORRECTED", "POTM", "thetao", "TEMP", "temp", "Temperature", "theta"),
+    "depth": ("depth", "DEPH_CORRECTED", "DEPH", "DEPTH", "Depth", "depth_m", "z"),
+    "pressure": ("pressure", "PRES", "pres", "PRESSURE", "Pressure"),
+    "latitude": ("latitude", "LATITUDE", "lat", "LAT", "Latitude"),
+    "longitude": ("longitude", "LONGITUDE", "lon", "LON", "long", "Longitude"),
+    "time": ("time", "JULD", "TIME", "date", "datetime", "Time"),
+    "platform": ("platform", "PLATFORM_NUMBER", "platform_number", "wmo", "WMO"),
+}
+
+#: Per-profile QC flags of position and time in Argo, EN4 and argopy data.
+PROFILE_POSITION_TIME_FLAGS: tuple[str, ...] = ("POSITION_QC", "JULD_QC", "TIME_QC")
+
+#: Whole-profile QC flag values that reject a profile: EN4 ``PROFILE_POTM_QC == '4'``, Argo ``PROFILE_TEMP_QC ==
+#: 'F'`` (no good level).
+PROFILE_REJECT_FLAGS: tuple[str, ...] = ("4", "F")
+
+#: Table columns that, beside position, time and platform, tell profiles apart (argopy's point layout).
+PROFILE_GROUP_COLUMNS: tuple[str, ...] = ("CYCLE_NUMBER", "DIRECTION")

@@ -1,0 +1,397 @@
+"""Grid canonical profiles onto a cube's grid, levels and times: the sparse model input ``x``.
+
+Each profile is interpolated in the vertical to the cube's levels inside its sampled range only,
+then assigned to the nearest grid cell, and the profiles of a cell within a time window around each
+cube time are averaged. Everything is vectorised numpy; profiles that fall outside the grid or the
+time axis are counted and reported, never silently lost.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xdepthrecon._provenance import describe_call, with_history
+from xdepthrecon.cube import CANONICAL_DIMS
+from xdepthrecon.profiles import _is_canonical, read_profiles
+
+#: A profile sample within this many metres of a cube level is taken as the value at that level.
+_SNAP = 1e-3
+#: Profiles interpolated at a time (bounds the temporary memory).
+_CHUNK = 65_536
+#: Padding depth (m) of missing samples during interpolation; beyond any real depth.
+_PAD = 1.0e5
+#: Width (degrees) assumed for a grid axis of one cell when the other axis gives no spacing either.
+_FALLBACK_CELL = 1.0
+_DAY_NS = 86_400 * 10**9
+_LEAP_YEAR_NS = 366 * _DAY_NS
+
+
+def grid_profiles(
+    profiles: xr.Dataset,
+    like: xr.Dataset | xr.DataArray,
+    window: str | pd.Timedelta | _dt.timedelta | np.timedelta64 = "7D",
+    max_gap: float = 25.0,
+    max_gap_fraction: float = 0.25,
+    mask_land: bool = True,
+) -> xr.Dataset:
+    """Grid profiles onto the grid, levels and times of a canonical cube.
+
+    1. **Vertical**: each profile is interpolated linearly to the cube's depth levels, only inside
+       its sampled range (never extrapolated). A sample within 1 mm of a level is taken as it is.
+       A level between two samples further apart than ``max_gap + max_gap_fraction * depth``
+       metres is left empty (the default allows 27.5 m at 10 m depth, 150 m at 500 m, 525 m at
+       2000 m: standard bottle levels are bridged, a missing thermocline is not).
+    2. **Horizontal**: each profile goes to the grid cell whose centre is nearest (cells are bounded
+       half-way between centres, the outer cells by half their spacing); longitude wraps for a
+       grid that spans 360 degrees. Profiles outside every cell are counted, not used.
+    3. **Time**: cube time ``t`` takes the profiles with ``|time - t| <= window / 2``; a profile may
+       fall in the windows of several cube times. ``window="month"`` takes the profiles of the same
+       calendar month instead. For a climatological cube (cftime times in year 0 or 1, as Ferret
+       climatologies have) only the time of year counts: profile and cube dates are compared by
+       day of year (on a leap-year calendar, circular over the new year) or, with ``"month"``, by month.
+    4. Where several profiles fall in one cell, level and time, ``x`` is their mean.
+
+    Parameters
+    ----------
+    profiles
+        Canonical profiles (see :func:`xdepthrecon.read_profiles`); anything else is read with it first.
+    like
+        Canonical cube (see :func:`xdepthrecon.standardize`) whose time, depth, latitude and
+        longitude define the output; with ``mask_land``, its ``thetao`` NaNs mark land.
+    window
+        Full width of the time window (pandas Timedelta string such as ``"7D"`` or ``"12h"``, a
+        timedelta) or ``"month"``.
+    max_gap, max_gap_fraction
+        Largest gap between two samples bridged by interpolation, in metres: ``max_gap +
+        max_gap_fraction * depth``. Pass ``max_gap_fraction=0`` for a constant threshold,
+        ``max_gap=np.inf`` to bridge any gap.
+    mask_land
+        Drop (and count) values in cells where the cube's ``thetao`` is NaN, so that ``x_mask``
+        lies within the ocean. Reads ``thetao``, one time at a time.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``x(time, depth, latitude, longitude)`` in degC (NaN where unobserved; dtype of
+        ``thetao``, float32 without it) and ``x_mask`` (bool, True where observed), on ``like``'s
+        coordinates. Attributes count the profiles: ``profiles_total``, ``profiles_used``,
+        ``profiles_outside_domain``, ``profiles_outside_time``, ``profiles_without_levels``
+        (no cube level inside their range), ``values_on_land``; a warning names any that were left out.
+
+    Examples
+    --------
+    >>> gridded = xdepthrecon.grid_profiles(profiles, like=cube, window="7D")  # doctest: +SKIP
+    >>> gridded.x.dims  # doctest: +SKIP
+    ('time', 'depth', 'latitude', 'longitude')
+    """
+    call = describe_call("xdepthrecon.grid_profiles", window=str(window), max_gap=max_gap,
+                         max_gap_fraction=max_gap_fraction, mask_land=mask_land)
+    if not _is_canonical(profiles):
+        profiles = read_profiles(profiles)
+    thetao, coords = _cube_parts(like)
+    levels = np.asarray(coords["depth"].values, dtype="float64")
+    lat = np.asarray(coords["latitude"].values, dtype="float64")
+    lon = np.asarray(coords["longitude"].values, dtype="float64")
+    dtype = thetao.dtype if thetao is not None and np.issubdtype(thetao.dtype, np.floating) else np.dtype("float32")
+    if max_gap < 0 or max_gap_fraction < 0:
+        raise ValueError(f"max_gap ({max_gap}) and max_gap_fraction ({max_gap_fraction}) must be >= 0.")
+
+    values = interpolate_levels(profiles["depth"].values, profiles["temperature"].values, levels,
+                                max_gap, max_gap_fraction, dtype)
+    has_level = np.isfinite(values).any(axis=1)
+    lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, _spacing(lon), periodic=False)
+    lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, _spacing(lat), periodic=_is_global(lon))
+    inside = lat_inside & lon_inside
+    cell = lat_index * lon.size + lon_index
+    windows = _TimeWindows(coords["time"].values, profiles["time"].values, window)
+
+    n_times, n_cells = coords.sizes["time"], lat.size * lon.size
+    x = np.full((n_times, levels.size, lat.size, lon.size), np.nan, dtype=dtype)
+    matched = np.zeros(values.shape[0], dtype=bool)
+    on_land = 0
+    for t in range(n_times):
+        members = windows.members(t)
+        matched[members] = True
+        members = members[inside[members] & has_level[members]]
+        if members.size == 0:
+            continue
+        mean = _cell_mean(values[members], cell[members], n_cells).reshape(x.shape[1:])
+        if mask_land and thetao is not None:
+            land = np.isnan(np.asarray(thetao.isel(time=t).values))
+            on_land += int(np.count_nonzero(np.isfinite(mean) & land))
+            mean[land] = np.nan
+        x[t] = mean
+
+    counts = {
+        "profiles_total": int(values.shape[0]),
+        "profiles_used": int((inside & matched & has_level).sum()),
+        "profiles_outside_domain": int((~inside).sum()),
+        "profiles_outside_time": int((inside & ~matched).sum()),
+        "profiles_without_levels": int((inside & matched & ~has_level).sum()),
+        "values_on_land": on_land,
+    }
+    _warn_left_out(counts, windows.description)
+    out_coords = {name: coords[name].variable for name in CANONICAL_DIMS}
+    x_attrs = {"long_name": "temperature of the profiles gridded to the cube", "units": "degC",
+               "standard_name": profiles["temperature"].attrs.get("standard_name", "sea_water_temperature")}
+    history = {"history": profiles.attrs["history"]} if "history" in profiles.attrs else {}
+    return xr.Dataset(
+        {"x": (CANONICAL_DIMS, x, x_attrs),
+         "x_mask": (CANONICAL_DIMS, np.isfinite(x), {"long_name": "cell, level and time observed by profiles"})},
+        coords=out_coords,
+        attrs={**with_history(history, call), **counts, "time_matching": windows.description},
+    )
+
+
+def interpolate_levels(
+    depth: np.ndarray,
+    temperature: np.ndarray,
+    levels: np.ndarray,
+    max_gap: float = 25.0,
+    max_gap_fraction: float = 0.25,
+    dtype: np.dtype | type = np.float32,
+) -> np.ndarray:
+    """Interpolate profiles ``(profile, level)`` to ``levels``, inside each one's sampled range only.
+
+    The vertical step of :func:`grid_profiles` (see there for the rules), for other users of the
+    profiles on cube levels, such as baselines. Samples may come in any order; NaN marks no sample.
+
+    Parameters
+    ----------
+    depth, temperature
+        ``(profile, sample)`` arrays of depth (m) and temperature.
+    levels
+        Increasing target depths (m).
+    max_gap, max_gap_fraction
+        Largest bridged gap between samples: ``max_gap + max_gap_fraction * level`` metres.
+    dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(profile, len(levels))``, NaN where a level is outside the profile or in a too-big gap.
+    """
+    levels = np.asarray(levels, dtype="float64")
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"depth and temperature must be (profile, sample) arrays, got shape {depth.shape}.")
+    if levels.size and (levels.max() >= _PAD / 2 or np.any(np.diff(levels) <= 0)):
+        raise ValueError("levels must be increasing depths in metres, below 50 km.")
+    allowed = max_gap + max_gap_fraction * levels
+    out = np.empty((depth.shape[0], levels.size), dtype=dtype)
+    for start in range(0, depth.shape[0], _CHUNK):
+        stop = start + _CHUNK
+        out[start:stop] = _interpolate_chunk(np.asarray(depth[start:stop], dtype="float64"),
+                                             np.asarray(temperature[start:stop], dtype="float64"), levels, allowed)
+    return out
+
+
+def _interpolate_chunk(depth: np.ndarray, temperature: np.ndarray, levels: np.ndarray,
+                       allowed: np.ndarray) -> np.ndarray:
+    rows, width = depth.shape
+    if width == 0 or levels.size == 0:
+        return np.full((rows, levels.size), np.nan)
+    valid = np.isfinite(depth) & np.isfinite(temperature) & (depth < _PAD / 2)
+    key = np.where(valid, depth, _PAD)
+    order = np.argsort(key, axis=1, kind="stable")
+    key = np.take_along_axis(key, order, axis=1)
+    temperature = np.take_along_axis(temperature, order, axis=1)
+    count = valid.sum(axis=1)[:, None]
+    # One searchsorted for all rows: shift row r by r * 2 * _PAD so the rows stay sorted end to end.
+    shift = np.arange(rows)[:, None] * (2 * _PAD)
+    below = np.searchsorted((key + shift).ravel(), (levels[None, :] + shift).ravel(), side="right")
+    below = below.reshape(rows, levels.size) - np.arange(rows)[:, None] * width  # samples at or above the level
+    upper = np.minimum(below, width - 1)
+    lower = np.maximum(below - 1, 0)
+    d0, d1 = np.take_along_axis(key, lower, axis=1), np.take_along_axis(key, upper, axis=1)
+    t0, t1 = np.take_along_axis(temperature, lower, axis=1), np.take_along_axis(temperature, upper, axis=1)
+    z = levels[None, :]
+    at_lower = (below >= 1) & (np.abs(z - d0) <= _SNAP)
+    at_upper = (below < count) & (np.abs(d1 - z) <= _SNAP)
+    between = (below >= 1) & (below < count) & (d1 - d0 <= allowed[None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        interpolated = t0 + (t1 - t0) * (z - d0) / (d1 - d0)
+    return np.where(at_lower, t0, np.where(at_upper, t1, np.where(between, interpolated, np.nan)))
+
+
+def _cube_parts(like: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray | None, xr.Dataset]:
+    """The cube's ``thetao`` (or None) and its canonical coordinates, checked."""
+    if isinstance(like, xr.DataArray):
+        thetao = like
+    elif isinstance(like, xr.Dataset):
+        thetao = like["thetao"] if "thetao" in like.data_vars else None
+    else:
+        raise TypeError(f"like must be a canonical cube (xarray Dataset or DataArray), got {type(like).__name__}.")
+    missing = [name for name in CANONICAL_DIMS if name not in like.coords or like[name].ndim != 1]
+    if missing:
+        raise ValueError(
+            f"like has no 1-D {', '.join(missing)} coordinate; pass a canonical cube "
+            "(xdepthrecon.standardize(ds)) whose time, depth, latitude and longitude define the grid."
+        )
+    coords = xr.Dataset(coords={name: like[name] for name in CANONICAL_DIMS})
+    for name in ("depth", "latitude", "longitude"):
+        values = np.asarray(coords[name].values, dtype="float64")
+        if values.size > 1 and np.any(np.diff(values) <= 0):
+            raise ValueError(f"the cube's {name} is not increasing; standardise it with xdepthrecon.standardize.")
+    lon = coords["longitude"].values
+    if lon.size and (lon.min() < -180 or lon.max() >= 180):
+        raise ValueError("the cube's longitudes are not in [-180, 180); standardise it with xdepthrecon.standardize.")
+    if thetao is not None and thetao.dims != CANONICAL_DIMS:
+        raise ValueError(f"thetao has dims {thetao.dims}, not {CANONICAL_DIMS}; standardise the cube first.")
+    return thetao, coords
+
+
+def _spacing(centres: np.ndarray) -> float:
+    return float(np.median(np.diff(centres))) if centres.size > 1 else _FALLBACK_CELL
+
+
+def _is_global(lon: np.ndarray) -> bool:
+    """True when longitude centres cover 360 degrees with their spacing (the axis wraps)."""
+    if lon.size < 2:
+        return False
+    step = _spacing(lon)
+    return bool(abs(lon[-1] - lon[0] + step - 360.0) <= 0.01 * step)
+
+
+def _cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each centre to its cell's lower and upper bounds.
+
+    Bounds lie half-way between neighbouring centres; the outer cells extend by half their inner
+    spacing. A spacing over twice the typical one (a grid split at the dateline) is not a cell:
+    there the cell extends by half the typical spacing.
+    """
+    if centres.size == 1:
+        return np.array([fallback / 2]), np.array([fallback / 2])
+    spacing = np.diff(centres)
+    typical = np.median(spacing)
+    spacing = np.where(spacing > 2 * typical, typical, spacing)
+    return np.r_[spacing[0], spacing] / 2, np.r_[spacing, spacing[-1]] / 2
+
+
+def _nearest_cell(x: np.ndarray, centres: np.ndarray, fallback: float, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the cell holding each ``x`` and whether it lies in any cell at all."""
+    x = np.asarray(x, dtype="float64")
+    lower, upper = _cell_halves(centres, fallback)
+    if periodic:
+        start = centres[0] - lower[0]
+        x = start + np.mod(x - start, 360.0)
+    index = np.searchsorted((centres[1:] + centres[:-1]) / 2, x)
+    offset = x - centres[index]
+    inside = (offset >= -lower[index] - 1e-9) & (offset <= upper[index] + 1e-9)
+    return index, inside
+
+
+def _as_profile_times(times: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Cube times as datetime64 and whether the axis is a climatology (cftime in year 0 or 1).
+
+    Climatological dates are placed in the leap year 2000 (year 0 of the proleptic Gregorian
+    calendar is a leap year too), keeping month, day and time of day.
+    """
+    values = np.asarray(times)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[ns]"), False
+    if values.size and all(hasattr(t, "calendar") for t in values.ravel()):
+        climatology = all(t.year <= 1 for t in values.ravel())
+        try:
+            dates = [_dt.datetime(2000 if climatology else t.year, t.month, t.day, t.hour, t.minute, t.second,
+                                  t.microsecond) for t in values.ravel()]
+        except ValueError as err:
+            raise ValueError(
+                f"cube times {values[:3]} ... cannot be placed on the real calendar ({err}); convert the "
+                "time axis to datetime64 first."
+            ) from None
+        return np.array(dates, dtype="datetime64[ns]").reshape(values.shape), climatology
+    if values.size == 0:
+        return values.astype("datetime64[ns]"), False
+    raise TypeError(f"cube times of dtype {values.dtype} are not dates; standardise the cube first.")
+
+
+def _year_position(times: np.ndarray) -> np.ndarray:
+    """Nanoseconds since the start of the year, on a leap-year calendar (1 March is day 61 every year)."""
+    years = times.astype("datetime64[Y]")
+    offset = (times - years.astype("datetime64[ns]")).astype("int64")
+    year = years.astype("int64") + 1970
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    return offset + np.where(~leap & (offset >= 59 * _DAY_NS), _DAY_NS, 0)
+
+
+class _TimeWindows:
+    """Which profiles fall in the window of each cube time (one searchsorted per cube time)."""
+
+    def __init__(self, cube_times: np.ndarray, profile_times: np.ndarray, window) -> None:
+        cube, climatology = _as_profile_times(cube_times)
+        profiles = np.asarray(profile_times).astype("datetime64[ns]")
+        self.period: int | None = None
+        if isinstance(window, str) and window.strip().lower() == "month":
+            months_cube, months_profiles = cube.astype("datetime64[M]").astype("int64"), profiles.astype(
+                "datetime64[M]").astype("int64")
+            if climatology:
+                months_cube, months_profiles = months_cube % 12, months_profiles % 12
+            self.cube, self.half, positions = months_cube, 0, months_profiles
+            self.description = "same calendar month" + (" of any year (climatology)" if climatology else "")
+        else:
+            width = _window_ns(window)
+            self.half = width // 2
+            if climatology:
+                self.cube, positions, self.period = _year_position(cube), _year_position(profiles), _LEAP_YEAR_NS
+                self.description = f"within +-{pd.Timedelta(self.half, 'ns')} in day of year (climatology)"
+            else:
+                self.cube, positions = cube.astype("int64"), profiles.astype("int64")
+                self.description = f"within +-{pd.Timedelta(self.half, 'ns')} of the cube time"
+        self.order = np.argsort(positions, kind="stable")
+        self.sorted = positions[self.order]
+
+    def members(self, t: int) -> np.ndarray:
+        """Indices of the profiles in the window of cube time ``t``."""
+        centre = int(self.cube[t])
+        if self.period is not None and 2 * self.half >= self.period:
+            return self.order
+        shifts = (0,) if self.period is None else (-self.period, 0, self.period)
+        parts = [self.order[np.searchsorted(self.sorted, centre + s - self.half, side="left"):
+                            np.searchsorted(self.sorted, centre + s + self.half, side="right")] for s in shifts]
+        return np.concatenate(parts)
+
+
+def _window_ns(window) -> int:
+    try:
+        width = pd.Timedelta(window)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"window={window!r} is not a time span; pass e.g. '7D', '12h', a timedelta, or 'month'."
+        ) from None
+    if width < pd.Timedelta(0):
+        raise ValueError(f"window={window!r} is negative; pass a full window width such as '7D'.")
+    return int(width.value)
+
+
+def _cell_mean(values: np.ndarray, cell: np.ndarray, n_cells: int) -> np.ndarray:
+    """Mean per (level, cell) of ``values (profile, level)`` in cells ``cell (profile,)``; NaN where none."""
+    n_levels = values.shape[1]
+    profile, level = np.nonzero(np.isfinite(values))
+    flat = level * n_cells + cell[profile]
+    counts = np.bincount(flat, minlength=n_levels * n_cells)
+    sums = np.bincount(flat, weights=values[profile, level], minlength=n_levels * n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts).astype(values.dtype)
+
+
+def _warn_left_out(counts: dict[str, int], matching: str) -> None:
+    reasons = {
+        "profiles_outside_domain": "outside the cube's latitude/longitude grid",
+        "profiles_outside_time": f"in no cube time's window ({matching})",
+        "profiles_without_levels": "without a cube level inside their sampled depth range",
+        "values_on_land": "values (not profiles) in cells that are land in the cube",
+    }
+    left_out = [f"{counts[key]} {why}" for key, why in reasons.items() if counts[key]]
+    if left_out:
+        warnings.warn(
+            f"grid_profiles used {counts['profiles_used']} of {counts['profiles_total']} profiles; left out: "
+            f"{'; '.join(left_out)} (see the attributes of the result).",
+            UserWarning, stacklevel=3,
+        )
