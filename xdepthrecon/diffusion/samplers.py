@@ -1,0 +1,103 @@
+"""DDPM and DDIM sampling with any denoiser callable.
+
+A denoiser is ``denoiser(x_t, t) -> output`` where ``t`` holds one integer noise level per batch item
+and ``output`` is what the schedule's ``target`` names (``x0``, ``eps`` or ``v``). DDIM (Song et al.
+2021) with ``eta`` between 0 (deterministic) and 1; DDPM (Ho et al. 2020) is ancestral sampling over
+every noise level, which is DDIM with ``eta = 1`` on all steps. The arithmetic runs in float32 (or the
+dtype of ``x_T``); reduced precision belongs inside the network only.
+
+An optional ``project(x0, t) -> x0`` hook corrects each step's clean estimate, e.g. to keep the sample
+consistent with observations (replacement / projection guidance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from xdepthrecon.diffusion.schedule import NoiseSchedule
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def timesteps(schedule: NoiseSchedule, steps: int) -> torch.Tensor:
+    """``steps`` noise levels from the noisiest down to 0, evenly spaced over the schedule."""
+    if not 1 <= steps <= schedule.steps:
+        raise ValueError(f"steps must be between 1 and the schedule's {schedule.steps}, got {steps}")
+    return torch.linspace(schedule.steps - 1, 0, steps).round().long().unique_consecutive()
+
+
+def sample(
+    denoiser: Denoiser,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    steps: int = 50,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    project: Projection | None = None,
+    x_T: torch.Tensor | None = None,
+    clip: float | None = None,
+) -> torch.Tensor:
+    """Draw samples by reverse diffusion.
+
+    Parameters
+    ----------
+    denoiser
+        ``denoiser(x_t, t) -> output`` (see the module docstring).
+    shape
+        Shape of the samples, batch first.
+    schedule
+        The noise schedule the denoiser was trained with.
+    steps
+        Number of reverse steps for DDIM (DDPM always uses every noise level).
+    sampler
+        ``"ddim"`` or ``"ddpm"``.
+    eta
+        DDIM stochasticity: 0 deterministic, 1 as much noise as DDPM.
+    generator
+        Source of randomness; the same generator state gives the same samples.
+    device
+        Where the samples live.
+    project
+        Optional correction of each clean estimate, ``project(x0, t) -> x0``.
+    x_T
+        Starting noise; default drawn from ``generator``.
+    clip
+        If given, clean estimates are clamped to ``[-clip, clip]``.
+
+    Returns
+    -------
+    torch.Tensor
+        The samples, shaped ``shape``.
+    """
+    if sampler == "ddpm":
+        levels, eta = timesteps(schedule, schedule.steps), 1.0
+    elif sampler == "ddim":
+        levels = timesteps(schedule, steps)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; choose 'ddim' or 'ddpm'")
+    x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
+    alpha_bar = schedule.alpha_bar.to(device=device, dtype=torch.float64)
+    for index, level in enumerate(levels):
+        t = torch.full((shape[0],), int(level), device=device, dtype=torch.long)
+        x0 = schedule.predict_x0(denoiser(x, t).to(x.dtype), x, t)
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+        if project is not None:
+            x0 = project(x0, t)
+        if index == len(levels) - 1:
+            return x0
+        eps = schedule.predict_eps(x0, x, t)
+        now = alpha_bar[level]
+        previous = alpha_bar[levels[index + 1]]
+        sigma = eta * torch.sqrt((1 - previous) / (1 - now) * (1 - now / previous))
+        direction = torch.sqrt((1 - previous - sigma**2).clamp(min=0.0))
+        x = previous.sqrt().to(x.dtype) * x0 + direction.to(x.dtype) * eps
+        if sigma > 0:
+            noise = torch.randn(shape, generator=generator, device=device, dtype=x.dtype)
+            x = x + sigma.to(x.dtype) * noise
+    return x
