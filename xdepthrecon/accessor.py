@@ -11,6 +11,8 @@ import xarray as xr
 
 from xdepthrecon.cube import standardize, standardize_surface
 from xdepthrecon.encoding import decode, encode
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.sampling import sample_profiles
 
 
 class DepthReconAccessor:
@@ -34,6 +36,14 @@ class DepthReconAccessor:
     def decode(self, autoencoder, **kwargs) -> xr.Dataset:
         """Decode these latents back to a temperature cube; see :func:`xdepthrecon.decode`."""
         return decode(self._obj, autoencoder, **kwargs)
+
+    def sample_profiles(self, **kwargs) -> xr.Dataset:
+        """Simulate profiles observed in this truth cube; see :func:`xdepthrecon.sample_profiles`."""
+        return sample_profiles(self._obj, **kwargs)
+
+    def grid_profiles(self, profiles: xr.Dataset, **kwargs) -> xr.Dataset:
+        """Grid ``profiles`` onto this cube's grid, levels and times; see :func:`xdepthrecon.grid_profiles`."""
+        return grid_profiles(profiles, like=self._obj, **kwargs)
 
 
 xr.register_dataset_accessor("depthrecon")(DepthReconAccessor)
