@@ -57,35 +57,22 @@ def summarize(cube: xr.Dataset, sst: xr.Dataset) -> dict[str, object]:
 
 
 def plot_summary(cube: xr.Dataset, path: Path) -> Path:
-    """Write a three-panel PNG: January surface map, zonal-mean section, global-mean profile."""
+    """Write a three-panel PNG: first-month surface map, zonal-mean section, global-mean profile."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    thetao = cube.thetao
-    fig, (ax_map, ax_section, ax_profile) = plt.subplots(1, 3, figsize=(16, 4.6),
-                                                       gridspec_kw={"width_ratios": [2.2, 1.6, 0.8]})
-    surface = thetao.isel(time=0, depth=0)
-    image = ax_map.pcolormesh(cube.longitude, cube.latitude, surface, cmap="RdYlBu_r", shading="auto")
-    fig.colorbar(image, ax=ax_map, label="temperature (degC)")
-    ax_map.set(title=f"{surface.depth.item():g} m, first month", xlabel="longitude (degrees_east)",
-               ylabel="latitude (degrees_north)")
-    ax_map.set_facecolor("0.75")
-    section = thetao.mean(("time", "longitude"))
-    image = ax_section.pcolormesh(cube.latitude, cube.depth, section, cmap="RdYlBu_r", shading="auto")
-    fig.colorbar(image, ax=ax_section, label="temperature (degC)")
-    ax_section.set(title="zonal and annual mean", xlabel="latitude (degrees_north)", ylabel="depth (m)")
-    ax_section.invert_yaxis()
-    ax_section.set_facecolor("0.75")
-    mean = _weighted_mean(thetao, ("time", "latitude", "longitude"))
-    spread = thetao.std(("time", "latitude", "longitude"))
-    ax_profile.fill_betweenx(cube.depth, mean - spread, mean + spread, alpha=0.3, label="+-1 std")
-    ax_profile.plot(mean, cube.depth, "k-", label="area-weighted mean")
-    ax_profile.set(title="global profile", xlabel="temperature (degC)", ylabel="depth (m)")
-    ax_profile.invert_yaxis()
-    ax_profile.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    from xdepthrecon.plot import plot_map, plot_profile, plot_section
+
+    fig, (ax_map, ax_section, ax_profile) = plt.subplots(
+        1, 3, figsize=(16, 4.6), layout="constrained", gridspec_kw={"width_ratios": [2.2, 1.6, 0.8]})
+    plot_map(cube, depth=float(cube.depth[0]), ax=ax_map)
+    plot_section(cube.mean(("time", "longitude")), ax=ax_section).set_title("zonal and annual mean")
+    everywhere = ("time", "latitude", "longitude")
+    area_mean = xr.Dataset({"thetao": _weighted_mean(cube.thetao, everywhere),
+                            "thetao_std": cube.thetao.std(everywhere)})
+    plot_profile(area_mean, ax=ax_profile, label="area-weighted mean").set_title("global profile")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
