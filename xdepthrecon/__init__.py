@@ -9,10 +9,14 @@ from xdepthrecon import accessor as _accessor  # noqa: E402,F401  (registers ds.
 from xdepthrecon.checkpoint import load  # noqa: E402
 from xdepthrecon.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standardize_surface  # noqa: E402
 from xdepthrecon.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
+from xdepthrecon.diffusion.latent import LatentDiffusion  # noqa: E402
+from xdepthrecon.diffusion.training import train_diffusion  # noqa: E402
 from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.gridding import grid_profiles  # noqa: E402
+from xdepthrecon.metrics import evaluate  # noqa: E402
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
 from xdepthrecon.profiles import PROFILE_DIMS, pressure_to_depth, read_profiles  # noqa: E402
+from xdepthrecon.reconstruct import reconstruct  # noqa: E402
 from xdepthrecon.sampling import sample_profiles  # noqa: E402
 from xdepthrecon.sst import align_sst  # noqa: E402
 from xdepthrecon.training import train_autoencoder  # noqa: E402
@@ -21,20 +25,24 @@ __all__ = [
     "CANONICAL_DIMS",
     "SURFACE_DIMS",
     "DepthBandAutoencoder",
+    "LatentDiffusion",
     "PROFILE_DIMS",
     "__version__",
     "align_sst",
     "available_samples",
     "decode",
     "encode",
+    "evaluate",
     "fetch_asset",
     "grid_profiles",
     "load",
     "open_sample",
     "pressure_to_depth",
     "read_profiles",
+    "reconstruct",
     "sample_profiles",
     "standardize",
     "standardize_surface",
     "train_autoencoder",
+    "train_diffusion",
 ]

@@ -12,8 +12,9 @@ File format (version 1): a plain safetensors file (``.safetensors`` is a good su
   the rest of this document (as JSON with sorted keys) followed by :func:`digest` of all tensors.
 
 A model class can be saved when it is listed in ``_MODEL_CLASSES`` and has a ``config`` property (a
-JSON-serialisable dict), an ``arrays`` property (a dict of numpy arrays) and a constructor accepting
-``**config, **arrays``. A save writes a temporary file next to the target and moves it over the target
+JSON-serialisable dict), an ``arrays`` property (a dict of numpy arrays) and either a constructor
+accepting ``**config, **arrays`` or a ``from_saved(config, arrays)`` classmethod (for models made of
+other models). A save writes a temporary file next to the target and moves it over the target
 with ``os.replace`` only once it is complete and flushed, so an interrupted save leaves the previous
 checkpoint intact.
 """
@@ -43,7 +44,10 @@ _MODEL_PREFIX = "model."
 _TRAINING_PREFIX = "training."
 _HEADER_KEYS = frozenset({"library_version", "model_class", "config", "arrays", "sha256", "training"})
 #: The model classes a checkpoint may name, with the module defining each (imported when loading).
-_MODEL_CLASSES = {"DepthBandAutoencoder": "xdepthrecon.models.autoencoder"}
+_MODEL_CLASSES = {
+    "DepthBandAutoencoder": "xdepthrecon.models.autoencoder",
+    "LatentDiffusion": "xdepthrecon.diffusion.latent",
+}
 #: One-key JSON objects that stand for values JSON has no type for.
 _TENSOR, _NDARRAY, _TUPLE, _DICT = "__tensor__", "__ndarray__", "__tuple__", "__dict__"
 
@@ -123,7 +127,8 @@ def load(path: str | PathLike[str], device: str | torch.device = "cpu") -> nn.Mo
     arrays = {key: np.asarray(value) for key, value in header["arrays"].items()}
     state = {key[len(_MODEL_PREFIX):]: value for key, value in tensors.items() if key.startswith(_MODEL_PREFIX)}
     try:
-        model = cls(**header["config"], **arrays)
+        from_saved = getattr(cls, "from_saved", None)
+        model = from_saved(header["config"], arrays) if from_saved else cls(**header["config"], **arrays)
         model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(

@@ -1,0 +1,107 @@
+"""train_diffusion and reconstruct on a tiny model: reproducible, seamless, honest spread, land kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import xdepthrecon
+from xdepthrecon.diffusion.training import simulate_observations
+
+from .conftest import glorys_like
+
+TINY = {"patch_size": 16, "dim": 8, "mults": (1, 2), "batch_size": 4, "progress": False, "diffusion_steps": 100}
+SAMPLING = {"members": 3, "steps": 4, "tile": 16, "overlap": 4, "eta": 1.0}
+
+
+@pytest.fixture(scope="module")
+def setting():
+    cube = glorys_like(times=2, depths=6, lats=32, lons=40, seed=1)
+    sst = cube.thetao.isel(depth=0).rename("analysed_sst").to_dataset()
+    sst.analysed_sst.attrs = {"units": "degC"}
+    ae = xdepthrecon.train_autoencoder(cube, epochs=2, latent_channels=3, encoder_channels=(8, 8),
+                                       decoder_channels=(8, 8), patch_size=16, progress=False)
+    model = xdepthrecon.train_diffusion(cube, sst, ae, epochs=2, **TINY)
+    profiles = cube.depthrecon.sample_profiles(per_tile=300, seed=0)
+    return cube, sst, model, profiles
+
+
+def test_training_records_history_and_freezes_the_autoencoder(setting):
+    cube, sst, model, _ = setting
+    assert [h["epoch"] for h in model.history] == [0, 1]
+    assert all(np.isfinite(h["loss"]) and np.isfinite(h["val_loss"]) for h in model.history)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_reconstruction_shape_land_and_reproducibility(setting):
+    cube, sst, model, profiles = setting
+    first = cube.depthrecon.reconstruct(profiles, sst=sst, model=model, seed=3, **SAMPLING)
+    assert first.thetao.chunks is not None  # lazy until computed
+    first = first.compute()
+    second = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=3, **SAMPLING).compute()
+    other = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=4, **SAMPLING).compute()
+    assert first.thetao.dims == cube.thetao.dims and first.thetao.attrs["units"] == "degC"
+    np.testing.assert_array_equal(np.isnan(first.thetao.values), np.isnan(cube.thetao.values))
+    np.testing.assert_array_equal(first.thetao.values, second.thetao.values)
+    assert not np.array_equal(np.nan_to_num(first.thetao.values), np.nan_to_num(other.thetao.values))
+    assert "xdepthrecon.reconstruct(" in first.attrs["history"]
+
+
+def test_members_differ_and_spread_is_positive_away_from_profiles(setting):
+    cube, sst, model, profiles = setting
+    out = xdepthrecon.reconstruct(cube, profiles, sst, model, keep_members=True, **SAMPLING).compute()
+    members = out.thetao_members.values
+    assert not np.allclose(np.nan_to_num(members[0]), np.nan_to_num(members[1]))
+    far = ~out.observed.values[:, None] & ~np.isnan(cube.thetao.values)
+    assert np.all(out.thetao_std.values[far] > 0)
+    np.testing.assert_allclose(out.thetao_members.mean("member").values, out.thetao.values, rtol=1e-5, atol=1e-5)
+
+
+def test_replacement_honours_observed_values(setting):
+    cube, sst, model, profiles = setting
+    out = xdepthrecon.reconstruct(cube, profiles, sst, model, replace=True, **SAMPLING).compute()
+    gridded = cube.depthrecon.grid_profiles(profiles)
+    observed = gridded.x_mask.values
+    assert observed.sum() > 10
+    np.testing.assert_allclose(out.thetao.values[observed], gridded.x.values[observed], atol=1e-5)
+
+
+def test_save_load_round_trip_reproduces_samples(setting, tmp_path):
+    cube, sst, model, profiles = setting
+    path = model.save(tmp_path / "model.safetensors")
+    loaded = xdepthrecon.load(path)
+    first = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=1, **SAMPLING).thetao.values
+    again = xdepthrecon.reconstruct(cube, profiles, sst, loaded, seed=1, **SAMPLING).thetao.values
+    np.testing.assert_array_equal(first, again)
+
+
+def test_coords_only_grid_uses_the_sst_land_mask(setting):
+    cube, sst, model, profiles = setting
+    grid = xr.Dataset(coords={k: cube[k] for k in ("time", "latitude", "longitude")})
+    out = xdepthrecon.reconstruct(grid, profiles, sst, model, **SAMPLING).compute()
+    np.testing.assert_allclose(out.depth.values, model.autoencoder.depth)
+    land = np.isnan(sst.analysed_sst.values)
+    assert np.all(np.isnan(out.thetao.values.transpose(1, 0, 2, 3)[:, land]))
+
+
+def test_wrong_levels_and_bad_grid_are_refused(setting):
+    cube, sst, model, profiles = setting
+    with pytest.raises(ValueError, match="depth levels"):
+        xdepthrecon.reconstruct(cube.isel(depth=slice(0, 4)), profiles, sst, model)
+    with pytest.raises(ValueError, match="no time coordinate"):
+        xdepthrecon.reconstruct(xr.Dataset(coords={"latitude": cube.latitude, "longitude": cube.longitude}),
+                                profiles, sst, model)
+
+
+def test_simulated_observations_follow_density_and_depth_limit():
+    y = torch.from_numpy(glorys_like(times=4, depths=6, lats=40, lons=40).thetao.values)
+    generator = torch.Generator().manual_seed(0)
+    x, mask = simulate_observations(y, (0.1, 0.1), generator, depth_max_index=3, noise=0.0)
+    columns = mask.any(dim=1)
+    ocean = ~torch.isnan(y).all(dim=1)
+    assert 0.05 < float(columns.sum() / ocean.sum()) < 0.15
+    assert not mask[:, 3:].any()
+    torch.testing.assert_close(x[mask], y[mask])
+    assert torch.isnan(x[~mask]).all()

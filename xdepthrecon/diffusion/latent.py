@@ -1,0 +1,192 @@
+"""The latent diffusion model: autoencoder + denoiser + schedule + normalisation, as one object.
+
+The model generates the (normalised) latent of the full temperature cube, conditioned on
+
+- the surface fields (SST, and any other), normalised per field, NaN (land) set to 0;
+- ``z_x``: the normalised latent of the gridded observations, 0 where no column is observed;
+- the observed fraction of each column's levels (0 where unobserved).
+
+so ``condition_channels = n_surface + latent_channels + 1``. Everything a user needs to reconstruct
+travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xdepthrecon import checkpoint
+from xdepthrecon.diffusion.samplers import sample
+from xdepthrecon.diffusion.schedule import NoiseSchedule
+from xdepthrecon.models.autoencoder import DepthBandAutoencoder
+from xdepthrecon.models.unet import ConditionalUNet
+
+
+def _vector(values: Any, size: int, name: str) -> torch.Tensor:
+    vector = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if vector.shape != (size,) or not torch.all(torch.isfinite(vector)):
+        raise ValueError(f"{name} must hold {size} finite values, got shape {tuple(vector.shape)}")
+    return vector
+
+
+class LatentDiffusion(nn.Module):
+    """Conditional latent diffusion for 3-D ocean temperature.
+
+    Parameters
+    ----------
+    autoencoder
+        The depth-band autoencoder whose latent is generated.
+    denoiser
+        The backbone; its ``channels`` must be the latent channels and its ``condition_channels``
+        ``len(surface_names) + latent_channels + 1``.
+    schedule
+        Noise schedule (and prediction target) the denoiser is trained with.
+    latent_mean, latent_std
+        Per-channel statistics of the autoencoder's latent over the ocean, used to normalise it.
+    surface_names
+        Names of the surface fields, in channel order (e.g. ``("sst",)``).
+    surface_mean, surface_std
+        Per-field normalisation statistics (degC for SST).
+    """
+
+    def __init__(
+        self,
+        autoencoder: DepthBandAutoencoder,
+        denoiser: ConditionalUNet,
+        schedule: NoiseSchedule,
+        latent_mean: Any,
+        latent_std: Any,
+        surface_names: Sequence[str] = ("sst",),
+        surface_mean: Any = (0.0,),
+        surface_std: Any = (1.0,),
+    ) -> None:
+        super().__init__()
+        latent = autoencoder.latent_channels
+        expected = len(surface_names) + latent + 1
+        if denoiser.channels != latent or denoiser.condition_channels != expected:
+            raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
+                             f"({len(surface_names)} surface + {latent} z_x + 1 mask); it takes "
+                             f"{denoiser.channels} and {denoiser.condition_channels}")
+        self.autoencoder = autoencoder
+        self.denoiser = denoiser
+        self.schedule = schedule
+        self.surface_names = tuple(surface_names)
+        self.register_buffer("latent_mean", _vector(latent_mean, latent, "latent_mean"), persistent=False)
+        self.register_buffer("latent_std", _vector(latent_std, latent, "latent_std"), persistent=False)
+        n_surface = len(self.surface_names)
+        self.register_buffer("surface_mean", _vector(surface_mean, n_surface, "surface_mean"), persistent=False)
+        self.register_buffer("surface_std", _vector(surface_std, n_surface, "surface_std"), persistent=False)
+        #: Training history (one dict per epoch), set by ``train_diffusion``.
+        self.history: list[dict[str, Any]] = []
+
+    # --- saving ---------------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything but arrays and weights, as a JSON-serialisable dict."""
+        return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
+                "schedule": self.schedule.config, "surface_names": list(self.surface_names)}
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Normalisation statistics and the autoencoder's levels and statistics, as numpy arrays."""
+        arrays = {name: getattr(self, name).detach().cpu().numpy()
+                  for name in ("latent_mean", "latent_std", "surface_mean", "surface_std")}
+        arrays.update({f"autoencoder_{key}": value for key, value in self.autoencoder.arrays.items()})
+        return arrays
+
+    @classmethod
+    def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> LatentDiffusion:
+        """Rebuild an (untrained) model from :attr:`config` and :attr:`arrays`; weights are loaded after."""
+        prefix = "autoencoder_"
+        autoencoder = DepthBandAutoencoder(**config["autoencoder"],
+                                           **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
+                   arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
+                   arrays["surface_mean"], arrays["surface_std"])
+
+    def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
+        """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
+        return checkpoint.save(self, path, training_state=training_state)
+
+    # --- the maths ------------------------------------------------------------------------------------------
+
+    def normalize_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent in autoencoder units -> normalised latent (per channel)."""
+        return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
+
+    def denormalize_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latent -> latent in autoencoder units."""
+        return z * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
+
+    def encode_target(self, y: torch.Tensor) -> torch.Tensor:
+        """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
+        return self.normalize_latent(self.autoencoder.encode(y))
+
+    def condition(self, x: torch.Tensor, x_mask: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
+        """Condition channels from gridded observations and surface fields.
+
+        Parameters
+        ----------
+        x
+            Gridded observations (batch, levels, H, W) in degC, NaN where unobserved.
+        x_mask
+            Where ``x`` is observed (batch, levels, H, W).
+        surface
+            Surface fields (batch, n_surface, H, W) in their units, NaN on land.
+        """
+        observed = x_mask.bool() & ~torch.isnan(x)
+        fraction = observed.float().mean(dim=1, keepdim=True)
+        any_observed = fraction > 0
+        z_x = torch.where(any_observed, self.encode_target(torch.where(observed, x, torch.nan)), 0.0)
+        fields = (surface - self.surface_mean[:, None, None]) / self.surface_std[:, None, None]
+        fields = torch.nan_to_num(fields, nan=0.0)
+        return torch.cat([fields, z_x, fraction], dim=1)
+
+    def loss(
+        self,
+        y: torch.Tensor,
+        condition: torch.Tensor,
+        context: Mapping[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Denoising loss on the ocean pixels of a batch of full cubes ``y`` (degC, NaN on land)."""
+        ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
+        trainable = any(p.requires_grad for p in self.autoencoder.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+            z0 = torch.where(ocean, self.encode_target(y), 0.0)
+        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+        t = torch.randint(0, self.schedule.steps, (z0.shape[0],), generator=generator).to(z0.device)
+        z_t = self.schedule.add_noise(z0, noise, t)
+        output = self.denoiser(z_t, t, condition, **context)
+        target = self.schedule.training_target(z0, noise, t)
+        weight = ocean.expand_as(output).float()
+        return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+
+    def sample_latent(
+        self,
+        condition: torch.Tensor,
+        context: Mapping[str, torch.Tensor],
+        steps: int = 50,
+        sampler: str = "ddim",
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        denoiser=None,
+        project=None,
+    ) -> torch.Tensor:
+        """Sample normalised latents for a batch of conditions (one sample per batch item)."""
+        net = denoiser if denoiser is not None else (lambda z_t, t: self.denoiser(z_t, t, condition, **context))
+        shape = (condition.shape[0], self.autoencoder.latent_channels, *condition.shape[-2:])
+        return sample(net, shape, self.schedule, steps=steps, sampler=sampler, eta=eta, generator=generator,
+                      device=condition.device, project=project)
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latent -> temperature (batch, levels, H, W) in degC."""
+        return self.autoencoder.decode(self.denormalize_latent(z))
+

@@ -1,0 +1,263 @@
+"""Training the conditional latent diffusion model as a library function.
+
+With real profiles, the condition is their gridded form; with ``profiles=None`` the observations are
+simulated from the truth on the fly (an observing-system simulation at a random density per patch),
+so a user with only a reanalysis can train. The autoencoder is frozen by default.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from xdepthrecon import checkpoint as _checkpoint
+from xdepthrecon.batches import PatchDataset, PrefetchLoader
+from xdepthrecon.cube import as_cube
+from xdepthrecon.diffusion.latent import LatentDiffusion
+from xdepthrecon.diffusion.schedule import NoiseSchedule
+from xdepthrecon.encoding import encode
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.models.autoencoder import DepthBandAutoencoder, reconstruction_loss
+from xdepthrecon.models.unet import ConditionalUNet
+from xdepthrecon.sst import align_sst
+from xdepthrecon.training import pick_device
+
+_CONTEXT = ("latitude", "longitude", "day_of_year")
+FINETUNE = (None, "decoder", "all")
+
+
+def simulate_observations(
+    y: torch.Tensor,
+    density: tuple[float, float],
+    generator: torch.Generator,
+    depth_max_index: int | None = None,
+    noise: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observe random ocean columns of full cubes ``y`` (batch, levels, H, W), as profiles would.
+
+    Each batch item observes a fraction of its ocean columns drawn log-uniformly from ``density``
+    (low, high); observed columns keep their levels down to ``depth_max_index`` (exclusive) and get
+    Gaussian ``noise`` (degC std). Returns ``(x, x_mask)`` with NaN in ``x`` where unobserved.
+    """
+    batch, _, height, width = y.shape
+    low, high = (float(np.log(d)) for d in density)
+    fraction = torch.exp(torch.rand(batch, generator=generator) * (high - low) + low).to(y.device)
+    ocean = ~torch.isnan(y).all(dim=1)
+    draws = torch.rand(batch, height, width, generator=generator).to(y.device)
+    columns = (draws < fraction[:, None, None]) & ocean
+    mask = columns[:, None].expand_as(y) & ~torch.isnan(y)
+    if depth_max_index is not None:
+        mask = mask.clone()
+        mask[:, depth_max_index:] = False
+    values = y + noise * torch.randn(y.shape, generator=generator).to(y.device) if noise else y
+    return torch.where(mask, values, torch.nan), mask
+
+
+def _statistics(cube: xr.Dataset, sst: xr.DataArray, autoencoder: DepthBandAutoencoder) -> dict[str, np.ndarray]:
+    latent = encode(cube, autoencoder).latent
+    dims = ("time", "latitude", "longitude")
+    latent_mean, latent_std = (np.asarray(v) for v in xr.concat([latent.mean(dims), latent.std(dims)], "s").values)
+    return {"latent_mean": latent_mean, "latent_std": np.maximum(latent_std, 1e-6),
+            "surface_mean": np.array([float(sst.mean())]), "surface_std": np.array([max(float(sst.std()), 1e-6)])}
+
+
+def train_diffusion(
+    cube: xr.Dataset | xr.DataArray,
+    sst: xr.Dataset | xr.DataArray,
+    autoencoder: DepthBandAutoencoder,
+    profiles: xr.Dataset | None = None,
+    density: tuple[float, float] = (0.005, 0.05),
+    depth_max: float | None = None,
+    observation_noise: float = 0.01,
+    epochs: int = 10,
+    batch_size: int = 8,
+    lr: float = 5e-5,
+    ema: float = 0.9999,
+    patch_size: int = 64,
+    val_fraction: float = 0.1,
+    dim: int = 32,
+    mults: tuple[int, ...] = (1, 2, 4),
+    attention: bool = True,
+    schedule: str = "cosine",
+    target: str = "x0",
+    diffusion_steps: int = 1000,
+    finetune: str | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    checkpoint: str | PathLike[str] | None = None,
+    progress: bool = True,
+    window: str = "7D",
+) -> LatentDiffusion:
+    """Train a :class:`~xdepthrecon.diffusion.latent.LatentDiffusion` to generate a cube's latent.
+
+    Parameters
+    ----------
+    cube
+        The truth (reanalysis) cube to learn from, in any layout :func:`xdepthrecon.standardize` reads.
+    sst
+        Surface temperature on any grid (Kelvin or degC); aligned to the cube with :func:`xdepthrecon.align_sst`.
+    autoencoder
+        A trained :class:`~xdepthrecon.DepthBandAutoencoder` for the cube's levels.
+    profiles
+        Real profiles (:func:`xdepthrecon.read_profiles` form), gridded with ``window``; None simulates
+        observations from ``cube`` at a random fraction of ocean columns in ``density`` per patch.
+    density
+        (low, high) fraction of ocean columns observed in simulated observations.
+    depth_max, observation_noise
+        Simulated profiles stop at ``depth_max`` metres and carry Gaussian noise (degC std).
+    epochs, batch_size, lr
+        Optimisation (AdamW).
+    ema
+        Decay of the exponential moving average of the denoiser weights (with the usual warm-up
+        ``min(ema, (1 + n) / (10 + n))``); the returned model carries the averaged weights.
+    patch_size, val_fraction
+        Patch size (grid cells) and the fraction of windows held out for the validation loss.
+    dim, mults, attention
+        Denoiser size (see :class:`~xdepthrecon.models.unet.ConditionalUNet`).
+    schedule, target, diffusion_steps
+        Noise schedule kind, prediction target and number of noise levels.
+    finetune
+        None: the autoencoder stays frozen. ``"decoder"``: its decoder keeps learning the reconstruction
+        of the truth from the (fixed) latent. ``"all"``: the whole autoencoder learns the reconstruction
+        jointly with the denoiser.
+    device, seed, checkpoint, progress
+        As in :func:`xdepthrecon.train_autoencoder` (resume from ``checkpoint`` when it exists).
+    window
+        Time window for gridding real ``profiles``.
+
+    Returns
+    -------
+    LatentDiffusion
+        In eval mode, with ``history`` (one dict per epoch: loss, val_loss, samples/s, seconds).
+    """
+    from tqdm.auto import tqdm
+
+    if finetune not in FINETUNE:
+        raise ValueError(f"finetune must be one of {FINETUNE}, got {finetune!r}")
+    truth = as_cube(cube)
+    thetao = truth.thetao
+    autoencoder.check_levels(truth.depth.values)
+    surface = align_sst(sst, truth).sst
+    fields = {"y": thetao, "sst": surface}
+    if profiles is not None:
+        gridded = grid_profiles(profiles, like=truth, window=window)
+        fields.update(x=gridded.x, x_mask=gridded.x_mask.astype("float32"))
+    base = PatchDataset(fields, patch_size=patch_size, seed=seed)
+    train_windows, val_windows = base.split(val_fraction) if val_fraction > 0 else (base.all_windows(), [])
+    train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows)
+    val_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed + 1,
+                           windows=val_windows) if val_windows else None
+    target_device = pick_device(device)
+    depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
+
+    path = None if checkpoint is None else Path(checkpoint)
+    torch.manual_seed(seed)
+    state = None
+    if path is not None and path.exists():
+        model = _checkpoint.load(path, device=target_device)
+        state = _checkpoint.load_training_state(path)
+    else:
+        statistics = _statistics(truth, surface, autoencoder)
+        denoiser = ConditionalUNet(autoencoder.latent_channels, 1 + autoencoder.latent_channels + 1, dim=dim,
+                                   mults=mults, attention=attention)
+        model = LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser,
+                                NoiseSchedule(schedule, diffusion_steps, target), **statistics).to(target_device)
+    _set_trainable(model.autoencoder, finetune)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr)
+    averaged = copy.deepcopy(model.denoiser).requires_grad_(False)
+    history: list[dict[str, Any]] = []
+    start, updates = 0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        averaged.load_state_dict(state["ema"])
+        history, start, updates = list(state["history"]), int(state["epoch"]) + 1, int(state["updates"])
+        torch.set_rng_state(state["rng"])
+    generator = torch.Generator().manual_seed(seed)
+    if state is not None:
+        generator.set_state(state["generator"])
+
+    def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
+        y = batch["y"]
+        if "x" in batch:
+            x, x_mask = batch["x"], batch["x_mask"] > 0
+        else:
+            x, x_mask = simulate_observations(y, density, random, depth_max_index, observation_noise)
+        condition = model.condition(x, x_mask, batch["sst"])
+        loss = model.loss(y, condition, {k: batch[k] for k in _CONTEXT}, generator=random)
+        if finetune is not None:
+            valid = ~torch.isnan(y)
+            target = torch.where(valid, model.autoencoder.normalize(y), 0.0)
+            loss = loss + reconstruction_loss(model.autoencoder.normalize(model.autoencoder(y)), target, valid)
+        return loss
+
+    bar = tqdm(range(start, epochs), desc="diffusion", disable=not progress, unit="epoch")
+    for epoch in bar:
+        began = time.perf_counter()
+        train_set.set_epoch(epoch)
+        model.train()
+        total, samples = 0.0, 0
+        for batch in PrefetchLoader(train_set, batch_size, device=target_device):
+            loss = batch_loss(batch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            updates += 1
+            _update_average(averaged, model.denoiser, min(ema, (1 + updates) / (10 + updates)))
+            total += float(loss.detach()) * len(batch["y"])
+            samples += len(batch["y"])
+        seconds = time.perf_counter() - began
+        record = {"epoch": epoch, "loss": total / max(samples, 1),
+                  "val_loss": _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed),
+                  "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}",
+                        rate=f"{record['samples_per_s']:.1f}/s")
+        if path is not None:
+            _checkpoint.save(model, path, training_state={
+                "optimizer": optimizer.state_dict(), "ema": averaged.state_dict(), "epoch": epoch, "updates": updates,
+                "rng": torch.get_rng_state(), "generator": generator.get_state(), "history": history})
+    model.denoiser.load_state_dict(averaged.state_dict())
+    model.requires_grad_(False)
+    model.history = history
+    return model.eval()
+
+
+def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
+    autoencoder.requires_grad_(finetune == "all")
+    if finetune == "decoder":
+        for module in (autoencoder.decoder, autoencoder.to_output):
+            module.requires_grad_(True)
+
+
+@torch.no_grad()
+def _update_average(averaged: torch.nn.Module, current: torch.nn.Module, decay: float) -> None:
+    for kept, new in zip(averaged.parameters(), current.parameters()):
+        kept.lerp_(new, 1.0 - decay)
+
+
+def _validate(model: LatentDiffusion, averaged: torch.nn.Module, dataset: PatchDataset | None, batch_size: int,
+              device: torch.device, batch_loss, seed: int) -> float:
+    """Validation loss of the averaged denoiser with fixed noise, levels and observations."""
+    if dataset is None:
+        return float("nan")
+    live = model.denoiser
+    model.denoiser = averaged
+    model.eval()
+    random = torch.Generator().manual_seed(seed + 12345)
+    total, samples = 0.0, 0
+    try:
+        with torch.no_grad():
+            for batch in PrefetchLoader(dataset, batch_size, device=device):
+                total += float(batch_loss(batch, random)) * len(batch["y"])
+                samples += len(batch["y"])
+    finally:
+        model.denoiser = live
+    return total / max(samples, 1)
