@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.cube import CANONICAL_DIMS
+from xdepthrecon.cube import CANONICAL_DIMS, is_global
 from xdepthrecon.profiles import _is_canonical, read_profiles
 
 #: A profile sample within this many metres of a cube level is taken as the value at that level.
@@ -105,7 +105,7 @@ def grid_profiles(
                                 max_gap, max_gap_fraction, dtype)
     has_level = np.isfinite(values).any(axis=1)
     lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, _spacing(lon), periodic=False)
-    lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, _spacing(lat), periodic=_is_global(lon))
+    lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, _spacing(lat), periodic=is_global(lon))
     inside = lat_inside & lon_inside
     cell = lat_index * lon.size + lon_index
     windows = _TimeWindows(coords["time"].values, profiles["time"].values, window)
@@ -249,14 +249,6 @@ def _cube_parts(like: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray | None, x
 
 def _spacing(centres: np.ndarray) -> float:
     return float(np.median(np.diff(centres))) if centres.size > 1 else _FALLBACK_CELL
-
-
-def _is_global(lon: np.ndarray) -> bool:
-    """True when longitude centres cover 360 degrees with their spacing (the axis wraps)."""
-    if lon.size < 2:
-        return False
-    step = _spacing(lon)
-    return bool(abs(lon[-1] - lon[0] + step - 360.0) <= 0.01 * step)
 
 
 def _cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
