@@ -1,0 +1,81 @@
+"""Denoiser speed: forward time per 128x128 tile and reconstruction s/tile/member for 50 DDIM steps.
+
+Compares our ConvNeXt U-Net sizes with the reference figure (DESIGN.md: 56.6 M parameters, 0.61 s per
+128x128 forward on a 2-core CPU in fp32, ~30 s per tile for 50 DDIM steps). Writes
+benchmarks/results/denoiser_speed.json. Run: python benchmarks/bench_denoiser_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+from xdepthrecon.diffusion import NoiseSchedule, sample  # noqa: E402
+from xdepthrecon.models.unet import ConditionalUNet  # noqa: E402
+
+LATENT, CONDITION, TILE = 12, 14, 128
+REFERENCE = {"parameters_M": 56.6, "forward_s_128": 0.61, "tile_member_50_steps_s": 30.0}
+
+
+def forward_seconds(net: ConditionalUNet, batch: int, fast: bool, repeats: int) -> float:
+    x = torch.randn(batch, LATENT, TILE, TILE)
+    condition = torch.randn(batch, CONDITION, TILE, TILE)
+    t = torch.full((batch,), 500)
+    runner = net
+    if fast:
+        runner = net.to(memory_format=torch.channels_last)
+        x, condition = (v.contiguous(memory_format=torch.channels_last) for v in (x, condition))
+    context = torch.autocast("cpu", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        runner(x, t, condition)
+        began = time.perf_counter()
+        for _ in range(repeats):
+            runner(x, t, condition)
+    return (time.perf_counter() - began) / repeats
+
+
+def sampling_seconds(net: ConditionalUNet, members: int, steps: int) -> float:
+    """Wall time of ``steps`` DDIM steps for one tile and ``members`` members batched, per member."""
+    condition = torch.randn(members, CONDITION, TILE, TILE)
+    schedule = NoiseSchedule("cosine", 1000, "x0")
+    began = time.perf_counter()
+    with torch.no_grad():
+        sample(lambda z, t: net(z, t, condition), (members, LATENT, TILE, TILE), schedule, steps=steps,
+               generator=torch.Generator().manual_seed(0))
+    return (time.perf_counter() - began) / members
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    configs = [(16, (1, 2, 4)), (32, (1, 2, 4)), (64, (1, 2, 4, 8))]
+    rows = []
+    for dim, mults in configs[:2] if args.quick else configs:
+        torch.manual_seed(0)
+        net = ConditionalUNet(LATENT, CONDITION, dim=dim, mults=mults).eval()
+        row = {"dim": dim, "mults": list(mults), "parameters_M": sum(p.numel() for p in net.parameters()) / 1e6,
+               "forward_s_batch1": forward_seconds(net, 1, False, 3),
+               "forward_s_per_tile_batch8": forward_seconds(net, 8, False, 2) / 8,
+               "forward_s_per_tile_batch8_bf16_channels_last": forward_seconds(net, 8, True, 2) / 8}
+        steps = 5 if args.quick else 50
+        row[f"tile_member_{steps}_steps_s_batch8"] = sampling_seconds(net, 8, steps)
+        row["tile_member_50_steps_s_estimate"] = row[f"tile_member_{steps}_steps_s_batch8"] * 50 / steps
+        row["speedup_vs_reference_50_steps"] = REFERENCE["tile_member_50_steps_s"] / row["tile_member_50_steps_s_estimate"]
+        rows.append(row)
+        print(row, flush=True)
+    write_result("denoiser_speed" + ("_quick" if args.quick else ""), {
+        "config": {"tile": TILE, "latent": LATENT, "condition": CONDITION, "threads": torch.get_num_threads()},
+        "reference": REFERENCE, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
