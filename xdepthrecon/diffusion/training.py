@@ -85,6 +85,7 @@ def train_diffusion(
     dim: int = 32,
     mults: tuple[int, ...] = (1, 2, 4),
     attention: bool = True,
+    context: bool = True,
     schedule: str = "cosine",
     target: str = "x0",
     diffusion_steps: int = 1000,
@@ -119,8 +120,9 @@ def train_diffusion(
         ``min(ema, (1 + n) / (10 + n))``); the returned model carries the averaged weights.
     patch_size, val_fraction
         Patch size (grid cells) and the fraction of windows held out for the validation loss.
-    dim, mults, attention
-        Denoiser size (see :class:`~xdepthrecon.models.unet.ConditionalUNet`).
+    dim, mults, attention, context
+        Denoiser size and FiLM conditioning on position and season (see
+        :class:`~xdepthrecon.models.unet.ConditionalUNet`).
     schedule, target, diffusion_steps
         Noise schedule kind, prediction target and number of noise levels.
     finetune
@@ -166,7 +168,7 @@ def train_diffusion(
     else:
         statistics = _statistics(truth, surface, autoencoder)
         denoiser = ConditionalUNet(autoencoder.latent_channels, 1 + autoencoder.latent_channels + 1, dim=dim,
-                                   mults=mults, attention=attention)
+                                   mults=mults, attention=attention, context=context)
         model = LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser,
                                 NoiseSchedule(schedule, diffusion_steps, target), **statistics).to(target_device)
     _set_trainable(model.autoencoder, finetune)
