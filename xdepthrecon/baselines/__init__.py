@@ -3,3 +3,10 @@
 from xdepthrecon.baselines.pca import PCACompressor, pca_compress
 
 __all__ = ["PCACompressor", "pca_compress"]
+
+from xdepthrecon.baselines.climatology import climatology  # noqa: E402
+from xdepthrecon.baselines.interpolation import interpolate  # noqa: E402
+from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation  # noqa: E402
+from xdepthrecon.baselines.sst_regression import sst_regression  # noqa: E402
+
+__all__ += ["climatology", "interpolate", "optimal_interpolation", "sst_regression"]
