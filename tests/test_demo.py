@@ -1,19 +1,26 @@
-"""The README's first command: the demo on the bundled sample data."""
+"""The README's first command: the demo on the bundled sample data (quick size)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from xdepthrecon.cli import main
 
 
-def test_demo_writes_the_report(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "report")]) == 0
-    summary = (tmp_path / "report" / "summary.md").read_text()
-    assert "COADS SST against the atlas surface" in summary
-    rmse = float(summary.split("RMSE ")[1].split(" degC")[0])
-    assert 0.2 < rmse < 1.5  # two independent climatologies agree to a fraction of a degree
-    assert (tmp_path / "report" / "summary.png").stat().st_size > 10_000
+def test_quick_demo_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    for name in ("maps.png", "section.png", "profiles.png", "scores.png"):
+        assert (out / name).stat().st_size > 10_000
+    summary = (out / "summary.md").read_text()
+    assert "RMSE (degC) on the held-out regions" in summary and "| diffusion |" in summary
+    assert "| sst_regression |" in summary and "QUICK RUN" in summary
+    bands = json.loads((out / "scores.json").read_text())["bands"]
+    methods = {row["method"] for row in bands}
+    assert {"diffusion", "climatology", "nearest", "inverse_distance", "sst_regression"} <= methods
+    assert (out / "index.html").read_text().startswith("<html>")
     assert "report written to" in capsys.readouterr().out
 
 

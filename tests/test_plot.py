@@ -169,9 +169,3 @@ def test_score_plot_asks_to_select_extra_dims(cube):
         plot_scores({"x": by_time})
     assert len(plot_scores({"x": by_time.isel(time=0)}).get_lines()) == 1
 
-
-def test_demo_figure_is_drawn_with_these_functions(tmp_path):
-    from xdepthrecon.demo import plot_summary
-
-    path = plot_summary(glorys_like(times=2, depths=4, lats=6, lons=12), tmp_path / "summary.png")
-    assert path.stat().st_size > 10_000

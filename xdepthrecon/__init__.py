@@ -15,6 +15,7 @@ from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.gridding import grid_profiles  # noqa: E402
 from xdepthrecon.metrics import evaluate  # noqa: E402
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
+from xdepthrecon.osse import osse  # noqa: E402
 from xdepthrecon.profiles import PROFILE_DIMS, pressure_to_depth, read_profiles  # noqa: E402
 from xdepthrecon.reconstruct import reconstruct  # noqa: E402
 from xdepthrecon.sampling import sample_profiles  # noqa: E402
@@ -37,6 +38,7 @@ __all__ = [
     "grid_profiles",
     "load",
     "open_sample",
+    "osse",
     "pressure_to_depth",
     "read_profiles",
     "reconstruct",

@@ -80,10 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Reconstruct 3-D ocean temperature from sparse profiles and satellite SST with latent diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the demo on the bundled real sample data and write a report",
-                               description="Open the bundled monthly temperature atlas and COADS SST and write "
-                               "a report folder with figures and a summary.")
+    demo = commands.add_parser(
+        "demo", help="run the whole story on the bundled real data and write a report",
+        description="On the bundled monthly atlas (truth) and COADS SST: sample profiles, hold out regions and "
+        "months, train a small autoencoder and diffusion model, reconstruct the held-out months with an ensemble, "
+        "score it beside the baselines and write figures, score tables and a summary into the report folder.")
     demo.add_argument("--out", default="report", help="report folder to write (default: %(default)s)")
+    demo.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    demo.add_argument("--quick", action="store_true", help="tiny models: checks the pipeline in a minute")
 
     train_ae = commands.add_parser(
         "train-ae", help="train the depth-band autoencoder on a temperature cube",
@@ -136,7 +140,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "demo":
         from xdepthrecon.demo import run_demo
 
-        print(f"report written to {run_demo(args.out).resolve()}")
+        print(f"report written to {run_demo(args.out, device=args.device, quick=args.quick).resolve()}")
         return
     if args.command == "evaluate":
         prediction = open_data(args.prediction)

@@ -1,117 +1,255 @@
 """The main job on the bundled real data: ``python -m xdepthrecon demo``.
 
-Today it opens the bundled samples, checks them against each other and writes a report folder
-with a summary figure and a Markdown summary. Later issues grow it into the full reconstruction
-demo (train, simulate profiles, reconstruct, score against baselines).
+The whole story on the CPU in a few minutes: the bundled monthly atlas is the truth and COADS the
+independent SST; profiles are sampled from the truth (an observing-system simulation); three regions
+and four months are held out; a small autoencoder and diffusion model are trained on the rest; the
+held-out months are reconstructed with an ensemble and scored beside the baselines a user would pick
+instead. Everything lands in a report folder: figures, a score table (CSV and JSON) and a summary
+(Markdown and HTML).
 """
 
 from __future__ import annotations
 
+import html
+import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-
-def _weighted_mean(field: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
-    """Area-weighted (cos latitude) mean over ``dims``, skipping NaN."""
-    return field.weighted(np.cos(np.deg2rad(field.latitude))).mean(dims)
-
-
-def summarize(cube: xr.Dataset, sst: xr.Dataset) -> dict[str, object]:
-    """Numbers that describe the sample cube and how the independent SST compares with its surface.
-
-    Parameters
-    ----------
-    cube
-        Canonical temperature cube (see :func:`xdepthrecon.standardize`).
-    sst
-        Canonical SST field on a grid that may differ from the cube's (see
-        :func:`xdepthrecon.standardize_surface`); it is interpolated linearly onto the cube grid.
-
-    Returns
-    -------
-    dict
-        Sizes, depth levels, ocean fraction per level, area-weighted mean temperature per level
-        and the area-weighted RMSE and bias (degC) of the SST against the cube's top level.
-    """
-    thetao = cube.thetao
-    ocean_fraction = thetao.notnull().mean(("time", "latitude", "longitude"))
-    mean_profile = _weighted_mean(thetao, ("time", "latitude", "longitude"))
-    months = min(cube.sizes["time"], sst.sizes["time"])
-    on_grid = sst.sst.isel(time=slice(months)).interp(latitude=cube.latitude, longitude=cube.longitude)
-    surface = thetao.isel(time=slice(months), depth=0, drop=True)
-    difference = on_grid.drop_vars("time") - surface.drop_vars("time")
-    rmse = float(np.sqrt(_weighted_mean(difference**2, difference.dims)))
-    bias = float(_weighted_mean(difference, difference.dims))
-    points = int(difference.notnull().sum())
-    return {
-        "sizes": dict(thetao.sizes),
-        "depth_m": cube.depth.values.tolist(),
-        "ocean_fraction": ocean_fraction.values.round(4).tolist(),
-        "mean_temperature_degC": mean_profile.values.round(3).tolist(),
-        "sst_vs_surface_rmse_degC": round(rmse, 3),
-        "sst_vs_surface_bias_degC": round(bias, 3),
-        "sst_vs_surface_points": points,
-    }
+#: Held-out boxes (south, north, west, east): North Atlantic, equatorial Pacific across the dateline,
+#: South Indian Ocean; the same split as the baselines benchmark (benchmarks/bench_baselines.py).
+TEST_REGIONS: tuple[tuple[float, float, float, float], ...] = (
+    (20.0, 50.0, -60.0, -20.0), (-10.0, 10.0, 160.0, -120.0), (-45.0, -20.0, 60.0, 100.0))
+#: Held-out calendar months.
+TEST_TIMES: tuple[int, ...] = (2, 5, 8, 11)
+#: Profiles per 10^6 km^2 of ocean per month: about 3 % of the atlas' ocean columns.
+DENSITY = 0.9
+#: Baselines too slow for the quick run (about a minute each on two cores).
+_SLOW_BASELINES = ("linear", "optimal_interpolation", "sst_regression_oi")
+#: Depths (m) of the report's maps.
+MAP_DEPTHS = (0.0, 100.0, 300.0, 700.0)
 
 
-def plot_summary(cube: xr.Dataset, path: Path) -> Path:
-    """Write a three-panel PNG: first-month surface map, zonal-mean section, global-mean profile."""
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo's models and ensemble; :meth:`quick` is the smoke-test size."""
+
+    latent: int = 8
+    ae_widths: tuple[int, ...] = (32, 48, 64)
+    ae_epochs: int = 15
+    dim: int = 16
+    diffusion_epochs: int = 20
+    patch: int = 32
+    members: int = 8
+    steps: int = 25
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        """Tiny models and ensemble, fast baselines only: checks the pipeline in a minute, proves nothing."""
+        return cls(latent=4, ae_widths=(8, 8), ae_epochs=1, dim=8, diffusion_epochs=1, members=2, steps=3)
+
+
+def _models(case, settings: DemoSettings, device: str | None, progress: bool):
+    import xdepthrecon
+
+    ae = xdepthrecon.train_autoencoder(case.training, latent_channels=settings.latent, epochs=settings.ae_epochs,
+                                       encoder_channels=settings.ae_widths,
+                                       decoder_channels=tuple(reversed(settings.ae_widths)),
+                                       patch_size=settings.patch, batch_size=16, lr=1e-3, device=device,
+                                       progress=progress)
+    fraction = case.info["observed_column_fraction"]
+    model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
+                                        epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,
+                                        lr=1e-3, ema=0.999, dim=settings.dim, mults=(1, 2), device=device,
+                                        progress=progress)
+    return ae, model
+
+
+def _reconstruct(model, case, settings: DemoSettings, device: str | None) -> xr.Dataset:
+    """The ensemble reconstruction of the held-out months (NaN at the other months, which are not scored)."""
+    import xdepthrecon
+
+    grid = case.grid
+    cube = grid.assign(thetao=xr.zeros_like(grid.ocean, dtype="float32").where(grid.ocean))
+    result = xdepthrecon.reconstruct(cube.isel(time=np.flatnonzero(case.test_times.values)), case.profiles,
+                                     case.sst, model, members=settings.members, steps=settings.steps, tile=64,
+                                     overlap=16, device=device, keep_members=True, window="7D").compute()
+    return result.reindex(time=grid.time)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join([str(frame.index.name or "")] + [str(c) for c in frame.columns]) + " |"
+    rule = "|" + " --- |" * (len(frame.columns) + 1)
+    rows = ["| " + " | ".join([str(index)] + [f"{v:.3f}" for v in values]) + " |"
+            for index, values in zip(frame.index, frame.to_numpy())]
+    return "\n".join([header, rule, *rows])
+
+
+def _figures(out: Path, case, reconstruction: xr.Dataset, table: pd.DataFrame) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xdepthrecon.plot import plot_map, plot_profile, plot_section
+    from xdepthrecon import plot
 
-    fig, (ax_map, ax_section, ax_profile) = plt.subplots(
-        1, 3, figsize=(16, 4.6), layout="constrained", gridspec_kw={"width_ratios": [2.2, 1.6, 0.8]})
-    plot_map(cube, depth=float(cube.depth[0]), ax=ax_map)
-    plot_section(cube.mean(("time", "longitude")), ax=ax_section).set_title("zonal and annual mean")
-    everywhere = ("time", "latitude", "longitude")
-    area_mean = xr.Dataset({"thetao": _weighted_mean(cube.thetao, everywhere),
-                            "thetao_std": cube.thetao.std(everywhere)})
-    plot_profile(area_mean, ax=ax_profile, label="area-weighted mean").set_title("global profile")
-    fig.savefig(path, dpi=110)
+    month = int(np.flatnonzero(case.test_times.values)[0])
+    truth = case.truth
+    names = []
+    fig, axes = plt.subplots(len(MAP_DEPTHS), 4, figsize=(22, 4.2 * len(MAP_DEPTHS)))
+    for row, depth in zip(axes, MAP_DEPTHS):
+        limits = truth.thetao.isel(time=month).sel(depth=depth, method="nearest")
+        low, high = float(limits.min()), float(limits.max())
+        plot.plot_map(truth, depth, time=month, ax=row[0], vmin=low, vmax=high)
+        row[0].set_title(f"truth, {row[0].get_title()}")
+        plot.plot_map(reconstruction, depth, time=month, ax=row[1], vmin=low, vmax=high,
+                      observations=case.observations.x_mask)
+        row[1].set_title(f"ensemble mean, {row[1].get_title()}")
+        plot.plot_map(reconstruction, depth, time=month, ax=row[2], kind="error", truth=truth)
+        plot.plot_map(reconstruction, depth, time=month, ax=row[3], kind="spread")
+    fig.tight_layout()
+    fig.savefig(out / "maps.png", dpi=80)
     plt.close(fig)
-    return path
+    names.append("maps.png")
+
+    south, north, west, east = TEST_REGIONS[0]
+    longitude = float(truth.longitude.sel(longitude=(west + east) / 2, method="nearest"))
+    fig, axes = plt.subplots(1, 3, figsize=(20, 5))
+    plot.plot_section(truth, longitude=longitude, time=month, ax=axes[0])
+    axes[0].set_title(f"truth, {axes[0].get_title()}")
+    plot.plot_section(reconstruction, longitude=longitude, time=month, ax=axes[1])
+    axes[1].set_title(f"ensemble mean, {axes[1].get_title()}")
+    plot.plot_section(reconstruction, longitude=longitude, time=month, ax=axes[2], kind="error", truth=truth)
+    fig.tight_layout()
+    fig.savefig(out / "section.png", dpi=80)
+    plt.close(fig)
+    names.append("section.png")
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 6))
+    for ax, (s, n, w, e) in zip(axes, TEST_REGIONS):
+        column = reconstruction.thetao.isel(time=month).sel(latitude=(s + n) / 2, longitude=(w + e) / 2,
+                                                             method="nearest")
+        plot.plot_profile(reconstruction, latitude=float(column.latitude), longitude=float(column.longitude),
+                          time=month, ax=ax, truth=truth, observations=case.observations,
+                          label="diffusion ensemble")
+    fig.tight_layout()
+    fig.savefig(out / "profiles.png", dpi=80)
+    plt.close(fig)
+    names.append("profiles.png")
+
+    held_out = table[table["region"] == "held_out"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    plot.plot_scores(held_out, metric="rmse", ax=axes[0])
+    axes[0].set_title("RMSE on held-out regions and months")
+    plot.plot_scores(held_out, metric="bias", ax=axes[1])
+    axes[1].set_title("bias on held-out regions and months")
+    fig.tight_layout()
+    fig.savefig(out / "scores.png", dpi=80)
+    plt.close(fig)
+    names.append("scores.png")
+    return names
 
 
-def run_demo(out: str | Path = "report") -> Path:
-    """Run the demo on the bundled samples and write ``summary.png`` and ``summary.md`` into ``out``.
+def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: dict[str, float],
+             settings: DemoSettings, quick: bool) -> str:
+    held_out = bands[(bands["region"] == "held_out") & (bands["columns"] == "all")]
+    wide = held_out.pivot_table(index="method", columns=["band", "metric"], values="value")
+    rmse = wide.xs("rmse", axis=1, level="metric").round(3) if not wide.empty else pd.DataFrame()
+    rmse = rmse.sort_values(rmse.columns[-1]) if not rmse.empty else rmse
+    lines = [
+        "# xdepthrecon demo: reconstructing the ocean interior from sparse profiles and SST",
+        "",
+        "Truth: the bundled monthly temperature atlas (19 levels, 0-1000 m, 2 degrees). SST: COADS, an independent "
+        "climatology. Profiles sampled from the truth with 0.01 degC noise: "
+        f"{case.info['profiles_per_time_step']} per month ({100 * case.info['observed_column_fraction']:.1f} % of "
+        f"ocean columns). Held out from training: {len(TEST_REGIONS)} regions "
+        f"({100 * case.info['test_region_ocean_fraction']:.0f} % of the ocean) and months {list(TEST_TIMES)}.",
+        "",
+        f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
+        f"epochs; diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs; ensemble of "
+        f"{settings.members} members, {settings.steps} DDIM steps."
+        + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
+        "",
+        "## RMSE (degC) on the held-out regions and months, by depth band",
+        "",
+        _markdown_table(rmse) if not rmse.empty else "(no scores)",
+        "",
+        "## Time (s)",
+        "",
+        ", ".join(f"{k}: {v:.0f}" for k, v in seconds.items()),
+        "",
+        "## Figures",
+        "",
+        *[f"![{name}]({name})" for name in figures],
+        "",
+    ]
+    text = "\n".join(lines)
+    (out / "summary.md").write_text(text)
+    body = "".join(f"<h2>{html.escape(n)}</h2><img src='{n}' style='max-width:100%'>" for n in figures)
+    table_html = rmse.to_html() if not rmse.empty else ""
+    (out / "index.html").write_text(
+        f"<html><head><meta charset='utf-8'><title>xdepthrecon demo</title></head><body>"
+        f"<h1>xdepthrecon demo</h1><p>{html.escape(lines[2])}</p><h2>RMSE (degC), held out</h2>{table_html}"
+        f"{body}</body></html>")
+    return text
+
+
+def run_demo(out: str | Path = "report", device: str | None = None, quick: bool = False,
+             progress: bool = True) -> Path:
+    """Run the demo on the bundled samples and write the report folder.
 
     Parameters
     ----------
     out
         Report folder (created if missing).
+    device
+        Where the models run; default CUDA when available.
+    quick
+        Tiny models and ensemble and only the fast baselines: a smoke test of the pipeline, not a result.
+    progress
+        Show progress bars.
 
     Returns
     -------
     pathlib.Path
-        The report folder.
+        The report folder, holding ``maps.png``, ``section.png``, ``profiles.png``, ``scores.png``,
+        ``scores.csv``, ``scores.json``, ``bands.csv``, ``summary.md`` and ``index.html``.
     """
-    from xdepthrecon.datasets import open_sample
+    import xdepthrecon
+    from xdepthrecon.osse import band_scores, osse_case, score_case, standard_baselines
 
+    settings = DemoSettings.quick() if quick else DemoSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cube = open_sample("ocean_atlas")
-    sst = open_sample("coads_sst")
-    numbers = summarize(cube, sst)
-    plot_summary(cube, out / "summary.png")
-    rows = "\n".join(
-        f"| {d:g} | {f:.3f} | {t:.2f} |"
-        for d, f, t in zip(numbers["depth_m"], numbers["ocean_fraction"], numbers["mean_temperature_degC"])
-    )
-    text = (
-        "# xdepthrecon demo: the bundled sample data\n\n"
-        f"Monthly temperature atlas, sizes {numbers['sizes']}.\n\n"
-        f"COADS SST against the atlas surface (independent sources, interpolated to the atlas grid): "
-        f"RMSE {numbers['sst_vs_surface_rmse_degC']} degC, bias {numbers['sst_vs_surface_bias_degC']} degC "
-        f"over {numbers['sst_vs_surface_points']} points.\n\n"
-        "| depth (m) | ocean fraction | area-weighted mean (degC) |\n| --- | --- | --- |\n"
-        f"{rows}\n\n![summary](summary.png)\n"
-    )
-    (out / "summary.md").write_text(text)
-    print(text)
+    seconds: dict[str, float] = {}
+    began = time.perf_counter()
+    case = osse_case(xdepthrecon.open_sample("ocean_atlas"), xdepthrecon.open_sample("coads_sst"),
+                     density=DENSITY, test_regions=TEST_REGIONS, test_times=TEST_TIMES, noise=0.01, seed=0,
+                     window="7D")
+    seconds["observations"] = time.perf_counter() - began
+    began = time.perf_counter()
+    _, model = _models(case, settings, device, progress)
+    seconds["training"] = time.perf_counter() - began
+    began = time.perf_counter()
+    reconstruction = _reconstruct(model, case, settings, device)
+    seconds["reconstruction"] = time.perf_counter() - began
+    began = time.perf_counter()
+    table = score_case(case, {"diffusion": lambda **_: reconstruction, **standard_baselines(window="7D")})
+    seconds["baselines and scores"] = time.perf_counter() - began
+    bands = band_scores(table)
+    table.to_csv(out / "scores.csv", index=False)
+    bands.to_csv(out / "bands.csv", index=False)
+    (out / "scores.json").write_text(json.dumps(
+        {"info": _jsonable(case.info), "seconds": seconds, "bands": bands.to_dict(orient="records")}, indent=1))
+    figures = _figures(out, case, reconstruction, table)
+    print(_summary(out, case, bands, figures, seconds, settings, quick))
     return out
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()}
