@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,7 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
 
 
 def run_demo(out: str | Path = "report", device: str | None = None, quick: bool = False,
-             progress: bool = True) -> Path:
+             progress: bool = True, settings: DemoSettings | None = None) -> Path:
     """Run the demo on the bundled samples and write the report folder.
 
     Parameters
@@ -213,6 +213,8 @@ def run_demo(out: str | Path = "report", device: str | None = None, quick: bool 
         Tiny models and ensemble and only the fast baselines: a smoke test of the pipeline, not a result.
     progress
         Show progress bars.
+    settings
+        Model and ensemble sizes (default :class:`DemoSettings`, or its ``quick`` size with ``quick``).
 
     Returns
     -------
@@ -223,7 +225,7 @@ def run_demo(out: str | Path = "report", device: str | None = None, quick: bool 
     import xdepthrecon
     from xdepthrecon.osse import band_scores, osse_case, score_case, standard_baselines
 
-    settings = DemoSettings.quick() if quick else DemoSettings()
+    settings = settings or (DemoSettings.quick() if quick else DemoSettings())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -245,7 +247,8 @@ def run_demo(out: str | Path = "report", device: str | None = None, quick: bool 
     table.to_csv(out / "scores.csv", index=False)
     bands.to_csv(out / "bands.csv", index=False)
     (out / "scores.json").write_text(json.dumps(
-        {"info": _jsonable(case.info), "seconds": seconds, "bands": bands.to_dict(orient="records")}, indent=1))
+        {"info": _jsonable(case.info), "settings": asdict(settings), "seconds": seconds,
+         "history": {"diffusion": model.history}, "bands": bands.to_dict(orient="records")}, indent=1, default=float))
     figures = _figures(out, case, reconstruction, table)
     print(_summary(out, case, bands, figures, seconds, settings, quick))
     return out
