@@ -177,7 +177,7 @@ def test_from_config_reads_the_reference_layout(tmp_path, wrapped):
     ae = DepthBandAutoencoder.from_config(path, depth=LEVELS)
     assert ae.config == {
         "in_channels": 5, "latent_channels": 3, "encoder_channels": [8, 6], "decoder_channels": [6, 8],
-        "spatial_downsample": 2,
+        "spatial_downsample": 2, "linear_path": False,
     }
     assert ae.training_config == {
         "loss": {"recon_l1_weight": 1.0, "recon_l2_weight": 0.25, "masked_only": True},
@@ -230,3 +230,88 @@ def test_identity_is_stable_and_tracks_weights_and_statistics():
     with torch.no_grad():
         changed.to_latent.bias.add_(1e-3)
     assert changed.identity != _model().identity
+
+
+def _eof_cube(seed: int = 0):
+    from .conftest import glorys_like
+
+    return glorys_like(times=3, depths=5, lats=16, lons=16, seed=seed).assign_coords(depth=LEVELS)
+
+
+def test_linear_path_starts_at_the_eof_truncation_with_gappy_fill():
+    from xdepthrecon.baselines import PCACompressor
+
+    cube = _eof_cube()
+    cube.depth.attrs.update(standard_name="depth", positive="down", units="m")
+    pca = PCACompressor.fit(cube, 3)
+    ae = _model(linear_path=True, mean=pca.mean, std=pca.std).init_linear_path(pca.components, pca.offset)
+    x = torch.from_numpy(cube.thetao.values)
+    assert torch.isnan(x).any(dim=1).logical_and(~torch.isnan(x).all(dim=1)).any()
+    expected = pca.decode(pca.encode(cube)).thetao.values
+    got = ae(x).detach().numpy()
+    np.testing.assert_allclose(np.where(np.isnan(expected), 0.0, got), np.nan_to_num(expected), atol=2e-3)
+    # Latents of columns with as many valid levels as components are ill-conditioned (float32 differs).
+    ocean = (~torch.isnan(x)).sum(dim=1) > 3
+    latent = torch.from_numpy(pca.encode(cube).latent.values)
+    torch.testing.assert_close(ae.encode(x).permute(0, 2, 3, 1)[ocean], latent.permute(0, 2, 3, 1)[ocean],
+                               atol=2e-3, rtol=1e-4)
+
+
+def test_linear_path_is_in_config_and_checkpoint_and_keeps_the_reference_layout(tmp_path):
+    import xdepthrecon
+
+    plain, linear = _model(), _model(linear_path=True)
+    assert plain.config["linear_path"] is False and linear.config["linear_path"] is True
+    assert set(linear.state_dict()) - set(plain.state_dict()) == {
+        "encode_linear.weight", "encode_linear.bias", "decode_linear.weight", "decode_linear.bias"}
+    loaded = xdepthrecon.load(linear.save(tmp_path / "ae.safetensors"))
+    assert loaded.linear_path and loaded.identity == linear.identity
+    x = _field(2)
+    torch.testing.assert_close(loaded(x), linear(x))
+    with pytest.raises(ValueError, match="no linear path; build it with linear_path=True"):
+        plain.init_linear_path(np.eye(5)[:, :3])
+    with pytest.raises(ValueError, match=r"components must be shaped \(5, 3\)"):
+        linear.init_linear_path(np.eye(5))
+
+
+def test_linear_path_under_autocast_keeps_full_precision():
+    ae = _model(linear_path=True).init_linear_path(np.linalg.qr(np.random.default_rng(0).normal(size=(5, 3)))[0])
+    x = _field(1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = ae.decode(ae.encode(x))
+    torch.testing.assert_close(fast, ae(x).detach(), atol=1e-4, rtol=0)
+
+
+def test_nan_never_reaches_the_linear_path():
+    ae = _model(linear_path=True)
+    seen = []
+    for layer in (ae.encode_linear, ae.decode_linear, ae.encoder[0]):
+        layer.register_forward_hook(lambda module, inputs, output: seen.append(torch.isnan(inputs[0]).any()))
+    x = _field(2)
+    x[:, 3:, :5] = float("nan")
+    x[1, :, 7:] = float("nan")
+    assert not torch.isnan(ae(x)).any() and len(seen) == 3 and not any(seen)
+
+
+def test_train_autoencoder_with_linear_path_starts_from_the_eofs(tmp_path):
+    import xdepthrecon
+    from xdepthrecon.baselines import PCACompressor
+
+    from .conftest import glorys_like
+
+    cube = glorys_like(times=4, depths=6, lats=32, lons=32, seed=11)
+    options = dict(latent_channels=3, encoder_channels=(8,), decoder_channels=(8,), patch_size=16, progress=False)
+    start = xdepthrecon.train_autoencoder(cube, epochs=0, linear_path=True, **options)
+    pca = PCACompressor.fit(cube, 3, mean=start.mean.numpy(), std=start.std.numpy())
+    weight = start.decode_linear.weight[:, :, 0, 0].detach().numpy()
+    np.testing.assert_allclose(np.abs(weight.T @ pca.components), np.eye(3), atol=1e-5)
+    path = tmp_path / "ae.safetensors"
+    trained = xdepthrecon.train_autoencoder(cube, epochs=2, checkpoint=path, linear_path=True, lr=1e-2,
+                                            lr_schedule="cosine", **options)
+    assert not torch.equal(trained.to_output.weight, start.to_output.weight)
+    for name in ("encode_linear", "decode_linear"):
+        torch.testing.assert_close(getattr(trained, name).weight, getattr(start, name).weight, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="linear_path: saved True, asked False"):
+        xdepthrecon.train_autoencoder(cube, epochs=3, checkpoint=path, **options)
+    with pytest.raises(ValueError, match=r"lr_schedule must be one of \('constant', 'cosine'\), got 'linear'"):
+        xdepthrecon.train_autoencoder(cube, epochs=1, lr_schedule="linear", **options)

@@ -9,9 +9,10 @@ Columns that do not reach the deepest level (below-bottom NaN) are handled as fo
 - **Fitting** uses the *complete* columns only (every level valid), so every covariance entry comes
   from the same columns and the EOFs are orthonormal over all levels. The per-level mean and standard
   deviation still use every valid value, as the autoencoder's do.
-- **Encoding** a column with gaps is a *gappy EOF projection*: the amplitudes are the least-squares
-  fit of the EOFs to the column's valid levels only (the minimum-norm one when it has fewer valid
-  levels than components). For a complete column this is the ordinary orthogonal projection.
+- **Encoding** a column with gaps is a *gappy EOF projection* (:func:`gappy_amplitudes`): the amplitudes
+  are the least-squares fit of the EOFs to the column's valid levels only (the minimum-norm one when it
+  has fewer valid levels than components), which rebuilds those levels as well as ``k`` EOFs can. For a
+  complete column this is the ordinary orthogonal projection.
 - **Decoding** puts NaN below each column's bottom, as :func:`xdepthrecon.decode` does, from the
   ``ocean_levels`` that :meth:`PCACompressor.encode` stores beside the latent.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import dask
 import numpy as np
+import torch
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
@@ -208,19 +210,12 @@ class PCACompressor:
         return xr.Dataset({"thetao": thetao}, attrs=attrs)
 
     def _encode_columns(self, columns: np.ndarray) -> np.ndarray:
-        """Gappy least-squares EOF amplitudes of ``columns`` (..., level) in degC; one solve per gap pattern."""
+        """Gappy least-squares EOF amplitudes of ``columns`` (..., level) in degC."""
         anomaly = (np.asarray(columns, dtype=np.float64) - self.mean) / self.std - self.offset
-        flat = anomaly.reshape(-1, anomaly.shape[-1])
-        valid = ~np.isnan(flat)
-        out = np.full((flat.shape[0], self.n_components), np.nan)
-        patterns, which = np.unique(valid, axis=0, return_inverse=True)
-        for index, pattern in enumerate(patterns):
-            if not pattern.any():
-                continue
-            rows = np.flatnonzero(which.reshape(-1) == index)
-            solve = np.linalg.pinv(self.components[pattern], rcond=_RCOND)
-            out[rows] = flat[np.ix_(rows, pattern)] @ solve.T
-        return out.reshape(*anomaly.shape[:-1], self.n_components).astype(np.float32)
+        flat = torch.from_numpy(anomaly.reshape(-1, anomaly.shape[-1]))
+        valid = ~torch.isnan(flat)
+        amplitudes = gappy_amplitudes(torch.where(valid, flat, 0.0), valid, torch.from_numpy(self.components))
+        return amplitudes.numpy().reshape(*anomaly.shape[:-1], self.n_components).astype(np.float32)
 
     def _decode_columns(self, latent: np.ndarray) -> np.ndarray:
         """Columns (..., level) in degC from amplitudes (..., channel)."""
@@ -261,6 +256,37 @@ def pca_compress(
     """
     compressor = PCACompressor.fit(train, n_components)
     return compressor.decode(compressor.encode(test))
+
+
+def gappy_amplitudes(anomaly: torch.Tensor, valid: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
+    """Least-squares amplitudes of columns on components, fitted to each column's valid levels only.
+
+    Parameters
+    ----------
+    anomaly
+        Columns ``(n, levels)`` (values at invalid levels are ignored).
+    valid
+        Boolean ``(n, levels)``: which levels of each column count.
+    components
+        Basis ``(levels, k)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, k)`` in the dtype of ``components``: per column, the minimum-norm minimiser of
+        ``|| (anomaly - amplitudes @ components.T)[valid] ||`` (the orthogonal projection for a complete
+        column of an orthonormal basis); NaN for a column without valid levels. One pseudo-inverse is
+        computed per distinct pattern of valid levels (below-bottom gaps give at most one per level count).
+    """
+    out = torch.full((anomaly.shape[0], components.shape[1]), float("nan"), dtype=components.dtype,
+                     device=anomaly.device)
+    patterns, which = torch.unique(valid, dim=0, return_inverse=True)
+    for index, pattern in enumerate(patterns):
+        if pattern.any():
+            rows = which == index
+            solve = torch.linalg.pinv(components[pattern], rtol=_RCOND)
+            out[rows] = anomaly[rows][:, pattern].to(components.dtype) @ solve.T
+    return out
 
 
 def _level_vector(name: str, values: np.ndarray, levels: int) -> np.ndarray:

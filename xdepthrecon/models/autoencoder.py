@@ -12,9 +12,25 @@ bilinearly by ``k``. This is where the reference system pools, so its weights ke
 Height and width must be multiples of ``k``; anything else is refused with a ValueError that says
 how to crop.
 
+With ``linear_path=True`` each side also has a linear 1x1 path added to its convolution stack:
+``encode_linear`` (levels to latent) beside the encoder and ``decode_linear`` (latent to levels) beside
+the decoder. :meth:`DepthBandAutoencoder.init_linear_path` sets them to the EOFs of the training
+columns (the per-column PCA of :mod:`xdepthrecon.baselines.pca`) and zeroes ``to_latent`` and
+``to_output``, so the model starts exactly at PCA truncation and training learns the nonlinear, spatially
+aware correction on top. The linear path is not trained (its parameters have ``requires_grad=False``):
+training it as well measured worse than keeping it fixed. Below-bottom gaps of a column are filled, on
+the way in, with the linear path's least-squares fit to the column's valid levels, so the linear path is
+exactly the gappy EOF projection of the PCA baseline. Why it is worth it: on held-out regions and
+months of the sample atlas (``benchmarks/bench_autoencoder_quality.py``) the reference architecture,
+trained on a CPU budget, stays far behind PCA at the same latent size, while the model with the linear
+path beats PCA in every depth band. The reference architecture has no such path; it is off by default, so
+reference weights and configs load unchanged.
+
 Parameter names, which are also the layout of the reference state dicts once their ``model.`` prefix
-is removed (:mod:`xdepthrecon.models.reference` reads reference configs and weights): ``encoder.0``, ``encoder.2``, ... (the 3x3 convolutions; GELUs sit at the odd indices),
-``to_latent``, ``decoder.0``, ``decoder.2``, ..., ``to_output``, each with ``.weight`` and ``.bias``.
+is removed (:mod:`xdepthrecon.models.reference` reads reference configs and weights): ``encoder.0``,
+``encoder.2``, ... (the 3x3 convolutions; GELUs sit at the odd indices), ``to_latent``, ``decoder.0``,
+``decoder.2``, ..., ``to_output``, each with ``.weight`` and ``.bias``; with the linear path also
+``encode_linear`` and ``decode_linear``.
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon.baselines.pca import gappy_amplitudes
 from xdepthrecon.models.reference import load_reference_state_dict, read_config
 
 __all__ = ["DepthBandAutoencoder", "level_statistics", "load_reference_state_dict", "reconstruction_loss"]
@@ -57,6 +74,10 @@ class DepthBandAutoencoder(nn.Module):
         Widths of the Conv3x3+GELU layers of the encoder and the decoder.
     spatial_downsample
         Factor by which the latent grid is coarser than the data grid (1: no spatial compression).
+    linear_path
+        Add a fixed linear 1x1 path beside the encoder and the decoder, to be set to the EOFs of the
+        training data with :meth:`init_linear_path` (see the module docstring); not in the reference
+        architecture.
     depth
         Depth levels (m) the model is trained on, one per channel; checked by :meth:`check_levels`.
     mean, std
@@ -84,6 +105,7 @@ class DepthBandAutoencoder(nn.Module):
         encoder_channels: Sequence[int] = (64, 96, 128),
         decoder_channels: Sequence[int] = (128, 96, 64),
         spatial_downsample: int = 1,
+        linear_path: bool = False,
         depth: ArrayLike | None = None,
         mean: ArrayLike | None = None,
         std: ArrayLike | None = None,
@@ -98,6 +120,14 @@ class DepthBandAutoencoder(nn.Module):
         self.to_latent = nn.Conv2d(width, self.latent_channels, kernel_size=1)
         self.decoder, width = _conv_stack(self.latent_channels, self.decoder_channels)
         self.to_output = nn.Conv2d(width, self.in_channels, kernel_size=1)
+        if not isinstance(linear_path, (bool, np.bool_)):
+            raise ValueError(f"linear_path must be True or False, got {linear_path!r}")
+        self.linear_path = bool(linear_path)
+        if self.linear_path:
+            self.encode_linear = nn.Conv2d(self.in_channels, self.latent_channels, kernel_size=1)
+            self.decode_linear = nn.Conv2d(self.latent_channels, self.in_channels, kernel_size=1)
+            self.encode_linear.requires_grad_(False)
+            self.decode_linear.requires_grad_(False)
         self.register_buffer("mean", self._level_vector("mean", 0.0 if mean is None else mean), persistent=False)
         self.register_buffer("std", self._level_vector("std", 1.0 if std is None else std), persistent=False)
         self.depth = depth
@@ -158,6 +188,7 @@ class DepthBandAutoencoder(nn.Module):
             "encoder_channels": list(self.encoder_channels),
             "decoder_channels": list(self.decoder_channels),
             "spatial_downsample": self.spatial_downsample,
+            "linear_path": self.linear_path,
         }
 
     @property
@@ -195,7 +226,10 @@ class DepthBandAutoencoder(nn.Module):
             Temperature (degC), shaped ``(..., in_channels, H, W)``; NaN marks missing values.
         mask
             Optional validity mask broadcastable to ``x`` (True: valid). NaN and invalid values are
-            replaced by their level's mean (0 after normalisation) before the network sees them.
+            replaced by their level's mean (0 after normalisation) before the network sees them; with
+            the linear path, the gaps of a column that has some valid levels are filled instead with the
+            linear decoder's least-squares fit to those levels (so that, at initialisation, the linear
+            path is exactly the gappy EOF projection of :mod:`xdepthrecon.baselines.pca`).
 
         Returns
         -------
@@ -209,10 +243,15 @@ class DepthBandAutoencoder(nn.Module):
             invalid = invalid | ~torch.as_tensor(mask, device=x.device).bool()
         h = torch.where(invalid, 0.0, self.normalize(x))
         lead = h.shape[:-3]
-        h = h.reshape(-1, *h.shape[-3:]).to(self.to_latent.weight.dtype)
+        h = h.reshape(-1, *h.shape[-3:])
+        if self.linear_path:
+            h = self._fill_gaps(h, invalid.expand(*lead, *h.shape[-3:]).reshape(h.shape))
+        h = h.to(self.to_latent.weight.dtype)
         if self.spatial_downsample > 1:
             h = F.avg_pool2d(h, self.spatial_downsample)
         z = self.to_latent(self.encoder(h))
+        if self.linear_path:
+            z = z + _full_precision(self.encode_linear, h)
         return z.reshape(*lead, *z.shape[-3:])
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -221,6 +260,8 @@ class DepthBandAutoencoder(nn.Module):
         lead = z.shape[:-3]
         h = z.reshape(-1, *z.shape[-3:]).to(self.to_output.weight.dtype)
         y = self.to_output(self.decoder(h))
+        if self.linear_path:
+            y = y + _full_precision(self.decode_linear, h)
         if self.spatial_downsample > 1:
             y = F.interpolate(y, scale_factor=self.spatial_downsample, mode="bilinear", align_corners=False)
         y = self.denormalize(y if y.dtype == torch.float64 else y.float())
@@ -305,6 +346,40 @@ class DepthBandAutoencoder(nn.Module):
         self.std.copy_(torch.from_numpy(np.maximum(std, min_std)))
         return self
 
+    def init_linear_path(self, components: ArrayLike, offset: ArrayLike | None = None) -> DepthBandAutoencoder:
+        """Start the model at EOF truncation: linear path from ``components``, convolution stacks silent.
+
+        Sets ``encode_linear`` to ``z = components.T @ (x_n - offset)`` and ``decode_linear`` to
+        ``x_n = offset + components @ z`` (``x_n`` the per-level normalised column), and zeroes the
+        weights and biases of ``to_latent`` and ``to_output``, so that the model's output is the EOF
+        truncation until training changes it. Return the model.
+
+        Parameters
+        ----------
+        components
+            Orthonormal EOFs in normalised units, shape ``(in_channels, latent_channels)``, e.g.
+            ``PCACompressor.fit(cube, latent_channels, mean=ae.mean, std=ae.std).components``.
+        offset
+            Mean column (normalised units) the EOFs describe anomalies about; default 0.
+        """
+        if not self.linear_path:
+            raise ValueError("this autoencoder has no linear path; build it with linear_path=True")
+        basis = torch.as_tensor(_as_numpy(components), dtype=torch.float32)
+        if basis.shape != (self.in_channels, self.latent_channels):
+            raise ValueError(f"components must be shaped ({self.in_channels}, {self.latent_channels}) "
+                             f"(levels, latent channels); got {tuple(basis.shape)}")
+        centre = torch.zeros(self.in_channels) if offset is None else torch.as_tensor(
+            _as_numpy(offset), dtype=torch.float32).reshape(self.in_channels)
+        with torch.no_grad():
+            for layer, weight, bias in ((self.encode_linear, basis.T, -basis.T @ centre),
+                                        (self.decode_linear, basis, centre)):
+                layer.weight.copy_(weight[:, :, None, None])
+                layer.bias.copy_(bias)
+            for layer in (self.to_latent, self.to_output):
+                layer.weight.zero_()
+                layer.bias.zero_()
+        return self
+
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
         return checkpoint.save(self, path, training_state=training_state)
@@ -321,6 +396,21 @@ class DepthBandAutoencoder(nn.Module):
         if name == "std" and np.any(vector <= 0):
             raise ValueError("std must be positive at every level")
         return torch.tensor(vector, dtype=torch.float32)
+
+    def _fill_gaps(self, h: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
+        """Fill gaps of partly valid columns of ``h`` (N, C, H, W) with the linear path's fit to their valid levels."""
+        partial = invalid.any(1) & ~invalid.all(1)
+        if not bool(partial.any()):
+            return h
+        columns = h.permute(0, 2, 3, 1)
+        valid = ~invalid.permute(0, 2, 3, 1)[partial]
+        with torch.no_grad(), torch.autocast(h.device.type, enabled=False):
+            basis = self.decode_linear.weight[:, :, 0, 0].double()
+            centre = self.decode_linear.bias.double()
+            fit = centre + gappy_amplitudes(columns[partial].double() - centre, valid, basis) @ basis.T
+        filled = columns.clone()
+        filled[partial] = torch.where(valid, columns[partial], fit.to(h.dtype))
+        return filled.permute(0, 3, 1, 2)
 
     def _check_divisible(self, x: torch.Tensor, name: str) -> None:
         k = self.spatial_downsample
@@ -395,6 +485,12 @@ def _conv_stack(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.Sequentia
         layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.GELU()]
         in_channels = width
     return nn.Sequential(*layers), in_channels
+
+
+def _full_precision(layer: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)`` in the layer's own dtype even under autocast: the linear path carries most of the signal."""
+    with torch.autocast(h.device.type, enabled=False):
+        return layer(h.to(layer.weight.dtype))
 
 
 def _check_shape(x: torch.Tensor, channels: int | None, name: str) -> None:
