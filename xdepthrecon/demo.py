@@ -61,7 +61,7 @@ def _models(case, settings: DemoSettings, device: str | None, progress: bool):
                                        encoder_channels=settings.ae_widths,
                                        decoder_channels=tuple(reversed(settings.ae_widths)),
                                        patch_size=settings.patch, batch_size=16, lr=1e-3, device=device,
-                                       linear_path=True, lr_schedule="cosine", progress=progress)
+                                       progress=progress)
     fraction = case.info["observed_column_fraction"]
     model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
                                         epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,
@@ -170,8 +170,7 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         f"ocean columns). Held out from training: {len(TEST_REGIONS)} regions "
         f"({100 * case.info['test_region_ocean_fraction']:.0f} % of the ocean) and months {list(TEST_TIMES)}.",
         "",
-        f"Models: autoencoder (with the EOF linear path) latent {settings.latent}, widths {list(settings.ae_widths)}, "
-        f"{settings.ae_epochs} "
+        f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
         f"epochs; diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs; ensemble of "
         f"{settings.members} members, {settings.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
