@@ -131,8 +131,7 @@ def train_autoencoder(
         model = DepthBandAutoencoder(thetao.sizes["depth"], latent_channels, encoder_channels, decoder_channels,
                                      linear_path=linear_path, depth=thetao.depth.values, mean=mean, std=std)
         if linear_path:
-            eofs = PCACompressor.fit(thetao, latent_channels, mean=mean, std=std)
-            model.init_linear_path(eofs.components, eofs.offset)
+            model.init_linear_path(PCACompressor.fit(thetao, latent_channels, mean=model.mean, std=model.std))
         model = model.to(target)
         state = None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

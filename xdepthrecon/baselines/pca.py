@@ -12,7 +12,13 @@ Columns that do not reach the deepest level (below-bottom NaN) are handled as fo
 - **Encoding** a column with gaps is a *gappy EOF projection* (:func:`gappy_amplitudes`): the amplitudes
   are the least-squares fit of the EOFs to the column's valid levels only (the minimum-norm one when it
   has fewer valid levels than components), which rebuilds those levels as well as ``k`` EOFs can. For a
-  complete column this is the ordinary orthogonal projection.
+  complete column this is the ordinary orthogonal projection. The exact fit is ill-conditioned when a
+  column has about ``k`` valid levels (the EOFs restricted to a few upper levels are nearly collinear):
+  amplitudes of shelf columns can reach hundreds of times their standard deviation while the valid levels
+  are still fitted well. That is the best this baseline can do for those levels, so it is what it
+  scores with; where amplitudes of the usual size matter (the autoencoder's linear path, whose latents
+  feed the diffusion model), the fit is regularised by the EOF variances against the truncation noise
+  (:attr:`PCACompressor.prior_penalty`, the ``penalty`` of :func:`gappy_amplitudes`).
 - **Decoding** puts NaN below each column's bottom, as :func:`xdepthrecon.decode` does, from the
   ``ocean_levels`` that :meth:`PCACompressor.encode` stores beside the latent.
 
@@ -37,6 +43,8 @@ _MIN_STD = 1e-3
 #: Relative cutoff of small singular values in the gappy least-squares fit.
 _RCOND = 1e-8
 _SPACE = ("time", "latitude", "longitude")
+#: Floor (normalised units squared) of an EOF variance in :attr:`PCACompressor.prior_penalty`.
+_TINY_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +65,8 @@ class PCACompressor:
     explained_variance
         Variance (normalised units squared) of the complete training columns along each EOF,
         shape ``(n_components,)``.
+    total_variance
+        Total variance (normalised units squared, summed over levels) of the complete training columns.
 
     Examples
     --------
@@ -70,11 +80,27 @@ class PCACompressor:
     offset: np.ndarray
     components: np.ndarray
     explained_variance: np.ndarray
+    total_variance: float
 
     @property
     def n_components(self) -> int:
         """Number of EOFs kept (latent channels)."""
         return self.components.shape[1]
+
+    @property
+    def noise_variance(self) -> float:
+        """Variance per level left out by the truncation (normalised units squared); 0 with every EOF kept."""
+        left = self.total_variance - float(self.explained_variance.sum())
+        return max(left, 0.0) / self.depth.size
+
+    @property
+    def prior_penalty(self) -> np.ndarray:
+        """Ridge weights of a gappy fit regularised by the EOF variances: ``noise_variance / explained_variance``.
+
+        With them, :func:`gappy_amplitudes` gives the posterior mean of the amplitudes of a cut column
+        under a Gaussian prior (variance ``explained_variance``) and independent truncation noise.
+        """
+        return self.noise_variance / np.maximum(self.explained_variance, _TINY_VARIANCE)
 
     @classmethod
     def fit(
@@ -139,6 +165,7 @@ class PCACompressor:
             offset=(column_mean - mean) / std,
             components=vectors[:, order],
             explained_variance=np.maximum(variance[order], 0.0),
+            total_variance=float(np.trace(covariance)),
         )
 
     def encode(self, cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
@@ -258,7 +285,9 @@ def pca_compress(
     return compressor.decode(compressor.encode(test))
 
 
-def gappy_amplitudes(anomaly: torch.Tensor, valid: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
+def gappy_amplitudes(
+    anomaly: torch.Tensor, valid: torch.Tensor, components: torch.Tensor, penalty: torch.Tensor | None = None
+) -> torch.Tensor:
     """Least-squares amplitudes of columns on components, fitted to each column's valid levels only.
 
     Parameters
@@ -269,14 +298,19 @@ def gappy_amplitudes(anomaly: torch.Tensor, valid: torch.Tensor, components: tor
         Boolean ``(n, levels)``: which levels of each column count.
     components
         Basis ``(levels, k)``.
+    penalty
+        Optional ridge weights ``(k,)``: minimise ``|| (anomaly - a @ components.T)[valid] ||^2 + sum(penalty * a^2)``
+        instead (with ``noise_variance / eof_variance`` this is the amplitudes' posterior mean). Complete
+        columns of an orthonormal basis are then projected without it, as in the exact fit.
 
     Returns
     -------
     torch.Tensor
         ``(n, k)`` in the dtype of ``components``: per column, the minimum-norm minimiser of
         ``|| (anomaly - amplitudes @ components.T)[valid] ||`` (the orthogonal projection for a complete
-        column of an orthonormal basis); NaN for a column without valid levels. One pseudo-inverse is
-        computed per distinct pattern of valid levels (below-bottom gaps give at most one per level count).
+        column of an orthonormal basis), or the regularised one; NaN for a column without valid levels.
+        One solve is made per distinct pattern of valid levels (below-bottom gaps give at most one per
+        level count).
     """
     out = torch.full((anomaly.shape[0], components.shape[1]), float("nan"), dtype=components.dtype,
                      device=anomaly.device)
@@ -284,7 +318,12 @@ def gappy_amplitudes(anomaly: torch.Tensor, valid: torch.Tensor, components: tor
     for index, pattern in enumerate(patterns):
         if pattern.any():
             rows = which == index
-            solve = torch.linalg.pinv(components[pattern], rtol=_RCOND)
+            part = components[pattern]
+            if penalty is None or not bool((penalty > 0).any()) or bool(pattern.all()):
+                solve = torch.linalg.pinv(part, rtol=_RCOND)
+            else:
+                gram = part.T @ part + torch.diag(penalty.to(part))
+                solve = torch.linalg.solve(gram, part.T)
             out[rows] = anomaly[rows][:, pattern].to(components.dtype) @ solve.T
     return out
 

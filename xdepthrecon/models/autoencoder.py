@@ -19,8 +19,11 @@ columns (the per-column PCA of :mod:`xdepthrecon.baselines.pca`) and zeroes ``to
 ``to_output``, so the model starts exactly at PCA truncation and training learns the nonlinear, spatially
 aware correction on top. The linear path is not trained (its parameters have ``requires_grad=False``):
 training it as well measured worse than keeping it fixed. Below-bottom gaps of a column are filled, on
-the way in, with the linear path's least-squares fit to the column's valid levels, so the linear path is
-exactly the gappy EOF projection of the PCA baseline. Why it is worth it: on held-out regions and
+the way in, with the EOFs' least-squares fit to the column's valid levels, regularised by the EOF
+variances (``gap_penalty``, a buffer saved with the weights; see :mod:`xdepthrecon.baselines.pca`), and
+the linear path projects the filled column. For a complete column that is the PCA baseline's projection;
+for a cut one it stays close to the baseline's exact gappy fit, without the exact fit's latents of
+hundreds of standard deviations on shelf columns (which break diffusion training on the latents). Why it is worth it: on held-out regions and
 months of the sample atlas (``benchmarks/bench_autoencoder_quality.py``) the reference architecture,
 trained on a CPU budget, stays far behind PCA at the same latent size, while the model with the linear
 path beats PCA in every depth band. The reference architecture has no such path; it is off by default, so
@@ -49,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdepthrecon import checkpoint
-from xdepthrecon.baselines.pca import gappy_amplitudes
+from xdepthrecon.baselines.pca import PCACompressor, gappy_amplitudes
 from xdepthrecon.models.reference import load_reference_state_dict, read_config
 
 __all__ = ["DepthBandAutoencoder", "level_statistics", "load_reference_state_dict", "reconstruction_loss"]
@@ -128,6 +131,7 @@ class DepthBandAutoencoder(nn.Module):
             self.decode_linear = nn.Conv2d(self.latent_channels, self.in_channels, kernel_size=1)
             self.encode_linear.requires_grad_(False)
             self.decode_linear.requires_grad_(False)
+            self.register_buffer("gap_penalty", torch.zeros(self.latent_channels))
         self.register_buffer("mean", self._level_vector("mean", 0.0 if mean is None else mean), persistent=False)
         self.register_buffer("std", self._level_vector("std", 1.0 if std is None else std), persistent=False)
         self.depth = depth
@@ -228,8 +232,7 @@ class DepthBandAutoencoder(nn.Module):
             Optional validity mask broadcastable to ``x`` (True: valid). NaN and invalid values are
             replaced by their level's mean (0 after normalisation) before the network sees them; with
             the linear path, the gaps of a column that has some valid levels are filled instead with the
-            linear decoder's least-squares fit to those levels (so that, at initialisation, the linear
-            path is exactly the gappy EOF projection of :mod:`xdepthrecon.baselines.pca`).
+            linear decoder's regularised least-squares fit to those levels (see the module docstring).
 
         Returns
         -------
@@ -346,35 +349,38 @@ class DepthBandAutoencoder(nn.Module):
         self.std.copy_(torch.from_numpy(np.maximum(std, min_std)))
         return self
 
-    def init_linear_path(self, components: ArrayLike, offset: ArrayLike | None = None) -> DepthBandAutoencoder:
-        """Start the model at EOF truncation: linear path from ``components``, convolution stacks silent.
+    def init_linear_path(self, eofs: PCACompressor) -> DepthBandAutoencoder:
+        """Start the model at EOF truncation: linear path from ``eofs``, convolution stacks silent.
 
-        Sets ``encode_linear`` to ``z = components.T @ (x_n - offset)`` and ``decode_linear`` to
-        ``x_n = offset + components @ z`` (``x_n`` the per-level normalised column), and zeroes the
+        Sets ``encode_linear`` to ``z = V.T @ (x_n - offset)`` and ``decode_linear`` to
+        ``x_n = offset + V @ z`` (``V`` the EOFs, ``x_n`` the per-level normalised column), keeps the
+        EOFs' :attr:`~xdepthrecon.baselines.PCACompressor.prior_penalty` for filling gaps, and zeroes the
         weights and biases of ``to_latent`` and ``to_output``, so that the model's output is the EOF
         truncation until training changes it. Return the model.
 
         Parameters
         ----------
-        components
-            Orthonormal EOFs in normalised units, shape ``(in_channels, latent_channels)``, e.g.
-            ``PCACompressor.fit(cube, latent_channels, mean=ae.mean, std=ae.std).components``.
-        offset
-            Mean column (normalised units) the EOFs describe anomalies about; default 0.
+        eofs
+            EOFs fitted with this model's normalisation, e.g.
+            ``PCACompressor.fit(cube, ae.latent_channels, mean=ae.mean, std=ae.std)``.
         """
         if not self.linear_path:
             raise ValueError("this autoencoder has no linear path; build it with linear_path=True")
-        basis = torch.as_tensor(_as_numpy(components), dtype=torch.float32)
-        if basis.shape != (self.in_channels, self.latent_channels):
-            raise ValueError(f"components must be shaped ({self.in_channels}, {self.latent_channels}) "
-                             f"(levels, latent channels); got {tuple(basis.shape)}")
-        centre = torch.zeros(self.in_channels) if offset is None else torch.as_tensor(
-            _as_numpy(offset), dtype=torch.float32).reshape(self.in_channels)
+        if eofs.components.shape != (self.in_channels, self.latent_channels):
+            raise ValueError(f"the EOFs are shaped {eofs.components.shape} (levels, components); this autoencoder "
+                             f"needs ({self.in_channels}, {self.latent_channels})")
+        mean, std = self.mean.cpu().numpy(), self.std.cpu().numpy()
+        if not (np.allclose(eofs.mean, mean, rtol=1e-5, atol=1e-6) and np.allclose(eofs.std, std, rtol=1e-5)):
+            raise ValueError("the EOFs were fitted with other normalisation statistics than this autoencoder's; "
+                             "fit them with PCACompressor.fit(cube, k, mean=ae.mean, std=ae.std)")
+        basis = torch.as_tensor(eofs.components, dtype=torch.float32)
+        centre = torch.as_tensor(eofs.offset, dtype=torch.float32)
         with torch.no_grad():
             for layer, weight, bias in ((self.encode_linear, basis.T, -basis.T @ centre),
                                         (self.decode_linear, basis, centre)):
                 layer.weight.copy_(weight[:, :, None, None])
                 layer.bias.copy_(bias)
+            self.gap_penalty.copy_(torch.as_tensor(eofs.prior_penalty))
             for layer in (self.to_latent, self.to_output):
                 layer.weight.zero_()
                 layer.bias.zero_()
@@ -407,7 +413,8 @@ class DepthBandAutoencoder(nn.Module):
         with torch.no_grad(), torch.autocast(h.device.type, enabled=False):
             basis = self.decode_linear.weight[:, :, 0, 0].double()
             centre = self.decode_linear.bias.double()
-            fit = centre + gappy_amplitudes(columns[partial].double() - centre, valid, basis) @ basis.T
+            amplitudes = gappy_amplitudes(columns[partial].double() - centre, valid, basis, self.gap_penalty.double())
+            fit = centre + amplitudes @ basis.T
         filled = columns.clone()
         filled[partial] = torch.where(valid, columns[partial], fit.to(h.dtype))
         return filled.permute(0, 3, 1, 2)
