@@ -27,6 +27,15 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder, reconstruction_
 _SCHEDULES = ("constant", "cosine")
 
 
+def epoch_record(epoch: int, total: float, samples: int, val_loss: float, began: float, bar) -> dict[str, Any]:
+    """The history entry of one epoch (mean loss, validation loss, samples/s), also shown on the progress bar."""
+    seconds = time.perf_counter() - began
+    record = {"epoch": epoch, "loss": total / max(samples, 1), "val_loss": val_loss,
+              "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
+    bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}", rate=f"{record['samples_per_s']:.1f}/s")
+    return record
+
+
 def pick_device(device: str | torch.device | None) -> torch.device:
     """The device to train on: ``device`` if given, else CUDA when available, else the CPU."""
     if device is not None:
@@ -158,13 +167,8 @@ def train_autoencoder(
             optimizer.step()
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
-        seconds = time.perf_counter() - began
-        record = {"epoch": epoch, "loss": total / max(samples, 1),
-                  "val_loss": _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight),
-                  "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}",
-                        rate=f"{record['samples_per_s']:.1f}/s")
+        val_loss = _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight)
+        history.append(epoch_record(epoch, total, samples, val_loss, began, bar))
         if path is not None:
             _checkpoint.save(model, path, training_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                                           "rng": torch.get_rng_state(), "history": history})

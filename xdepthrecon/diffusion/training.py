@@ -27,7 +27,7 @@ from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder, reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.sst import align_sst
-from xdepthrecon.training import pick_device
+from xdepthrecon.training import epoch_record, pick_device
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
 FINETUNE = (None, "decoder", "all")
@@ -215,13 +215,8 @@ def train_diffusion(
             _update_average(averaged, model.denoiser, min(ema, (1 + updates) / (10 + updates)))
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
-        seconds = time.perf_counter() - began
-        record = {"epoch": epoch, "loss": total / max(samples, 1),
-                  "val_loss": _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed),
-                  "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}",
-                        rate=f"{record['samples_per_s']:.1f}/s")
+        val_loss = _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed)
+        history.append(epoch_record(epoch, total, samples, val_loss, began, bar))
         if path is not None:
             _checkpoint.save(model, path, training_state={
                 "optimizer": optimizer.state_dict(), "ema": averaged.state_dict(), "epoch": epoch, "updates": updates,
