@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dask
@@ -85,3 +86,12 @@ def count_computes():
             yield counter
 
     return _counting
+
+
+@pytest.fixture(scope="session")
+def local_client():
+    """A dask.distributed client on a LocalCluster of 2 single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+        yield client

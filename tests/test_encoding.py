@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
 import torch
@@ -85,3 +86,28 @@ def test_raw_layouts_are_standardised_first(cube, small_ae):
     raw = cube.rename({"thetao": "TEMP", "depth": "ZAX", "latitude": "YAX", "longitude": "XAX"})
     raw = raw.assign_coords(XAX=raw.XAX.values % 360).sortby("XAX")
     xr.testing.assert_allclose(xdepthrecon.encode(raw, small_ae).latent, xdepthrecon.encode(cube, small_ae).latent)
+
+
+def test_the_model_is_one_key_of_the_graph_not_copied_into_every_task(small_ae):
+    import pickle
+
+    cube = glorys_like(times=4, lats=24, lons=40, seed=5).chunk({"time": 1, "latitude": 12, "longitude": 20})
+    latents = xdepthrecon.encode(cube, small_ae)
+    graph = dict(latents.latent.data.__dask_graph__())
+    model_bytes = len(pickle.dumps(small_ae))
+    holders = [key for key, task in graph.items() if len(pickle.dumps(task)) > model_bytes / 2]
+    assert len(holders) == 1 and len(graph) > 16
+
+
+def test_a_distributed_cluster_gives_the_single_process_result(small_ae, local_client):
+    cube = glorys_like(times=3, lats=24, lons=40, seed=6).chunk({"time": 1, "latitude": 12})
+    threads = torch.get_num_threads()
+    try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
+        torch.set_num_threads(1)
+        with dask.config.set(scheduler="sync"):
+            expected = xdepthrecon.decode(xdepthrecon.encode(cube, small_ae), small_ae).compute()
+    finally:
+        torch.set_num_threads(threads)
+    latents = xdepthrecon.encode(cube, small_ae)
+    result = local_client.compute(xdepthrecon.decode(latents, small_ae)).result()
+    xr.testing.assert_equal(result.thetao, expected.thetao)

@@ -105,3 +105,23 @@ def test_simulated_observations_follow_density_and_depth_limit():
     assert not mask[:, 3:].any()
     torch.testing.assert_close(x[mask], y[mask])
     assert torch.isnan(x[~mask]).all()
+
+
+def test_a_distributed_cluster_gives_the_single_process_result(setting, local_client):
+    import dask
+    import pickle
+
+    cube, sst, model, profiles = setting
+    threads = torch.get_num_threads()
+    try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
+        torch.set_num_threads(1)
+        with dask.config.set(scheduler="sync"):
+            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, **SAMPLING).compute()
+    finally:
+        torch.set_num_threads(threads)
+    lazy = xdepthrecon.reconstruct(cube.chunk({"time": 1}), profiles, sst, model, seed=2, **SAMPLING)
+    graph = dict(lazy.thetao.data.__dask_graph__())
+    model_bytes = len(pickle.dumps(model))
+    assert sum(len(pickle.dumps(task)) > model_bytes / 2 for task in graph.values()) == 1  # shipped once
+    result = local_client.compute(lazy).result()
+    xr.testing.assert_equal(result, expected)

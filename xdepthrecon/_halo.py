@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+import dask
 import dask.array as dsa
 from dask.array.overlap import ensure_minimum_chunksize
 import numpy as np
@@ -58,6 +59,21 @@ def _wrap(block: np.ndarray, halo: int) -> np.ndarray:
     return np.concatenate([block[..., -halo:], block, block[..., :halo]], axis=-1)
 
 
+def _run_block(block: np.ndarray, function: BatchFunction, out_channels: int, halo: int, tile: int,
+               batch_size: int, wrap: bool, periodic: bool, block_info=None) -> np.ndarray:
+    """One halo-extended dask block through the tiles, trimmed back to the block's own cells."""
+    location = block_info[0]["chunk-location"]
+    count = block_info[0]["num-chunks"]
+    if wrap:
+        block = _wrap(block, halo)
+    result = run_tiled(block, function, out_channels, halo, tile, batch_size)
+    top = halo if location[2] > 0 else 0
+    bottom = halo if location[2] < count[2] - 1 else 0
+    left = halo if (location[3] > 0 or periodic) else 0
+    right = halo if (location[3] < count[3] - 1 or periodic) else 0
+    return result[..., top:result.shape[2] - bottom, left:result.shape[3] - right]
+
+
 def map_columns(
     array: np.ndarray | dsa.Array,
     function: BatchFunction,
@@ -75,7 +91,8 @@ def map_columns(
         Input values; a dask array is processed chunk by chunk (channels are gathered into one chunk).
     function
         Maps a float32 batch (n, channels, h, w) to (n, out_channels, h, w); each output pixel may
-        depend on inputs at most ``halo`` pixels away.
+        depend on inputs at most ``halo`` pixels away. On dask input it becomes one key of the graph
+        (tokenized by ``__dask_tokenize__`` where it has one), so it must be picklable for a cluster.
     out_channels
         Number of output channels.
     halo
@@ -102,17 +119,8 @@ def map_columns(
     boundary = {0: "none", 1: "none", 2: "none", 3: "periodic" if periodic and not wrap else "none"}
     overlapped = dsa.overlap.overlap(array, depth={0: 0, 1: 0, 2: halo, 3: halo}, boundary=boundary)
 
-    def block_function(block: np.ndarray, block_info=None) -> np.ndarray:
-        location = block_info[0]["chunk-location"]
-        count = block_info[0]["num-chunks"]
-        if wrap:
-            block = _wrap(block, halo)
-        result = run_tiled(block, function, out_channels, halo, tile, batch_size)
-        top = halo if location[2] > 0 else 0
-        bottom = halo if location[2] < count[2] - 1 else 0
-        left = halo if (location[3] > 0 or periodic) else 0
-        right = halo if (location[3] < count[3] - 1 or periodic) else 0
-        return result[..., top:result.shape[2] - bottom, left:result.shape[3] - right]
-
     chunks = (array.chunks[0], (out_channels,), array.chunks[2], array.chunks[3])
-    return overlapped.map_blocks(block_function, chunks=chunks, dtype=np.float32)
+    shipped = dask.delayed(function, pure=True)  # one graph key: sent to each worker once, not in every task
+    return overlapped.map_blocks(_run_block, shipped, out_channels=out_channels, halo=halo, tile=tile,
+                                 batch_size=batch_size, wrap=wrap, periodic=periodic, chunks=chunks, dtype=np.float32,
+                                 meta=np.empty((0, 0, 0, 0), dtype=np.float32))

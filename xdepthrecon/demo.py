@@ -60,8 +60,8 @@ def _models(case, settings: DemoSettings, device: str | None, progress: bool):
     ae = xdepthrecon.train_autoencoder(case.training, latent_channels=settings.latent, epochs=settings.ae_epochs,
                                        encoder_channels=settings.ae_widths,
                                        decoder_channels=tuple(reversed(settings.ae_widths)),
-                                       patch_size=settings.patch, batch_size=16, lr=1e-3, device=device,
-                                       progress=progress)
+                                       patch_size=settings.patch, batch_size=16, lr=1e-3, lr_schedule="cosine",
+                                       linear_path=True, device=device, progress=progress)
     fraction = case.info["observed_column_fraction"]
     model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
                                         epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,

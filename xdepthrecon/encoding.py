@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
-
 import numpy as np
 import torch
 import xarray as xr
@@ -25,35 +23,47 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 _LATENT_ATTRS = {"long_name": "depth-band autoencoder latent", "units": "1"}
 
 
-def _device_model(autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool):
-    """The model on the requested device (a copy when it must move or change layout), in eval mode."""
-    current = next(autoencoder.parameters()).device
-    target = current if device is None else torch.device(device)
-    model = autoencoder
-    if target != current or fast:
-        model = copy.deepcopy(autoencoder).to(target)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
-    return model.eval(), target
+class _NetworkRunner:
+    """A picklable batch function running one of the autoencoder's methods on float32 numpy tiles.
 
+    Dask graphs hold one runner as a single key, so a cluster ships the model to each worker once,
+    not inside every task; the device copy of the model is made on first use in each process.
+    """
 
-def _batch_function(
-    autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool, method: str
-) -> Callable[[np.ndarray], np.ndarray]:
-    model, target = _device_model(autoencoder, device, fast)
-    forward = getattr(model, method)
+    def __init__(self, autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool,
+                 method: str) -> None:
+        self.autoencoder, self.device, self.fast, self.method = autoencoder, device, fast, method
+        self._model: DepthBandAutoencoder | None = None
+        self._target: torch.device | None = None
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None, "_target": None}
+
+    def __dask_tokenize__(self) -> tuple:
+        return (type(self).__name__, self.autoencoder.identity, str(self.device), self.fast, self.method)
+
+    def _prepare(self) -> tuple[DepthBandAutoencoder, torch.device]:
+        if self._model is None:
+            current = next(self.autoencoder.parameters()).device
+            target = current if self.device is None else torch.device(self.device)
+            model = self.autoencoder
+            if target != current or self.fast:
+                model = copy.deepcopy(self.autoencoder).to(target)
+            if self.fast:
+                model = model.to(memory_format=torch.channels_last)
+            self._model, self._target = model.eval(), target
+        return self._model, self._target
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        model, target = self._prepare()
         valid = ~np.isnan(batch).all(axis=1, keepdims=True)
-        inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if method == "encode" else 0.0)).to(target)
-        if fast:
+        inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if self.method == "encode" else 0.0)).to(target)
+        if self.fast:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast(target.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+        autocast = torch.autocast(target.type, dtype=torch.bfloat16) if self.fast else contextlib.nullcontext()
         with torch.no_grad(), autocast:
-            out = forward(inputs).float().cpu().numpy()
+            out = getattr(model, self.method)(inputs).float().cpu().numpy()
         return np.where(valid, out, np.nan).astype(np.float32)
-
-    return run
 
 
 def _check_autoencoder(autoencoder: DepthBandAutoencoder) -> None:
@@ -111,7 +121,7 @@ def encode(
     cube = as_cube(ds)
     autoencoder.check_levels(cube.depth.values)
     thetao = cube.thetao
-    function = _batch_function(autoencoder, device, fast, "encode")
+    function = _NetworkRunner(autoencoder, device, fast, "encode")
     data = map_columns(thetao.data.astype(np.float32), function, autoencoder.latent_channels,
                        halo=len(autoencoder.encoder_channels), periodic=is_global(cube.longitude.values),
                        tile=tile, batch_size=batch_size)
@@ -169,7 +179,7 @@ def decode(
                          f"{autoencoder.latent_channels}.")
     if autoencoder.depth is None:
         raise ValueError("this autoencoder records no depth levels; set ae.depth to the levels it was trained on.")
-    function = _batch_function(autoencoder, device, fast, "decode")
+    function = _NetworkRunner(autoencoder, device, fast, "decode")
     data = map_columns(latent.data.astype(np.float32), function, autoencoder.in_channels,
                        halo=len(autoencoder.decoder_channels), periodic=is_global(latent.longitude.values),
                        tile=tile, batch_size=batch_size)

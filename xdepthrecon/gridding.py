@@ -313,6 +313,27 @@ def _year_position(times: np.ndarray) -> np.ndarray:
     return offset + np.where(~leap & (offset >= 59 * _DAY_NS), _DAY_NS, 0)
 
 
+def profile_windows(cube_times: np.ndarray, profile_times: np.ndarray, window="7D") -> list[np.ndarray]:
+    """Indices of the profiles in the time window of each cube time, as :func:`grid_profiles` matches them.
+
+    Lets a caller grid one cube time at a time from only its profiles (bounded memory on long cubes).
+
+    Parameters
+    ----------
+    cube_times, profile_times
+        Cube times (datetime64 or cftime; year 0/1 cftime is a climatology) and profile times.
+    window
+        As in :func:`grid_profiles`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One integer index array per cube time.
+    """
+    windows = _TimeWindows(np.asarray(cube_times), np.asarray(profile_times), window)
+    return [windows.members(t) for t in range(len(windows.cube))]
+
+
 class _TimeWindows:
     """Which profiles fall in the window of each cube time (one searchsorted per cube time)."""
 

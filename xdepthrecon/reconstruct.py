@@ -10,6 +10,8 @@ and spread. Time steps are computed lazily, one dask task each.
 from __future__ import annotations
 
 import copy
+import json
+import warnings
 
 import dask
 import dask.array as dsa
@@ -17,10 +19,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xdepthrecon import checkpoint
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import CANONICAL_DIMS, as_cube, is_global
 from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.gridding import grid_profiles, profile_windows
 from xdepthrecon.sst import align_sst
 from xdepthrecon.tiling import Tiling, tile_centres, tiled
 from xdepthrecon.training import pick_device
@@ -45,12 +48,11 @@ def _template(grid: xr.Dataset, model: LatentDiffusion) -> xr.Dataset:
                               "latitude": grid.latitude, "longitude": grid.longitude}, attrs=grid.attrs)
 
 
-def _ocean(template: xr.Dataset, surface: xr.DataArray) -> np.ndarray:
-    """Valid (ocean, above the bottom) cells (time, depth, lat, lon): from ``thetao``, else the SST's land."""
-    shape = tuple(template.sizes[d] for d in CANONICAL_DIMS)
+def _valid_cells(template: xr.Dataset, surface: np.ndarray) -> np.ndarray:
+    """Valid (ocean, above the bottom) cells (depth, lat, lon) of one time step: from ``thetao``, else the SST's land."""
     if "thetao" in template.data_vars:
-        return np.asarray(template.thetao.notnull().values)
-    return np.broadcast_to(surface.notnull().values[:, None], shape)
+        return np.asarray(template.thetao.notnull().values[0])
+    return np.broadcast_to(~np.isnan(surface)[None], (template.sizes["depth"], *surface.shape[-2:]))
 
 
 def _generator(seed: int, index: int) -> torch.Generator:
@@ -91,14 +93,22 @@ def _sample_step(
         project = _replacement(model, x_t, mask_t) if replace else None
         z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, denoiser=tiled(network, tiling), project=project)
-        decoded = model.decode_latent(z)
-        if replace:
-            decoded = torch.where(mask_t, x_t, decoded)
-        values = decoded.cpu().numpy()
-    values = np.where(valid[None], values, np.nan).astype(np.float32)
-    spread = values.std(axis=0, ddof=1) if members > 1 else np.zeros_like(values[0])
-    stats = np.stack([values.mean(axis=0), spread])
-    return np.concatenate([stats, values]) if keep_members else stats
+        mean = np.zeros(valid.shape, dtype=np.float64)
+        squares = np.zeros(valid.shape, dtype=np.float64)
+        kept = []
+        for count, latent in enumerate(z, start=1):  # one member decoded at a time: memory ~ a few fields
+            decoded = model.decode_latent(latent[None])
+            if replace:
+                decoded = torch.where(mask_t, x_t, decoded)
+            values = np.where(valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
+            delta = values - mean
+            mean += delta / count
+            squares += delta * (values - mean)
+            if keep_members:
+                kept.append(values)
+    spread = np.sqrt(squares / (members - 1)) if members > 1 else np.where(valid, 0.0, np.nan)
+    stats = np.stack([mean, spread]).astype(np.float32)
+    return np.concatenate([stats, np.stack(kept)]) if keep_members else stats
 
 
 def _replacement(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor):
@@ -111,6 +121,59 @@ def _replacement(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor):
         return torch.where(observed_columns, model.encode_target(corrected), z0)
 
     return project
+
+
+class _EnsembleSampler:
+    """The model and the sampling options, picklable and tokenized by the model's weights.
+
+    A dask graph holds one sampler as a single key, so a cluster ships the model to each worker once,
+    not inside every task; the copy on the target device is made on first use in each process.
+    """
+
+    def __init__(self, model: LatentDiffusion, device: str | torch.device | None, members: int, steps: int,
+                 sampler: str, eta: float, tile: int, overlap: int, batch_size: int, replace: bool,
+                 keep_members: bool) -> None:
+        self.model, self.device = model, device
+        self.options = dict(members=members, steps=steps, sampler=sampler, eta=eta, tile=tile, overlap=overlap,
+                            batch_size=batch_size, replace=replace, keep_members=keep_members)
+        self.identity = checkpoint.digest(model.state_dict()) + json.dumps(model.config, sort_keys=True)
+        self._runner: tuple[LatentDiffusion, torch.device] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_runner": None}
+
+    def __dask_tokenize__(self) -> tuple:
+        return (type(self).__name__, self.identity, str(self.device), sorted(self.options.items()))
+
+    def _prepare(self) -> tuple[LatentDiffusion, torch.device]:
+        if self._runner is None:
+            target = pick_device(self.device)
+            model = self.model
+            if next(model.parameters()).device != target:
+                model = copy.deepcopy(model).to(target)
+            self._runner = (model.eval(), target)
+        return self._runner
+
+    def __call__(self, profiles: xr.Dataset, template: xr.Dataset, surface: np.ndarray, index: int, seed: int,
+                 window: str) -> np.ndarray:
+        """Grid one time step's profiles and sample its ensemble: (2 [+ members], depth, lat, lon)."""
+        model, device = self._prepare()
+        gridded = grid_profiles(profiles, like=template, window=window)
+        return _sample_step(model, gridded.x.values[0], gridded.x_mask.values[0], surface,
+                            _valid_cells(template, surface), template.latitude.values, template.longitude.values,
+                            _day_of_year(template)[0], generator=_generator(seed, index), device=device,
+                            **self.options)
+
+
+def _run_sampler(sampler: _EnsembleSampler, *args) -> np.ndarray:
+    return sampler(*args)
+
+
+def _observed_columns(profiles: xr.Dataset, template: xr.Dataset, window: str) -> np.ndarray:
+    """Columns of one time step that hold an observation (lat, lon)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the sampling task of the same time step warns
+        return grid_profiles(profiles, like=template, window=window).x_mask.values[0].any(axis=0)
 
 
 def reconstruct(
@@ -175,22 +238,23 @@ def reconstruct(
     if members < 1:
         raise ValueError(f"members must be at least 1, got {members}")
     template = _template(grid, model)
-    target = pick_device(device)
-    runner = copy.deepcopy(model).to(target).eval() if next(model.parameters()).device != target else model.eval()
-    gridded = grid_profiles(profiles, like=template, window=window)
-    surface = align_sst(sst, template).sst
-    valid = _ocean(template, surface)
-    latitude, longitude = template.latitude.values, template.longitude.values
-    days = _day_of_year(template)
-    shape = (2 + members * keep_members, template.sizes["depth"], latitude.size, longitude.size)
-    steps_out = []
-    for index in range(template.sizes["time"]):
-        task = dask.delayed(_sample_step, pure=False)(
-            runner, gridded.x.values[index], gridded.x_mask.values[index], surface.values[index], valid[index],
-            latitude, longitude, days[index], members, steps, sampler, eta, _generator(seed, index), tile,
-            overlap, batch_size, replace, target, keep_members)
-        steps_out.append(dsa.from_delayed(task, shape=shape, dtype=np.float32))
-    stacked = dsa.stack(steps_out, axis=1)
+    surface = align_sst(sst, template).sst.transpose("time", "latitude", "longitude")
+    windows = profile_windows(template.time.values, profiles.time.values, window)
+    _warn_outside_windows(profiles.sizes["profile"], windows, window)
+    sampler_key = dask.delayed(_EnsembleSampler(model, device, members, steps, sampler, eta, tile, overlap,
+                                                batch_size, replace, keep_members), pure=True)
+    shape = (2 + members * keep_members, template.sizes["depth"], template.sizes["latitude"],
+             template.sizes["longitude"])
+    samples, observed = [], []
+    for index, members_in_window in enumerate(windows):
+        step = template.isel(time=[index])
+        step_profiles = profiles.isel(profile=members_in_window)
+        task = dask.delayed(_run_sampler, pure=True)(sampler_key, step_profiles, step, surface.data[index], index,
+                                                     seed, window)
+        samples.append(dsa.from_delayed(task, shape=shape, dtype=np.float32))
+        columns = dask.delayed(_observed_columns, pure=True)(step_profiles, step, window)
+        observed.append(dsa.from_delayed(columns, shape=shape[2:], dtype=bool))
+    stacked = dsa.stack(samples, axis=1)
     coords = {name: template[name] for name in CANONICAL_DIMS if name in template.coords}
     attrs = {"units": "degC", "standard_name": "sea_water_potential_temperature"}
     out = xr.Dataset({
@@ -198,7 +262,9 @@ def reconstruct(
                                attrs={"long_name": "ensemble mean temperature", **attrs}),
         "thetao_std": xr.DataArray(stacked[1], dims=CANONICAL_DIMS, coords=coords,
                                    attrs={"long_name": "ensemble standard deviation of temperature", "units": "degC"}),
-        "observed": gridded.x_mask.any("depth").assign_attrs(long_name="column holds an observation"),
+        "observed": xr.DataArray(dsa.stack(observed), dims=("time", "latitude", "longitude"),
+                                 coords={name: template[name] for name in ("time", "latitude", "longitude")},
+                                 attrs={"long_name": "column holds an observation"}),
     })
     if keep_members:
         out["thetao_members"] = xr.DataArray(stacked[2:], dims=("member", *CANONICAL_DIMS), coords=coords,
@@ -207,6 +273,14 @@ def reconstruct(
                          seed=seed, tile=tile, overlap=overlap, replace=replace or None)
     out.attrs = with_history({k: v for k, v in template.attrs.items() if k != "history"}, call)
     return out
+
+
+def _warn_outside_windows(total: int, windows: list[np.ndarray], window: str) -> None:
+    used = np.unique(np.concatenate(windows)).size if windows else 0
+    if used < total:
+        warnings.warn(f"reconstruct uses {used} of {total} profiles: {total - used} fall in no time step's window "
+                      f"(window={window!r}); widen the window or reconstruct at their times.", UserWarning,
+                      stacklevel=3)
 
 
 def _day_of_year(template: xr.Dataset) -> np.ndarray:
