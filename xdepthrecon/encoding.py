@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dask.array as dsa
 import numpy as np
 import torch
 import xarray as xr
@@ -31,8 +32,10 @@ class _NetworkRunner:
     """
 
     def __init__(self, autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool,
-                 method: str) -> None:
+                 method: str, levels_channel: bool = False) -> None:
         self.autoencoder, self.device, self.fast, self.method = autoencoder, device, fast, method
+        #: The batch's last channel holds each column's number of ocean levels; NaN goes below them.
+        self.levels_channel = levels_channel
         self._model: DepthBandAutoencoder | None = None
         self._target: torch.device | None = None
 
@@ -40,7 +43,8 @@ class _NetworkRunner:
         return {**self.__dict__, "_model": None, "_target": None}
 
     def __dask_tokenize__(self) -> tuple:
-        return (type(self).__name__, self.autoencoder.identity, str(self.device), self.fast, self.method)
+        return (type(self).__name__, self.autoencoder.identity, str(self.device), self.fast, self.method,
+                self.levels_channel)
 
     def _prepare(self) -> tuple[DepthBandAutoencoder, torch.device]:
         if self._model is None:
@@ -56,6 +60,9 @@ class _NetworkRunner:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         model, target = self._prepare()
+        levels = None
+        if self.levels_channel:
+            batch, levels = batch[:, :-1], batch[:, -1:]
         valid = ~np.isnan(batch).all(axis=1, keepdims=True)
         inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if self.method == "encode" else 0.0)).to(target)
         if self.fast:
@@ -63,6 +70,8 @@ class _NetworkRunner:
         autocast = torch.autocast(target.type, dtype=torch.bfloat16) if self.fast else contextlib.nullcontext()
         with torch.no_grad(), autocast:
             out = getattr(model, self.method)(inputs).float().cpu().numpy()
+        if levels is not None:
+            valid = valid & (np.arange(out.shape[1])[None, :, None, None] < levels)
         return np.where(valid, out, np.nan).astype(np.float32)
 
 
@@ -179,8 +188,13 @@ def decode(
                          f"{autoencoder.latent_channels}.")
     if autoencoder.depth is None:
         raise ValueError("this autoencoder records no depth levels; set ae.depth to the levels it was trained on.")
-    function = _NetworkRunner(autoencoder, device, fast, "decode")
-    data = map_columns(latent.data.astype(np.float32), function, autoencoder.in_channels,
+    inputs = latent.data.astype(np.float32)
+    with_levels = "ocean_levels" in ds.data_vars
+    if with_levels:  # travels as one more channel, so the mask is made in the decoding task itself
+        levels = ds.ocean_levels.transpose("time", "latitude", "longitude").data.astype(np.float32)[:, None]
+        inputs = (dsa if isinstance(inputs, dsa.Array) else np).concatenate([inputs, levels], axis=1)
+    function = _NetworkRunner(autoencoder, device, fast, "decode", levels_channel=with_levels)
+    data = map_columns(inputs, function, autoencoder.in_channels,
                        halo=len(autoencoder.decoder_channels), periodic=is_global(latent.longitude.values),
                        tile=tile, batch_size=batch_size)
     depth = xr.DataArray(autoencoder.depth.copy(), dims="depth",
@@ -193,10 +207,6 @@ def decode(
         attrs={"standard_name": "sea_water_potential_temperature", "long_name": "sea water temperature",
                "units": "degC"},
     )
-    if "ocean_levels" in ds.data_vars:
-        level_index = xr.DataArray(np.arange(autoencoder.in_channels), dims="depth")
-        thetao = thetao.where(level_index < ds.ocean_levels)
-        thetao.attrs = dict(thetao.attrs)
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("autoencoder_identity", "depth_levels")}
     out = xr.Dataset({"thetao": thetao.transpose("time", "depth", "latitude", "longitude")},
                      attrs=with_history(attrs, describe_call("xdepthrecon.decode", fast=fast or None)))

@@ -1,0 +1,122 @@
+"""Peak memory of encode and decode streamed to zarr on a lazily generated cube of GLORYS dimensions.
+
+A global cube (time x 50 x 2041 x 4320 by default, float32, 1.76 GB per time step) is generated lazily
+chunk by chunk (an analytic stratification with land that deepens towards the coasts); the demo-size
+autoencoder encodes it to a zarr store and decodes that store to another, for 1, 2 and 4 time steps,
+each count in a fresh process. The peak resident memory must not grow with the number of time steps.
+Writes benchmarks/results/scale_memory.json. Run: python benchmarks/bench_scale_memory.py [--lats 2041 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+#: GLORYS12's grid: 50 levels, 2041 latitudes (1/12 degree, 80S..90N), 4320 longitudes.
+GLORYS_SHAPE = (50, 2041, 4320)
+
+
+def _temperature_block(block_info=None) -> np.ndarray:
+    """Analytic temperature of one chunk: warm surface, cold depths, land where the bottom is shallower."""
+    info = block_info[None]
+    (t0, t1), _, (y0, y1), (x0, x1) = info["array-location"]
+    _, levels, lats, lons = info["shape"]
+    depth = np.geomspace(0.5, 5700.0, levels)[:, None, None]
+    lat = np.linspace(-80.0, 90.0, lats)[y0:y1, None]
+    lon = (-180.0 + (np.arange(lons) + 0.5) * 360.0 / lons)[None, x0:x1]
+    surface = 2.0 + 26.0 * np.cos(np.deg2rad(lat)) + 0.5 * np.sin(np.deg2rad(3 * lon))
+    bottom = 5500.0 * (0.55 + 0.45 * np.sin(np.deg2rad(2 * lon)) * np.cos(np.deg2rad(3 * lat)))
+    values = 1.0 + (surface - 1.0) * np.exp(-depth / 400.0)
+    values = np.where(depth < bottom - 300.0, values, np.nan).astype(np.float32)
+    return np.broadcast_to(values, (t1 - t0, *values.shape)).copy()
+
+
+def lazy_global_cube(times: int, shape: tuple[int, int, int], chunks: tuple[int, int]):
+    """A CF-annotated global cube generated chunk by chunk (nothing is held in memory)."""
+    import dask.array as dsa
+    import pandas as pd
+    import xarray as xr
+
+    levels, lats, lons = shape
+    data = dsa.map_blocks(_temperature_block, dtype=np.float32,
+                          chunks=((1,) * times, (levels,), *(dsa.core.normalize_chunks(c, (n,))[0]
+                                                             for c, n in zip(chunks, (lats, lons)))))
+    coords = {"time": pd.date_range("2020-01-01", periods=times, freq="D"),
+              "depth": ("depth", np.geomspace(0.5, 5700.0, levels), {"units": "m", "positive": "down"}),
+              "latitude": ("latitude", np.linspace(-80.0, 90.0, lats), {"units": "degrees_north"}),
+              "longitude": ("longitude", -180.0 + (np.arange(lons) + 0.5) * 360.0 / lons, {"units": "degrees_east"})}
+    thetao = xr.DataArray(data, dims=("time", "depth", "latitude", "longitude"), coords=coords,
+                          attrs={"units": "degC", "standard_name": "sea_water_potential_temperature"})
+    return thetao.to_dataset(name="thetao")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(times: int, shape: tuple[int, int, int], chunks: tuple[int, int], store: Path) -> dict:
+    """Encode and decode ``times`` steps to zarr in this process; memory and time figures."""
+    import torch
+
+    import xdepthrecon
+
+    torch.manual_seed(0)
+    cube = lazy_global_cube(times, shape, chunks)
+    ae = xdepthrecon.DepthBandAutoencoder(shape[0], latent_channels=8, encoder_channels=(32, 48, 64),
+                                          decoder_channels=(64, 48, 32), depth=cube.depth.values,
+                                          mean=np.linspace(20.0, 2.0, shape[0]), std=np.linspace(6.0, 1.0, shape[0]))
+    before = _rss_mb()
+    began = time.perf_counter()
+    cube.depthrecon.encode(ae).to_zarr(store / "latent.zarr", mode="w")
+    encoded = time.perf_counter()
+    import xarray as xr
+
+    xr.open_zarr(store / "latent.zarr").depthrecon.decode(ae).to_zarr(store / "decoded.zarr", mode="w")
+    decoded = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step_mb = 4 * float(np.prod(shape)) / 2**20
+    return {"time_steps": times, "cube_mb": round(times * step_mb, 1), "chunk_mb": round(
+        4 * shape[0] * chunks[0] * chunks[1] / 2**20, 1), "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(peak, 1), "peak_growth_mb": round(peak - before, 1),
+        "encode_s": round(encoded - began, 2), "decode_s": round(decoded - encoded, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--times", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--shape", type=int, nargs=3, default=list(GLORYS_SHAPE), metavar=("LEVELS", "LATS", "LONS"))
+    parser.add_argument("--chunks", type=int, nargs=2, default=[512, 1080], metavar=("LAT", "LON"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="scale_memory", help="result name (benchmarks/results/<name>.json)")
+    args = parser.parse_args()
+    shape, chunks = tuple(args.shape), tuple(args.chunks)
+    if args.child:
+        with tempfile.TemporaryDirectory() as store:
+            print(json.dumps(measure(args.times[0], shape, chunks, Path(store))))
+        return
+    rows = []
+    for times in args.times:  # a fresh process each, so the peaks do not mix
+        command = [sys.executable, __file__, "--child", "--times", str(times), "--shape", *map(str, shape),
+                   "--chunks", *map(str, chunks)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(output.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    growth = [row["peak_growth_mb"] for row in rows]
+    write_result(args.name, {"shape": shape, "chunks": chunks, "runs": rows,
+                             "growth_ratio_last_to_first": round(growth[-1] / max(growth[0], 1.0), 3)})
+
+
+if __name__ == "__main__":
+    main()
