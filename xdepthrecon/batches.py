@@ -81,6 +81,9 @@ class PatchDataset(torch.utils.data.IterableDataset):
         Seed of the window order and the crops; the same seed and epoch give the same patches.
     windows
         Explicit windows to draw from (e.g. a training/validation split from :meth:`windows`).
+    shard
+        ``(rank, world)``: in data-parallel training each of the ``world`` processes reads its own
+        share of every epoch's windows, so the processes draw distinct patches.
 
     Notes
     -----
@@ -98,6 +101,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         augment: bool = False,
         seed: int = 0,
         windows: list[Window] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         super().__init__()
         if not fields:
@@ -113,6 +117,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.shard = shard
         self._windows = windows if windows is not None else self.all_windows()
         if not self._windows:
             raise ValueError("no windows to draw patches from")
@@ -151,7 +156,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self._windows) * self.patches_per_window
+        return -(-len(self._windows) // self.shard[1]) * self.patches_per_window
 
     def read(self, window: Window) -> dict[str, np.ndarray]:
         """Read every field over ``window`` in one compute: (channels, height, width) float32 each."""
@@ -163,7 +168,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         worker = torch.utils.data.get_worker_info()
-        order = rng.permutation(len(self._windows))
+        order = rng.permutation(len(self._windows))[self.shard[0]::self.shard[1]]
         if worker is not None:
             order = order[worker.id::worker.num_workers]
         for index in order:

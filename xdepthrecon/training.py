@@ -9,6 +9,7 @@ units (every level counts alike), progress shows loss, validation loss and sampl
 from __future__ import annotations
 
 import math
+import os
 import time
 from os import PathLike
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xdepthrecon import _replicas
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.baselines.pca import PCACompressor
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
@@ -40,7 +42,10 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     """The device to train on: ``device`` if given, else CUDA when available, else the CPU."""
     if device is not None:
         return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = os.environ.get("LOCAL_RANK")  # one GPU per process under torchrun
+    return torch.device("cuda" if local_rank is None else f"cuda:{int(local_rank)}")
 
 
 def train_autoencoder(
@@ -121,13 +126,15 @@ def train_autoencoder(
         raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
     thetao = as_cube(cube).thetao
     target = pick_device(device)
+    replicas = _replicas.join(target)
+    shard = (replicas.rank, replicas.world)
     dataset = PatchDataset({"y": thetao}, patch_size=patch_size, patches_per_window=patches_per_window,
                            max_land_fraction=max_land_fraction, augment=augment, seed=seed)
     train_windows, val_windows = dataset.split(val_fraction) if val_fraction > 0 else (dataset.all_windows(), [])
     train_set = PatchDataset({"y": thetao}, patch_size, dataset.patches_per_window, max_land_fraction, augment,
-                             seed, windows=train_windows)
+                             seed, windows=train_windows, shard=shard)
     val_set = (PatchDataset({"y": thetao}, patch_size, dataset.patches_per_window, max_land_fraction, False,
-                            seed + 1, windows=val_windows) if val_windows else None)
+                            seed + 1, windows=val_windows, shard=shard) if val_windows else None)
 
     path = None if checkpoint is None else Path(checkpoint)
     torch.manual_seed(seed)
@@ -144,6 +151,8 @@ def train_autoencoder(
         model = model.to(target)
         state = None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    step = _replicas.wrap(_replicas.LossModule(model, lambda y: _loss(model, y, masked_only, l1_weight, l2_weight)),
+                          replicas, target)
     history: list[dict[str, Any]] = []
     start = 0
     if state is not None:
@@ -152,7 +161,7 @@ def train_autoencoder(
         start = int(state["epoch"]) + 1
         torch.set_rng_state(state["rng"])
 
-    bar = tqdm(range(start, epochs), desc="autoencoder", disable=not progress, unit="epoch")
+    bar = tqdm(range(start, epochs), desc="autoencoder", disable=not (progress and replicas.main), unit="epoch")
     for epoch in bar:
         began = time.perf_counter()
         train_set.set_epoch(epoch)
@@ -160,18 +169,21 @@ def train_autoencoder(
             group["lr"] = lr if lr_schedule == "constant" else lr * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
         model.train()
         total, samples = 0.0, 0
-        for batch in PrefetchLoader(train_set, batch_size, device=target):
-            loss = _loss(model, batch["y"], masked_only, l1_weight, l2_weight)
+        for batch in _replicas.together(PrefetchLoader(train_set, batch_size, device=target), replicas):
+            loss = step(batch["y"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
-        val_loss = _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight)
-        history.append(epoch_record(epoch, total, samples, val_loss, began, bar))
-        if path is not None:
+        val_total, val_samples = _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight)
+        total, samples, val_total, val_samples = _replicas.sums([total, samples, val_total, val_samples], replicas)
+        val_loss = val_total / val_samples if val_samples else float("nan")
+        history.append(epoch_record(epoch, total, int(samples), val_loss, began, bar))
+        if path is not None and replicas.main:
             _checkpoint.save(model, path, training_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                                           "rng": torch.get_rng_state(), "history": history})
+        _replicas.barrier(replicas)
     model.eval()
     model.history = history
     return model
@@ -197,16 +209,17 @@ def _loss(model: DepthBandAutoencoder, y: torch.Tensor, masked_only: bool, l1: f
 
 
 def _validate(model: DepthBandAutoencoder, dataset: PatchDataset | None, batch_size: int, device: torch.device,
-              masked_only: bool, l1: float, l2: float) -> float:
+              masked_only: bool, l1: float, l2: float) -> tuple[float, int]:
+    """Summed loss and number of validation patches (of this process's share)."""
     if dataset is None:
-        return float("nan")
+        return 0.0, 0
     model.eval()
     total, samples = 0.0, 0
     with torch.no_grad():
         for batch in PrefetchLoader(dataset, batch_size, device=device):
             total += float(_loss(model, batch["y"], masked_only, l1, l2)) * len(batch["y"])
             samples += len(batch["y"])
-    return total / max(samples, 1)
+    return total, samples
 
 
 def _check_resumable(model: DepthBandAutoencoder, path: Path, thetao: xr.DataArray, latent_channels: int,

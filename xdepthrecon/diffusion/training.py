@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xdepthrecon import _replicas
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.cube import as_cube
@@ -151,12 +152,14 @@ def train_diffusion(
     if profiles is not None:
         gridded = grid_profiles(profiles, like=truth, window=window)
         fields.update(x=gridded.x, x_mask=gridded.x_mask.astype("float32"))
+    target_device = pick_device(device)
+    replicas = _replicas.join(target_device)
+    shard = (replicas.rank, replicas.world)
     base = PatchDataset(fields, patch_size=patch_size, seed=seed)
     train_windows, val_windows = base.split(val_fraction) if val_fraction > 0 else (base.all_windows(), [])
-    train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows)
+    train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows, shard=shard)
     val_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed + 1,
-                           windows=val_windows) if val_windows else None
-    target_device = pick_device(device)
+                           windows=val_windows, shard=shard) if val_windows else None
     depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
 
     path = None if checkpoint is None else Path(checkpoint)
@@ -179,11 +182,12 @@ def train_diffusion(
     start, updates = 0, 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        averaged.load_state_dict(state["ema"])
+        model.denoiser.load_state_dict(state["live"])  # the file's model holds the averaged weights
         history, start, updates = list(state["history"]), int(state["epoch"]) + 1, int(state["updates"])
         torch.set_rng_state(state["rng"])
-    generator = torch.Generator().manual_seed(seed)
-    if state is not None:
+    # noise, noise levels and simulated observations: one stream per process (rank 0's is checkpointed)
+    generator = torch.Generator().manual_seed(seed if replicas.main else hash((seed, replicas.rank, start)) % 2**63)
+    if state is not None and replicas.main:
         generator.set_state(state["generator"])
 
     def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
@@ -200,14 +204,15 @@ def train_diffusion(
             loss = loss + reconstruction_loss(model.autoencoder.normalize(model.autoencoder(y)), target, valid)
         return loss
 
-    bar = tqdm(range(start, epochs), desc="diffusion", disable=not progress, unit="epoch")
+    step = _replicas.wrap(_replicas.LossModule(model, batch_loss), replicas, target_device)
+    bar = tqdm(range(start, epochs), desc="diffusion", disable=not (progress and replicas.main), unit="epoch")
     for epoch in bar:
         began = time.perf_counter()
         train_set.set_epoch(epoch)
         model.train()
         total, samples = 0.0, 0
-        for batch in PrefetchLoader(train_set, batch_size, device=target_device):
-            loss = batch_loss(batch, generator)
+        for batch in _replicas.together(PrefetchLoader(train_set, batch_size, device=target_device), replicas):
+            loss = step(batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -215,12 +220,15 @@ def train_diffusion(
             _update_average(averaged, model.denoiser, min(ema, (1 + updates) / (10 + updates)))
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
-        val_loss = _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed)
-        history.append(epoch_record(epoch, total, samples, val_loss, began, bar))
-        if path is not None:
-            _checkpoint.save(model, path, training_state={
-                "optimizer": optimizer.state_dict(), "ema": averaged.state_dict(), "epoch": epoch, "updates": updates,
+        val_total, val_samples = _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed)
+        total, samples, val_total, val_samples = _replicas.sums([total, samples, val_total, val_samples], replicas)
+        val_loss = val_total / val_samples if val_samples else float("nan")
+        history.append(epoch_record(epoch, total, int(samples), val_loss, began, bar))
+        if path is not None and replicas.main:
+            _save_averaged(model, averaged, path, training_state={
+                "optimizer": optimizer.state_dict(), "epoch": epoch, "updates": updates,
                 "rng": torch.get_rng_state(), "generator": generator.get_state(), "history": history})
+        _replicas.barrier(replicas)
     model.denoiser.load_state_dict(averaged.state_dict())
     model.requires_grad_(False)
     model.history = history
@@ -234,6 +242,17 @@ def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> N
             module.requires_grad_(True)
 
 
+def _save_averaged(model: LatentDiffusion, averaged: torch.nn.Module, path: Path, training_state: dict) -> None:
+    """Save the model with the averaged denoiser (what ``xdepthrecon.load`` should give); the live weights
+    travel in the training state for resuming."""
+    live = model.denoiser
+    model.denoiser = averaged
+    try:
+        _checkpoint.save(model, path, training_state={**training_state, "live": live.state_dict()})
+    finally:
+        model.denoiser = live
+
+
 @torch.no_grad()
 def _update_average(averaged: torch.nn.Module, current: torch.nn.Module, decay: float) -> None:
     for kept, new in zip(averaged.parameters(), current.parameters()):
@@ -241,10 +260,10 @@ def _update_average(averaged: torch.nn.Module, current: torch.nn.Module, decay: 
 
 
 def _validate(model: LatentDiffusion, averaged: torch.nn.Module, dataset: PatchDataset | None, batch_size: int,
-              device: torch.device, batch_loss, seed: int) -> float:
-    """Validation loss of the averaged denoiser with fixed noise, levels and observations."""
+              device: torch.device, batch_loss, seed: int) -> tuple[float, int]:
+    """Summed validation loss of the averaged denoiser (fixed noise, levels, observations) and patch count."""
     if dataset is None:
-        return float("nan")
+        return 0.0, 0
     live = model.denoiser
     model.denoiser = averaged
     model.eval()
@@ -257,4 +276,4 @@ def _validate(model: LatentDiffusion, averaged: torch.nn.Module, dataset: PatchD
                 samples += len(batch["y"])
     finally:
         model.denoiser = live
-    return total / max(samples, 1)
+    return total, samples
