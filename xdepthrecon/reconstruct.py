@@ -86,7 +86,7 @@ def _sample_step(
             out = []
             for start in range(0, len(z_tiles), batch_size):
                 part = slice(start, start + batch_size)
-                out.append(model.denoiser(z_tiles[part], t[part], condition_tiles[part],
+                out.append(model.predict(z_tiles[part], t[part], condition_tiles[part],
                                           **{k: v[part] for k, v in context.items()}))
             return torch.cat(out)
 

@@ -4,9 +4,12 @@ The model generates the (normalised) latent of the full temperature cube, condit
 
 - the surface fields (SST, and any other), normalised per field, NaN (land) set to 0;
 - ``z_x``: the normalised latent of the gridded observations, 0 where no column is observed;
-- the observed fraction of each column's levels (0 where unobserved).
+- the observed fraction of each column's levels (0 where unobserved);
+- with ``first_guess`` scales, for each scale a distance-weighted average of ``z_x`` and its support
+  (:func:`~xdepthrecon.diffusion.first_guess.first_guess`),
 
-so ``condition_channels = n_surface + latent_channels + 1``. Everything a user needs to reconstruct
+so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)``.
+With an ``x0`` target and a first guess, the denoiser learns the correction to the largest-scale guess. Everything a user needs to reconstruct
 travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
 from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -44,7 +48,7 @@ class LatentDiffusion(nn.Module):
         The depth-band autoencoder whose latent is generated.
     denoiser
         The backbone; its ``channels`` must be the latent channels and its ``condition_channels``
-        ``len(surface_names) + latent_channels + 1``.
+        :meth:`condition_channels` ``(len(surface_names), latent_channels, first_guess)``.
     schedule
         Noise schedule (and prediction target) the denoiser is trained with.
     latent_mean, latent_std
@@ -53,6 +57,8 @@ class LatentDiffusion(nn.Module):
         Names of the surface fields, in channel order (e.g. ``("sst",)``).
     surface_mean, surface_std
         Per-field normalisation statistics (degC for SST).
+    first_guess
+        Length scales (grid cells) of the first guess spread from the observed columns; empty for none.
     """
 
     def __init__(
@@ -65,13 +71,18 @@ class LatentDiffusion(nn.Module):
         surface_names: Sequence[str] = ("sst",),
         surface_mean: Any = (0.0,),
         surface_std: Any = (1.0,),
+        first_guess: Sequence[float] = (),
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
-        expected = len(surface_names) + latent + 1
+        self.first_guess = tuple(float(scale) for scale in first_guess)
+        if any(not scale > 0 for scale in self.first_guess):
+            raise ValueError(f"first_guess length scales must be positive grid-cell counts, got {first_guess}")
+        expected = self.condition_channels(len(surface_names), latent, self.first_guess)
         if denoiser.channels != latent or denoiser.condition_channels != expected:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
-                             f"({len(surface_names)} surface + {latent} z_x + 1 mask); it takes "
+                             f"({len(surface_names)} surface + {latent} z_x + 1 mask + "
+                             f"{len(self.first_guess)} x ({latent} + 1) first guess); it takes "
                              f"{denoiser.channels} and {denoiser.condition_channels}")
         self.autoencoder = autoencoder
         self.denoiser = denoiser
@@ -85,13 +96,19 @@ class LatentDiffusion(nn.Module):
         #: Training history (one dict per epoch), set by ``train_diffusion``.
         self.history: list[dict[str, Any]] = []
 
+    @staticmethod
+    def condition_channels(n_surface: int, latent_channels: int, first_guess: Sequence[float] = ()) -> int:
+        """Number of condition channels for these surface fields, latent size and first-guess scales."""
+        return n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
+
     # --- saving ---------------------------------------------------------------------------------------------
 
     @property
     def config(self) -> dict[str, Any]:
         """Everything but arrays and weights, as a JSON-serialisable dict."""
         return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
-                "schedule": self.schedule.config, "surface_names": list(self.surface_names)}
+                "schedule": self.schedule.config, "surface_names": list(self.surface_names),
+                "first_guess": list(self.first_guess)}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -109,7 +126,7 @@ class LatentDiffusion(nn.Module):
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
-                   arrays["surface_mean"], arrays["surface_std"])
+                   arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -147,7 +164,19 @@ class LatentDiffusion(nn.Module):
         z_x = torch.where(any_observed, self.encode_target(torch.where(observed, x, torch.nan)), 0.0)
         fields = (surface - self.surface_mean[:, None, None]) / self.surface_std[:, None, None]
         fields = torch.nan_to_num(fields, nan=0.0)
-        return torch.cat([fields, z_x, fraction], dim=1)
+        parts = [fields, z_x, fraction]
+        if self.first_guess:
+            parts.append(_first_guess(z_x, any_observed, self.first_guess))
+        return torch.cat(parts, dim=1)
+
+    def predict(self, z_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, **context) -> torch.Tensor:
+        """The denoiser's output for the schedule's target; an ``x0`` estimate corrects the first guess."""
+        output = self.denoiser(z_t, t, condition, **context)
+        if self.first_guess and self.schedule.target == "x0":
+            latent = self.autoencoder.latent_channels
+            start = condition.shape[1] - (latent + 1)  # the largest scale's average comes last
+            output = output + condition[:, start:start + latent]
+        return output
 
     def loss(
         self,
@@ -164,7 +193,7 @@ class LatentDiffusion(nn.Module):
         noise = torch.randn(z0.shape, generator=generator).to(z0.device)
         t = torch.randint(0, self.schedule.steps, (z0.shape[0],), generator=generator).to(z0.device)
         z_t = self.schedule.add_noise(z0, noise, t)
-        output = self.denoiser(z_t, t, condition, **context)
+        output = self.predict(z_t, t, condition, **context)
         target = self.schedule.training_target(z0, noise, t)
         weight = ocean.expand_as(output).float()
         return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
@@ -181,7 +210,7 @@ class LatentDiffusion(nn.Module):
         project=None,
     ) -> torch.Tensor:
         """Sample normalised latents for a batch of conditions (one sample per batch item)."""
-        net = denoiser if denoiser is not None else (lambda z_t, t: self.denoiser(z_t, t, condition, **context))
+        net = denoiser if denoiser is not None else (lambda z_t, t: self.predict(z_t, t, condition, **context))
         shape = (condition.shape[0], self.autoencoder.latent_channels, *condition.shape[-2:])
         return sample(net, shape, self.schedule, steps=steps, sampler=sampler, eta=eta, generator=generator,
                       device=condition.device, project=project)

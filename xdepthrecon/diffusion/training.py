@@ -87,6 +87,7 @@ def train_diffusion(
     mults: tuple[int, ...] = (1, 2, 4),
     attention: bool = True,
     context: bool = True,
+    first_guess: tuple[float, ...] = (),
     schedule: str = "cosine",
     target: str = "x0",
     diffusion_steps: int = 1000,
@@ -124,6 +125,10 @@ def train_diffusion(
     dim, mults, attention, context
         Denoiser size and FiLM conditioning on position and season (see
         :class:`~xdepthrecon.models.unet.ConditionalUNet`).
+    first_guess
+        Length scales (grid cells) at which the observed latents are spread into a dense first guess
+        given to the denoiser; with the ``x0`` target it learns the correction to the largest-scale guess.
+        Empty: no first guess.
     schedule, target, diffusion_steps
         Noise schedule kind, prediction target and number of noise levels.
     finetune
@@ -170,10 +175,12 @@ def train_diffusion(
         state = _checkpoint.load_training_state(path)
     else:
         statistics = _statistics(truth, surface, autoencoder)
-        denoiser = ConditionalUNet(autoencoder.latent_channels, 1 + autoencoder.latent_channels + 1, dim=dim,
-                                   mults=mults, attention=attention, context=context)
+        conditions = LatentDiffusion.condition_channels(1, autoencoder.latent_channels, first_guess)
+        denoiser = ConditionalUNet(autoencoder.latent_channels, conditions, dim=dim, mults=mults, attention=attention,
+                                   context=context)
         model = LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser,
-                                NoiseSchedule(schedule, diffusion_steps, target), **statistics).to(target_device)
+                                NoiseSchedule(schedule, diffusion_steps, target), **statistics,
+                                first_guess=first_guess).to(target_device)
     _set_trainable(model.autoencoder, finetune)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr)
