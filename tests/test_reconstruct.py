@@ -125,3 +125,13 @@ def test_a_distributed_cluster_gives_the_single_process_result(setting, local_cl
     assert sum(len(pickle.dumps(task)) > model_bytes / 2 for task in graph.values()) == 1  # shipped once
     result = local_client.compute(lazy).result()
     xr.testing.assert_equal(result, expected)
+
+
+def test_bfloat16_denoiser_stays_close_to_fp32(setting):
+    cube, sst, model, profiles = setting
+    options = {**SAMPLING, "eta": 0.0}
+    exact = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, **options).compute()
+    fast = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, fast=True, **options).compute()
+    np.testing.assert_array_equal(np.isnan(fast.thetao.values), np.isnan(exact.thetao.values))
+    assert float(np.nanmean(np.abs(fast.thetao.values - exact.thetao.values))) < 0.1
+    assert "fast=True" in fast.attrs["history"]

@@ -76,3 +76,11 @@ def test_nan_never_reaches_the_network(training_cube):
 
     loss = _loss(ae, torch.from_numpy(training_cube.thetao.values[:2].astype(np.float32)), True, 1.0, 0.5)
     assert torch.isfinite(loss) and seen == [False]
+
+
+def test_bfloat16_autocast_trains(cube):
+    ae = xdepthrecon.train_autoencoder(glorys_like(times=2, depths=6, lats=16, lons=16), epochs=2, latent_channels=2,
+                                       encoder_channels=(4,), decoder_channels=(4,), patch_size=8, progress=False,
+                                       fast=True)
+    assert all(np.isfinite(h["loss"]) for h in ae.history)
+    assert all(p.dtype == torch.float32 for p in ae.parameters())

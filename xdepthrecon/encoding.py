@@ -9,7 +9,6 @@ one and no seam shows at chunk edges; a global grid wraps in longitude.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dask.array as dsa
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon._halo import map_columns
+from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import as_cube, is_global
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -67,8 +67,7 @@ class _NetworkRunner:
         inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if self.method == "encode" else 0.0)).to(target)
         if self.fast:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast(target.type, dtype=torch.bfloat16) if self.fast else contextlib.nullcontext()
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), network_precision(target, self.fast):
             out = getattr(model, self.method)(inputs).float().cpu().numpy()
         if levels is not None:
             valid = valid & (np.arange(out.shape[1])[None, :, None, None] < levels)

@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon import checkpoint
+from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import CANONICAL_DIMS, as_cube, is_global
 from xdepthrecon.diffusion.latent import LatentDiffusion
@@ -64,7 +65,7 @@ def _sample_step(
     model: LatentDiffusion, x: np.ndarray, x_mask: np.ndarray, sst: np.ndarray, valid: np.ndarray,
     latitude: np.ndarray, longitude: np.ndarray, day_of_year: float, members: int, steps: int, sampler: str,
     eta: float, generator: torch.Generator, tile: int, overlap: int, batch_size: int, replace: bool,
-    device: torch.device, keep_members: bool,
+    device: torch.device, keep_members: bool, fast: bool = False,
 ) -> np.ndarray:
     """Ensemble mean, standard deviation (ddof 1) and, with ``keep_members``, the members of one time step.
 
@@ -86,8 +87,9 @@ def _sample_step(
             out = []
             for start in range(0, len(z_tiles), batch_size):
                 part = slice(start, start + batch_size)
-                out.append(model.predict(z_tiles[part], t[part], condition_tiles[part],
-                                          **{k: v[part] for k, v in context.items()}))
+                with network_precision(device, fast):
+                    out.append(model.predict(z_tiles[part], t[part], condition_tiles[part],
+                                             **{k: v[part] for k, v in context.items()}).float())
             return torch.cat(out)
 
         project = _replacement(model, x_t, mask_t) if replace else None
@@ -132,10 +134,10 @@ class _EnsembleSampler:
 
     def __init__(self, model: LatentDiffusion, device: str | torch.device | None, members: int, steps: int,
                  sampler: str, eta: float, tile: int, overlap: int, batch_size: int, replace: bool,
-                 keep_members: bool) -> None:
+                 keep_members: bool, fast: bool) -> None:
         self.model, self.device = model, device
         self.options = dict(members=members, steps=steps, sampler=sampler, eta=eta, tile=tile, overlap=overlap,
-                            batch_size=batch_size, replace=replace, keep_members=keep_members)
+                            batch_size=batch_size, replace=replace, keep_members=keep_members, fast=fast)
         self.identity = checkpoint.digest(model.state_dict()) + json.dumps(model.config, sort_keys=True)
         self._runner: tuple[LatentDiffusion, torch.device] | None = None
 
@@ -193,6 +195,7 @@ def reconstruct(
     keep_members: bool = False,
     replace: bool = False,
     window: str = "7D",
+    fast: bool = False,
 ) -> xr.Dataset:
     """Reconstruct the temperature cube on ``grid`` from ``profiles`` and ``sst`` with an ensemble.
 
@@ -228,6 +231,8 @@ def reconstruct(
         values exactly where observed.
     window
         Time window for gridding the profiles.
+    fast
+        Run the denoiser in bfloat16 autocast (GPUs, CPUs with AMX); the sampling arithmetic stays fp32.
 
     Returns
     -------
@@ -242,7 +247,7 @@ def reconstruct(
     windows = profile_windows(template.time.values, profiles.time.values, window)
     _warn_outside_windows(profiles.sizes["profile"], windows, window)
     sampler_key = dask.delayed(_EnsembleSampler(model, device, members, steps, sampler, eta, tile, overlap,
-                                                batch_size, replace, keep_members), pure=True)
+                                                batch_size, replace, keep_members, fast), pure=True)
     shape = (2 + members * keep_members, template.sizes["depth"], template.sizes["latitude"],
              template.sizes["longitude"])
     samples, observed = [], []
@@ -270,7 +275,7 @@ def reconstruct(
         out["thetao_members"] = xr.DataArray(stacked[2:], dims=("member", *CANONICAL_DIMS), coords=coords,
                                              attrs={"long_name": "ensemble members", **attrs})
     call = describe_call("xdepthrecon.reconstruct", members=members, steps=steps, sampler=sampler, eta=eta,
-                         seed=seed, tile=tile, overlap=overlap, replace=replace or None)
+                         seed=seed, tile=tile, overlap=overlap, replace=replace or None, fast=fast or None)
     out.attrs = with_history({k: v for k, v in template.attrs.items() if k != "history"}, call)
     return out
 

@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon import _replicas
+from xdepthrecon._precision import network_precision
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.baselines.pca import PCACompressor
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
@@ -70,6 +71,7 @@ def train_autoencoder(
     max_land_fraction: float = 0.9,
     augment: bool = True,
     linear_path: bool = False,
+    fast: bool = False,
 ) -> DepthBandAutoencoder:
     """Train a :class:`~xdepthrecon.DepthBandAutoencoder` on a temperature cube.
 
@@ -113,6 +115,8 @@ def train_autoencoder(
         truncation and learns the nonlinear correction. Default False: the reference architecture. On a
         CPU budget, ``linear_path=True, lr=1e-3, lr_schedule="cosine"`` is what beats PCA at the same latent
         size in every depth band (``benchmarks/bench_autoencoder_quality.py``).
+    fast
+        Train in bfloat16 autocast (GPUs, CPUs with AMX); weights and optimizer stay fp32.
 
     Returns
     -------
@@ -170,7 +174,8 @@ def train_autoencoder(
         model.train()
         total, samples = 0.0, 0
         for batch in _replicas.together(PrefetchLoader(train_set, batch_size, device=target), replicas):
-            loss = step(batch["y"])
+            with network_precision(target, fast):
+                loss = step(batch["y"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

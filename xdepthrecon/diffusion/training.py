@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon import _replicas
+from xdepthrecon._precision import network_precision
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.cube import as_cube
@@ -97,6 +98,7 @@ def train_diffusion(
     checkpoint: str | PathLike[str] | None = None,
     progress: bool = True,
     window: str = "7D",
+    fast: bool = False,
 ) -> LatentDiffusion:
     """Train a :class:`~xdepthrecon.diffusion.latent.LatentDiffusion` to generate a cube's latent.
 
@@ -139,6 +141,8 @@ def train_diffusion(
         As in :func:`xdepthrecon.train_autoencoder` (resume from ``checkpoint`` when it exists).
     window
         Time window for gridding real ``profiles``.
+    fast
+        Train the networks in bfloat16 autocast (GPUs, CPUs with AMX); weights and optimizer stay fp32.
 
     Returns
     -------
@@ -219,7 +223,8 @@ def train_diffusion(
         model.train()
         total, samples = 0.0, 0
         for batch in _replicas.together(PrefetchLoader(train_set, batch_size, device=target_device), replicas):
-            loss = step(batch, generator)
+            with network_precision(target_device, fast):
+                loss = step(batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
