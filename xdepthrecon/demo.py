@@ -47,6 +47,8 @@ class DemoSettings:
     patch: int = 32
     members: int = 8
     steps: int = 25
+    #: Length scales (grid cells) of the first guess spread from the observed columns (see train_diffusion).
+    first_guess: tuple[float, ...] = (2.0, 6.0)
 
     @classmethod
     def quick(cls) -> DemoSettings:
@@ -65,8 +67,8 @@ def _models(case, settings: DemoSettings, device: str | None, progress: bool):
     fraction = case.info["observed_column_fraction"]
     model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
                                         epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,
-                                        lr=1e-3, ema=0.999, dim=settings.dim, mults=(1, 2), device=device,
-                                        progress=progress)
+                                        lr=1e-3, ema=0.999, dim=settings.dim, mults=(1, 2),
+                                        first_guess=settings.first_guess, device=device, progress=progress)
     return ae, model
 
 
@@ -171,7 +173,8 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         f"({100 * case.info['test_region_ocean_fraction']:.0f} % of the ocean) and months {list(TEST_TIMES)}.",
         "",
         f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
-        f"epochs; diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs; ensemble of "
+        f"epochs (linear EOF path); diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs, "
+        f"first guess at {list(settings.first_guess)} cells; ensemble of "
         f"{settings.members} members, {settings.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
         "",
