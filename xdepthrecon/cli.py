@@ -92,22 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     train_ae = commands.add_parser(
         "train-ae", help="train the depth-band autoencoder on a temperature cube",
         description="Train a depth-band autoencoder on CUBE (netCDF or zarr, e.g. GLORYS thetao). Interrupted "
-        "training resumes when the same command is run again with the same --out.")
+        "training resumes when the same command is run again with the same --out. On several GPUs or "
+        "processes: torchrun --nproc_per_node N -m xdepthrecon train-ae ... (rank 0 writes --out).")
     train_ae.add_argument("cube", help="temperature cube (netCDF file or zarr store)")
     _cube_arguments(train_ae)
     _training_arguments(train_ae, epochs=10, batch_size=16, lr=1e-4)
     train_ae.add_argument("--latent", type=int, default=12, help="latent channels (default: %(default)s)")
+    train_ae.add_argument("--linear-path", action="store_true",
+                          help="start from the EOFs of the cube and learn the nonlinear correction (beats PCA at the "
+                          "same latent size; use with --lr 1e-3)")
 
     train_dm = commands.add_parser(
         "train-diffusion", help="train the conditional latent diffusion model",
         description="Train the latent diffusion model on CUBE with SST as condition. Without --profiles, "
-        "observations are simulated from CUBE at random densities (observing-system simulation).")
+        "observations are simulated from CUBE at random densities (observing-system simulation). Resumes "
+        "from --out; runs data-parallel under torchrun --nproc_per_node N -m xdepthrecon train-diffusion ...")
     train_dm.add_argument("cube", help="truth temperature cube (netCDF file or zarr store)")
     train_dm.add_argument("sst", help="sea surface temperature (e.g. OSTIA; Kelvin or degC, any grid)")
     train_dm.add_argument("--autoencoder", required=True, help="trained autoencoder (.safetensors)")
     train_dm.add_argument("--profiles", help="real profiles (EN4/Argo netCDF, CSV or parquet table)")
     _cube_arguments(train_dm)
     _training_arguments(train_dm, epochs=10, batch_size=8, lr=5e-5)
+    train_dm.add_argument("--dim", type=int, default=32, help="denoiser base width (default: %(default)s)")
+    train_dm.add_argument("--first-guess", type=float, nargs="*", default=[], metavar="CELLS",
+                          help="length scales (grid cells) of a first guess spread from the observed columns, "
+                          "e.g. --first-guess 2 6 (default: none)")
 
     rec = commands.add_parser(
         "reconstruct", help="reconstruct temperature from profiles and SST",
@@ -157,14 +166,16 @@ def _run(args: argparse.Namespace) -> None:
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
         model = xdepthrecon.train_autoencoder(cube, latent_channels=args.latent, epochs=args.epochs,
                                               batch_size=args.batch_size, lr=args.lr, patch_size=args.patch_size,
-                                              device=args.device, seed=args.seed, checkpoint=args.out)
+                                              device=args.device, seed=args.seed, checkpoint=args.out,
+                                              linear_path=args.linear_path)
     elif args.command == "train-diffusion":
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
         profiles = xdepthrecon.read_profiles(open_data(args.profiles)) if args.profiles else None
         model = xdepthrecon.train_diffusion(cube, open_data(args.sst), _load_model(args.autoencoder, "autoencoder"),
                                             profiles=profiles, epochs=args.epochs, batch_size=args.batch_size,
                                             lr=args.lr, patch_size=args.patch_size, device=args.device,
-                                            seed=args.seed, checkpoint=args.out)
+                                            seed=args.seed, checkpoint=args.out, dim=args.dim,
+                                            first_guess=tuple(args.first_guess))
     else:
         model = _load_model(args.model, "diffusion")
         result = xdepthrecon.reconstruct(open_data(args.grid), xdepthrecon.read_profiles(open_data(args.profiles)),
@@ -173,8 +184,8 @@ def _run(args: argparse.Namespace) -> None:
                                          replace=args.replace)
         _write(result, args.out)
         return
-    model.save(args.out)
-    print(f"wrote {args.out}")
+    # the checkpoint at --out already holds the trained model (and its training state, for resuming)
+    print(f"wrote {args.out} ({len(model.history)} epochs)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon._halo import map_columns
+from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import as_cube, is_global
@@ -48,6 +49,7 @@ class _NetworkRunner:
 
     def _prepare(self) -> tuple[DepthBandAutoencoder, torch.device]:
         if self._model is None:
+            relax_heap_trimming()  # dask workers trim the heap eagerly: slow for big tensors
             current = next(self.autoencoder.parameters()).device
             target = current if self.device is None else torch.device(self.device)
             model = self.autoencoder

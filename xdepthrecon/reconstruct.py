@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon import checkpoint
+from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import CANONICAL_DIMS, as_cube, is_global
@@ -149,6 +150,7 @@ class _EnsembleSampler:
 
     def _prepare(self) -> tuple[LatentDiffusion, torch.device]:
         if self._runner is None:
+            relax_heap_trimming()  # dask workers trim the heap eagerly: slow for big tensors
             target = pick_device(self.device)
             model = self.model
             if next(model.parameters()).device != target:
