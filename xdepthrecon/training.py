@@ -30,8 +30,14 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder, reconstruction_
 _SCHEDULES = ("constant", "cosine")
 
 
-def epoch_record(epoch: int, total: float, samples: int, val_loss: float, began: float, bar) -> dict[str, Any]:
-    """The history entry of one epoch (mean loss, validation loss, samples/s), also shown on the progress bar."""
+def epoch_record(epoch: int, sums: list[float], began: float, bar, replicas: _replicas.Replicas) -> dict[str, Any]:
+    """The history entry of one epoch (mean loss, validation loss, samples/s), also shown on the progress bar.
+
+    ``sums`` holds this process's summed training loss, patches, summed validation loss and validation
+    patches; they are added over all training processes first.
+    """
+    total, samples, val_total, val_samples = _replicas.sums(sums, replicas)
+    val_loss = val_total / val_samples if val_samples else float("nan")
     seconds = time.perf_counter() - began
     record = {"epoch": epoch, "loss": total / max(samples, 1), "val_loss": val_loss,
               "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
@@ -182,9 +188,7 @@ def train_autoencoder(
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
         val_total, val_samples = _validate(model, val_set, batch_size, target, masked_only, l1_weight, l2_weight)
-        total, samples, val_total, val_samples = _replicas.sums([total, samples, val_total, val_samples], replicas)
-        val_loss = val_total / val_samples if val_samples else float("nan")
-        history.append(epoch_record(epoch, total, int(samples), val_loss, began, bar))
+        history.append(epoch_record(epoch, [total, samples, val_total, val_samples], began, bar, replicas))
         if path is not None and replicas.main:
             _checkpoint.save(model, path, training_state={"optimizer": optimizer.state_dict(), "epoch": epoch,
                                                           "rng": torch.get_rng_state(), "history": history})

@@ -233,9 +233,7 @@ def train_diffusion(
             total += float(loss.detach()) * len(batch["y"])
             samples += len(batch["y"])
         val_total, val_samples = _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed)
-        total, samples, val_total, val_samples = _replicas.sums([total, samples, val_total, val_samples], replicas)
-        val_loss = val_total / val_samples if val_samples else float("nan")
-        history.append(epoch_record(epoch, total, int(samples), val_loss, began, bar))
+        history.append(epoch_record(epoch, [total, samples, val_total, val_samples], began, bar, replicas))
         if path is not None and replicas.main:
             _save_averaged(model, averaged, path, training_state={
                 "optimizer": optimizer.state_dict(), "epoch": epoch, "updates": updates,
