@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from xdepthrecon.cli import main
@@ -29,3 +31,15 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "demo" in capsys.readouterr().out
+
+
+def test_profile_sites_are_ocean_cells_inside_their_boxes_even_across_the_dateline():
+    import xdepthrecon
+    from xdepthrecon.demo import TEST_REGIONS, _ocean_site
+
+    surface = xdepthrecon.open_sample("ocean_atlas").thetao.isel(time=1, depth=0)
+    for south, north, west, east in TEST_REGIONS:
+        latitude, longitude = _ocean_site(surface, (south, north, west, east))
+        assert south <= latitude <= north
+        assert (longitude - west) % 360 <= (east - west) % 360
+        assert np.isfinite(float(surface.sel(latitude=latitude, longitude=longitude)))

@@ -84,6 +84,16 @@ def _reconstruct(model, case, settings: DemoSettings, device: str | None) -> xr.
     return result.reindex(time=grid.time)
 
 
+def _ocean_site(surface: xr.DataArray, box: tuple[float, float, float, float]) -> tuple[float, float]:
+    """The ocean cell nearest the centre of a (south, north, west, east) box; the box may cross the dateline."""
+    south, north, west, east = box
+    centre_lon = (west + ((east - west) % 360.0) / 2 + 180.0) % 360.0 - 180.0
+    lat, lon = np.meshgrid(surface.latitude.values, surface.longitude.values, indexing="ij")
+    distance = (lat - (south + north) / 2) ** 2 + ((lon - centre_lon + 180.0) % 360.0 - 180.0) ** 2
+    row, column = np.unravel_index(np.argmin(np.where(surface.notnull().values, distance, np.inf)), distance.shape)
+    return float(lat[row, column]), float(lon[row, column])
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join([str(frame.index.name or "")] + [str(c) for c in frame.columns]) + " |"
     rule = "|" + " --- |" * (len(frame.columns) + 1)
@@ -133,12 +143,10 @@ def _figures(out: Path, case, reconstruction: xr.Dataset, table: pd.DataFrame) -
     names.append("section.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 6))
-    for ax, (s, n, w, e) in zip(axes, TEST_REGIONS):
-        column = reconstruction.thetao.isel(time=month).sel(latitude=(s + n) / 2, longitude=(w + e) / 2,
-                                                             method="nearest")
-        plot.plot_profile(reconstruction, latitude=float(column.latitude), longitude=float(column.longitude),
-                          time=month, ax=ax, truth=truth, observations=case.observations,
-                          label="diffusion ensemble")
+    for ax, box in zip(axes, TEST_REGIONS):
+        latitude, longitude = _ocean_site(truth.thetao.isel(time=month, depth=0), box)
+        plot.plot_profile(reconstruction, latitude=latitude, longitude=longitude, time=month, ax=ax, truth=truth,
+                          observations=case.observations, label="diffusion ensemble")
     fig.tight_layout()
     fig.savefig(out / "profiles.png", dpi=80)
     plt.close(fig)
