@@ -2,8 +2,8 @@
 
 Sparse profiles cover a few per cent of the columns; a network that must carry their information across
 tens of cells learns slowly. The first guess spreads each observed latent over its neighbourhood,
-weighted by distance (``sum(w * z) / sum(w)`` with Gaussian ``w``, at one or more length scales) as a
-departure from a background (a regression on SST, or 0), and reports the summed weight beside it, so the denoiser sees where the guess is well supported. The
+weighted by distance (``sum(w * z) / sum(w)`` with Gaussian ``w``, at one or more length scales), and
+reports the summed weight beside it, so the denoiser sees where the guess is well supported. The
 largest scale also serves as the base that an ``x0`` denoiser corrects (see
 :class:`~xdepthrecon.diffusion.latent.LatentDiffusion`).
 """
@@ -36,8 +36,7 @@ def _blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
                     padding=(0, len(columns) // 2), groups=channels)
 
 
-def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float],
-                background: torch.Tensor | None = None, prior_weight: float = 0.0) -> torch.Tensor:
+def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
     """Distance-weighted averages of the observed latents and their support, at each scale.
 
     Parameters
@@ -48,26 +47,18 @@ def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[floa
         Observed columns (batch, 1, H, W), boolean or 0/1.
     scales
         Gaussian standard deviations in grid cells, smallest first.
-    background
-        A prior latent field (batch, channels, H, W), e.g. regressed on SST; default 0. The observations'
-        departures from it are spread, so far from any observation the guess is the background.
-    prior_weight
-        Weight of the background against the summed Gaussian weights (an observed column itself has
-        weight 1): ``guess = background + sum(w * (z - background)) / (sum(w) + prior_weight)``.
 
     Returns
     -------
     torch.Tensor
-        ``(batch, len(scales) * (channels + 1), H, W)``: for each scale the guess (the background where
+        ``(batch, len(scales) * (channels + 1), H, W)``: for each scale the averaged latent (0 where
         unsupported) followed by the log of its summed weight (``log(1 + sum w)``).
     """
     weight = observed.to(z_x.dtype)
-    background = torch.zeros_like(z_x) if background is None else background
-    departure = torch.where(observed.bool(), z_x - background, torch.zeros_like(z_x))
+    masked = torch.where(observed.bool(), z_x, torch.zeros_like(z_x))
     parts = []
     for sigma in scales:
         support = _blur(weight, sigma)
-        spread = _blur(departure * weight, sigma) / (support + prior_weight).clamp(min=_MIN_WEIGHT)
-        parts += [background + torch.where(support > _MIN_WEIGHT, spread, torch.zeros_like(spread)),
-                  torch.log1p(support)]
+        average = _blur(masked * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
+        parts += [torch.where(support > _MIN_WEIGHT, average, torch.zeros_like(average)), torch.log1p(support)]
     return torch.cat(parts, dim=1)

@@ -32,10 +32,6 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.unet import ConditionalUNet
 
 
-#: Weight of the first guess's background against the Gaussian weights (1 at an observed column).
-_PRIOR_WEIGHT = 0.25
-
-
 def _vector(values: Any, size: int, name: str) -> torch.Tensor:
     vector = torch.as_tensor(np.asarray(values, dtype=np.float32))
     if vector.shape != (size,) or not torch.all(torch.isfinite(vector)):
@@ -63,9 +59,6 @@ class LatentDiffusion(nn.Module):
         Per-field normalisation statistics (degC for SST).
     first_guess
         Length scales (grid cells) of the first guess spread from the observed columns; empty for none.
-    background
-        ``(latent_channels, 3)`` coefficients of the first guess's background, a quadratic in the first
-        normalised surface field (``c0 + c1 * s + c2 * s**2``, normalised latent units); default 0.
     """
 
     def __init__(
@@ -79,7 +72,6 @@ class LatentDiffusion(nn.Module):
         surface_mean: Any = (0.0,),
         surface_std: Any = (1.0,),
         first_guess: Sequence[float] = (),
-        background: Any = None,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
@@ -101,11 +93,6 @@ class LatentDiffusion(nn.Module):
         n_surface = len(self.surface_names)
         self.register_buffer("surface_mean", _vector(surface_mean, n_surface, "surface_mean"), persistent=False)
         self.register_buffer("surface_std", _vector(surface_std, n_surface, "surface_std"), persistent=False)
-        coefficients = torch.zeros(latent, 3) if background is None else torch.as_tensor(
-            np.asarray(background, dtype=np.float32))
-        if coefficients.shape != (latent, 3) or not torch.all(torch.isfinite(coefficients)):
-            raise ValueError(f"background must hold ({latent}, 3) finite coefficients, got {tuple(coefficients.shape)}")
-        self.register_buffer("background", coefficients, persistent=False)
         #: Training history (one dict per epoch), set by ``train_diffusion``.
         self.history: list[dict[str, Any]] = []
 
@@ -127,7 +114,7 @@ class LatentDiffusion(nn.Module):
     def arrays(self) -> dict[str, np.ndarray]:
         """Normalisation statistics and the autoencoder's levels and statistics, as numpy arrays."""
         arrays = {name: getattr(self, name).detach().cpu().numpy()
-                  for name in ("latent_mean", "latent_std", "surface_mean", "surface_std", "background")}
+                  for name in ("latent_mean", "latent_std", "surface_mean", "surface_std")}
         arrays.update({f"autoencoder_{key}": value for key, value in self.autoencoder.arrays.items()})
         return arrays
 
@@ -139,8 +126,7 @@ class LatentDiffusion(nn.Module):
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
-                   arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
-                   arrays.get("background"))
+                   arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -180,9 +166,7 @@ class LatentDiffusion(nn.Module):
         fields = torch.nan_to_num(fields, nan=0.0)
         parts = [fields, z_x, fraction]
         if self.first_guess:
-            surface = fields[:, :1]
-            prior = sum(self.background[:, k, None, None] * surface**k for k in range(3))
-            parts.append(_first_guess(z_x, any_observed, self.first_guess, prior, _PRIOR_WEIGHT))
+            parts.append(_first_guess(z_x, any_observed, self.first_guess))
         return torch.cat(parts, dim=1)
 
     def predict(self, z_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, **context) -> torch.Tensor:

@@ -13,7 +13,6 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import torch
 import xarray as xr
@@ -64,27 +63,11 @@ def simulate_observations(
 
 
 def _statistics(cube: xr.Dataset, sst: xr.DataArray, autoencoder: DepthBandAutoencoder) -> dict[str, np.ndarray]:
-    """Latent and SST normalisation, and the first guess's background: the latent regressed on SST.
-
-    One pass over the (possibly dask-backed) cube: the background is the least-squares quadratic in
-    normalised SST of each normalised latent channel, from the sums of their products.
-    """
     latent = encode(cube, autoencoder).latent
     dims = ("time", "latitude", "longitude")
-    surface_mean, surface_std = (float(v) for v in dask.compute(sst.mean(), sst.std()))
-    surface_std = max(surface_std, 1e-6)
-    valid = latent.notnull().all("channel") & sst.notnull()
-    powers = [((sst - surface_mean) / surface_std).where(valid) ** k for k in range(5)]
-    moments = dask.compute(latent.mean(dims), latent.std(dims), *[p.sum(dims) for p in powers],
-                           *[(latent.where(valid) * powers[k]).sum(dims) for k in range(3)])
-    latent_mean, latent_std = (np.asarray(m.values, dtype=np.float64) for m in moments[:2])
-    latent_std = np.maximum(latent_std, 1e-6)
-    sums = [float(m) for m in moments[2:7]]
-    gram = np.array([[sums[j + k] for k in range(3)] for j in range(3)]) + 1e-6 * np.eye(3) * max(sums[0], 1.0)
-    raw = np.linalg.solve(gram, np.stack([np.asarray(m.values, dtype=np.float64) for m in moments[7:]]))
-    background = (raw.T - np.outer(latent_mean, [1.0, 0.0, 0.0])) / latent_std[:, None]
-    return {"latent_mean": latent_mean, "latent_std": latent_std, "surface_mean": np.array([surface_mean]),
-            "surface_std": np.array([surface_std]), "background": background}
+    latent_mean, latent_std = (np.asarray(v) for v in xr.concat([latent.mean(dims), latent.std(dims)], "s").values)
+    return {"latent_mean": latent_mean, "latent_std": np.maximum(latent_std, 1e-6),
+            "surface_mean": np.array([float(sst.mean())]), "surface_std": np.array([max(float(sst.std()), 1e-6)])}
 
 
 def train_diffusion(
