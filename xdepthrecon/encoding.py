@@ -10,13 +10,14 @@ one and no seam shows at chunk edges; a global grid wraps in longitude.
 from __future__ import annotations
 
 import copy
+
 import dask.array as dsa
 import numpy as np
 import torch
 import xarray as xr
 
-from xdepthrecon._halo import map_columns
 from xdepthrecon._allocator import relax_heap_trimming
+from xdepthrecon._halo import map_columns
 from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.cube import as_cube, is_global

@@ -158,26 +158,29 @@ class _EnsembleSampler:
             self._runner = (model.eval(), target)
         return self._runner
 
-    def __call__(self, profiles: xr.Dataset, template: xr.Dataset, surface: np.ndarray, index: int, seed: int,
-                 window: str) -> np.ndarray:
-        """Grid one time step's profiles and sample its ensemble: (2 [+ members], depth, lat, lon)."""
+    def __call__(self, gridded: tuple[np.ndarray, np.ndarray], template: xr.Dataset, surface: np.ndarray,
+                 index: int, seed: int) -> np.ndarray:
+        """Sample one time step's ensemble from its gridded profiles: (2 [+ members], depth, lat, lon)."""
         model, device = self._prepare()
-        gridded = grid_profiles(profiles, like=template, window=window)
-        return _sample_step(model, gridded.x.values[0], gridded.x_mask.values[0], surface,
-                            _valid_cells(template, surface), template.latitude.values, template.longitude.values,
-                            _day_of_year(template)[0], generator=_generator(seed, index), device=device,
-                            **self.options)
+        x, x_mask = gridded
+        return _sample_step(model, x, x_mask, surface, _valid_cells(template, surface), template.latitude.values,
+                            template.longitude.values, _day_of_year(template)[0],
+                            generator=_generator(seed, index), device=device, **self.options)
 
 
 def _run_sampler(sampler: _EnsembleSampler, *args) -> np.ndarray:
     return sampler(*args)
 
 
-def _observed_columns(profiles: xr.Dataset, template: xr.Dataset, window: str) -> np.ndarray:
+def _grid_step(profiles: xr.Dataset, template: xr.Dataset, window: str) -> tuple[np.ndarray, np.ndarray]:
+    """One time step's profiles on the grid: ``x`` and ``x_mask`` (depth, lat, lon)."""
+    gridded = grid_profiles(profiles, like=template, window=window)
+    return gridded.x.values[0], gridded.x_mask.values[0]
+
+
+def _observed_columns(gridded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Columns of one time step that hold an observation (lat, lon)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the sampling task of the same time step warns
-        return grid_profiles(profiles, like=template, window=window).x_mask.values[0].any(axis=0)
+    return gridded[1].any(axis=0)
 
 
 def reconstruct(
@@ -255,11 +258,10 @@ def reconstruct(
     samples, observed = [], []
     for index, members_in_window in enumerate(windows):
         step = template.isel(time=[index])
-        step_profiles = profiles.isel(profile=members_in_window)
-        task = dask.delayed(_run_sampler, pure=True)(sampler_key, step_profiles, step, surface.data[index], index,
-                                                     seed, window)
+        gridded = dask.delayed(_grid_step, pure=True)(profiles.isel(profile=members_in_window), step, window)
+        task = dask.delayed(_run_sampler, pure=True)(sampler_key, gridded, step, surface.data[index], index, seed)
         samples.append(dsa.from_delayed(task, shape=shape, dtype=np.float32))
-        columns = dask.delayed(_observed_columns, pure=True)(step_profiles, step, window)
+        columns = dask.delayed(_observed_columns, pure=True)(gridded)
         observed.append(dsa.from_delayed(columns, shape=shape[2:], dtype=bool))
     stacked = dsa.stack(samples, axis=1)
     coords = {name: template[name] for name in CANONICAL_DIMS if name in template.coords}
