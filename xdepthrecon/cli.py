@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     train_dm.add_argument("--first-guess", type=float, nargs="*", default=[], metavar="CELLS",
                           help="length scales (grid cells) of a first guess spread from the observed columns, "
                           "e.g. --first-guess 2 6 (default: none)")
+    train_dm.add_argument("--background", action="store_true",
+                          help="fit a seasonal background of the latent with an SST regression to CUBE and "
+                          "reconstruct as departures from it (saved with the model)")
 
     rec = commands.add_parser(
         "reconstruct", help="reconstruct temperature from profiles and SST",
@@ -175,7 +178,7 @@ def _run(args: argparse.Namespace) -> None:
                                             profiles=profiles, epochs=args.epochs, batch_size=args.batch_size,
                                             lr=args.lr, patch_size=args.patch_size, device=args.device,
                                             seed=args.seed, checkpoint=args.out, dim=args.dim,
-                                            first_guess=tuple(args.first_guess))
+                                            first_guess=tuple(args.first_guess), background=args.background)
     else:
         model = _load_model(args.model, "diffusion")
         result = xdepthrecon.reconstruct(open_data(args.grid), xdepthrecon.read_profiles(open_data(args.profiles)),

@@ -66,17 +66,21 @@ def _sample_step(
     model: LatentDiffusion, x: np.ndarray, x_mask: np.ndarray, sst: np.ndarray, valid: np.ndarray,
     latitude: np.ndarray, longitude: np.ndarray, day_of_year: float, members: int, steps: int, sampler: str,
     eta: float, generator: torch.Generator, tile: int, overlap: int, batch_size: int, replace: bool,
-    device: torch.device, keep_members: bool, fast: bool = False,
+    device: torch.device, keep_members: bool, fast: bool = False, times: np.ndarray | None = None,
 ) -> np.ndarray:
     """Ensemble mean, standard deviation (ddof 1) and, with ``keep_members``, the members of one time step.
 
-    Returns (2 [+ members], depth, lat, lon), NaN outside ``valid``.
+    Returns (2 [+ members], depth, lat, lon), NaN outside ``valid``. ``times`` (the step's time, one value)
+    places a model's background in the season.
     """
     height, width = x.shape[-2:]
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(device)  # noqa: E731
     x_t, mask_t = as_tensor(x), as_tensor(x_mask) > 0
+    surface = as_tensor(sst)[:, None] if sst.ndim == 2 else as_tensor(sst)
     with torch.no_grad():
-        condition = model.condition(x_t, mask_t, as_tensor(sst)[:, None] if sst.ndim == 2 else as_tensor(sst))
+        background = None if model.background is None else model.background.at(times, latitude, longitude,
+                                                                               surface[:, 0].cpu().numpy())
+        condition = model.condition(x_t, mask_t, surface, background)
         tiling = Tiling(height, width, tile, overlap, periodic=is_global(longitude))
         centres = [torch.from_numpy(c).float().to(device) for c in tile_centres(tiling, latitude, longitude)]
         condition_tiles = tiling.cut(condition).repeat_interleave(members, dim=0)
@@ -165,7 +169,8 @@ class _EnsembleSampler:
         x, x_mask = gridded
         return _sample_step(model, x, x_mask, surface, _valid_cells(template, surface), template.latitude.values,
                             template.longitude.values, _day_of_year(template)[0],
-                            generator=_generator(seed, index), device=device, **self.options)
+                            generator=_generator(seed, index), device=device, times=template.time.values,
+                            **self.options)
 
 
 def _run_sampler(sampler: _EnsembleSampler, *args) -> np.ndarray:

@@ -35,6 +35,17 @@ def test_a_fully_observed_field_is_kept_where_smooth_and_edges_are_not_biased():
     torch.testing.assert_close(out[:, 4:7], z)
 
 
+def test_each_smaller_pass_fits_the_observations_closer_and_passes_run_largest_first():
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 2, 32, 32, generator=generator)
+    observed = torch.rand(1, 1, 32, 32, generator=generator) < 0.1
+    out = first_guess(z, observed, [1.0, 4.0])  # given smallest first: still run from 4 down to 1
+    large, final = out[:, 0:2], out[:, 3:5]
+    torch.testing.assert_close(large, first_guess(z, observed, [4.0])[:, 0:2])
+    at = observed.expand_as(z)
+    assert (final - z)[at].abs().mean() < 0.5 * (large - z)[at].abs().mean()
+
+
 def test_unobserved_values_never_leak_into_the_guess():
     z = torch.randn(1, 2, 12, 12)
     observed = torch.rand(1, 1, 12, 12) < 0.2

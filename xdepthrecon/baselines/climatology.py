@@ -113,12 +113,12 @@ def seasonal_on_grid(coefficients: np.ndarray, coords: xr.Dataset, ocean: np.nda
     """
     stacked = coefficients.reshape(-1, *coefficients.shape[2:])
     wanted = np.tile(ocean.any(axis=0), (coefficients.shape[0], 1, 1)) & np.isnan(stacked)
-    filled = np.where(wanted, _fill(stacked, wanted, coords), stacked).reshape(coefficients.shape)
+    filled = np.where(wanted, fill_cells(stacked, wanted, coords), stacked).reshape(coefficients.shape)
     design = seasonal_design(coords["time"].values, (coefficients.shape[0] - 1) // 2)
     return np.where(ocean, np.einsum("tp,plyx->tlyx", design, filled), np.nan)
 
 
-def _fill(values: np.ndarray, wanted: np.ndarray, coords: xr.Dataset) -> np.ndarray:
+def fill_cells(values: np.ndarray, wanted: np.ndarray, coords: xr.Dataset) -> np.ndarray:
     """Linear interpolation of ``values (level, lat, lon)`` into the ``wanted`` cells from the ring around them."""
     periodic = wraps(coords)
     lat, lon = coords["latitude"].values, coords["longitude"].values

@@ -101,7 +101,7 @@ def sst_regression(
         values = np.asarray(field.isel(depth=level).values, dtype="float64")
         residual = values - np.einsum("tp,pyx->tyx", design, coefficients[:, level])
         residual[:, np.isfinite(values).sum(axis=0) <= design.shape[1]] = np.nan  # exact fits leave no residual
-        slope[level] = _band_slopes(residual, train_anomaly, latitude, band, min_pairs)
+        slope[level] = band_slopes(residual, train_anomaly, latitude, band, min_pairs)
     background = climate + slope[None, :, :, None] * grid_anomaly[:, None]
 
     coefficient = xr.DataArray(slope, dims=("depth", "latitude"),
@@ -131,7 +131,7 @@ def _sst_values(sst: xr.Dataset | xr.DataArray, like: xr.Dataset | xr.DataArray)
     return np.asarray(field.transpose("time", "latitude", "longitude").values, dtype="float64")
 
 
-def _band_slopes(residual: np.ndarray, sst_anomaly: np.ndarray, latitude: np.ndarray, band: float,
+def band_slopes(residual: np.ndarray, sst_anomaly: np.ndarray, latitude: np.ndarray, band: float,
                  min_pairs: int) -> np.ndarray:
     """Slope per latitude of ``residual`` on ``sst_anomaly`` (both ``(time, lat, lon)``), pooled per band."""
     valid = np.isfinite(residual) & np.isfinite(sst_anomaly)

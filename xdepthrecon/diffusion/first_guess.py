@@ -1,10 +1,13 @@
-"""A dense first guess of the latent from sparse observed columns: Gaussian normalised convolution.
+"""A dense first guess of the latent from sparse observed columns: successive Gaussian corrections.
 
 Sparse profiles cover a few per cent of the columns; a network that must carry their information across
-tens of cells learns slowly. The first guess spreads each observed latent over its neighbourhood,
-weighted by distance (``sum(w * z) / sum(w)`` with Gaussian ``w``, at one or more length scales), and
-reports the summed weight beside it, so the denoiser sees where the guess is well supported. The
-largest scale also serves as the base that an ``x0`` denoiser corrects (see
+tens of cells learns slowly. The first guess spreads the observed latents over their neighbourhood by
+successive corrections (Barnes 1964): a first pass at the largest length scale takes the distance-weighted
+average of the observations (``sum(w * z) / sum(w)`` with Gaussian ``w``); each following, smaller-scale
+pass adds the distance-weighted average of what the passes so far leave unexplained at the observed
+columns. Large scales fill the gaps between profiles, small ones keep the detail near them. The summed
+weight of each pass travels beside it, so the denoiser sees where the guess is well supported. The final
+guess also serves as the base that an ``x0`` denoiser corrects (see
 :class:`~xdepthrecon.diffusion.latent.LatentDiffusion`).
 """
 
@@ -37,7 +40,7 @@ def _blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """Distance-weighted averages of the observed latents and their support, at each scale.
+    """Successive-correction guesses of the observed latents and their support, one per pass.
 
     Parameters
     ----------
@@ -46,19 +49,23 @@ def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[floa
     observed
         Observed columns (batch, 1, H, W), boolean or 0/1.
     scales
-        Gaussian standard deviations in grid cells, smallest first.
+        Gaussian standard deviations in grid cells; the passes run from the largest to the smallest.
 
     Returns
     -------
     torch.Tensor
-        ``(batch, len(scales) * (channels + 1), H, W)``: for each scale the averaged latent (0 where
-        unsupported) followed by the log of its summed weight (``log(1 + sum w)``).
+        ``(batch, len(scales) * (channels + 1), H, W)``: for each pass, largest scale first, the guess so
+        far (0 where no pass has reached) followed by the log of that pass's summed weight
+        (``log(1 + sum w)``). The last pass's guess is the full first guess.
     """
+    observed = observed.bool()
     weight = observed.to(z_x.dtype)
-    masked = torch.where(observed.bool(), z_x, torch.zeros_like(z_x))
+    guess = torch.zeros_like(z_x)
     parts = []
-    for sigma in scales:
+    for sigma in sorted(scales, reverse=True):
+        residual = torch.where(observed, z_x - guess, torch.zeros_like(z_x))
         support = _blur(weight, sigma)
-        average = _blur(masked * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
-        parts += [torch.where(support > _MIN_WEIGHT, average, torch.zeros_like(average)), torch.log1p(support)]
+        correction = _blur(residual * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
+        guess = guess + torch.where(support > _MIN_WEIGHT, correction, torch.zeros_like(correction))
+        parts += [guess, torch.log1p(support)]
     return torch.cat(parts, dim=1)

@@ -5,11 +5,14 @@ The model generates the (normalised) latent of the full temperature cube, condit
 - the surface fields (SST, and any other), normalised per field, NaN (land) set to 0;
 - ``z_x``: the normalised latent of the gridded observations, 0 where no column is observed;
 - the observed fraction of each column's levels (0 where unobserved);
-- with ``first_guess`` scales, for each scale a distance-weighted average of ``z_x`` and its support
-  (:func:`~xdepthrecon.diffusion.first_guess.first_guess`),
+- with ``first_guess`` scales, successive-correction passes spreading ``z_x`` from the largest scale
+  to the smallest, each with its support (:func:`~xdepthrecon.diffusion.first_guess.first_guess`);
+- with a ``background`` (:class:`~xdepthrecon.diffusion.background.LatentBackground`), the normalised
+  background latent last, and the first guess then spreads the observations' departures from it,
 
-so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)``.
-With an ``x0`` target and a first guess, the denoiser learns the correction to the largest-scale guess. Everything a user needs to reconstruct
+so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
+(+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
+base: the background (if any) plus the first guess (if any). Everything a user needs to reconstruct
 travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon.diffusion.background import LatentBackground
 from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
 from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
@@ -59,6 +63,8 @@ class LatentDiffusion(nn.Module):
         Per-field normalisation statistics (degC for SST).
     first_guess
         Length scales (grid cells) of the first guess spread from the observed columns; empty for none.
+    background
+        Seasonal background of the latent (fitted to the training data); None for none.
     """
 
     def __init__(
@@ -72,20 +78,26 @@ class LatentDiffusion(nn.Module):
         surface_mean: Any = (0.0,),
         surface_std: Any = (1.0,),
         first_guess: Sequence[float] = (),
+        background: LatentBackground | None = None,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
         self.first_guess = tuple(float(scale) for scale in first_guess)
         if any(not scale > 0 for scale in self.first_guess):
             raise ValueError(f"first_guess length scales must be positive grid-cell counts, got {first_guess}")
-        expected = self.condition_channels(len(surface_names), latent, self.first_guess)
+        if background is not None and background.latent.shape[1] != latent:
+            raise ValueError(f"the background has {background.latent.shape[1]} latent channels; the autoencoder has "
+                             f"{latent}")
+        expected = self.condition_channels(len(surface_names), latent, self.first_guess, background is not None)
         if denoiser.channels != latent or denoiser.condition_channels != expected:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
                              f"({len(surface_names)} surface + {latent} z_x + 1 mask + "
-                             f"{len(self.first_guess)} x ({latent} + 1) first guess); it takes "
+                             f"{len(self.first_guess)} x ({latent} + 1) first guess"
+                             f"{f' + {latent} background' if background is not None else ''}); it takes "
                              f"{denoiser.channels} and {denoiser.condition_channels}")
         self.autoencoder = autoencoder
         self.denoiser = denoiser
+        self.background = background
         self.schedule = schedule
         self.surface_names = tuple(surface_names)
         self.register_buffer("latent_mean", _vector(latent_mean, latent, "latent_mean"), persistent=False)
@@ -97,9 +109,10 @@ class LatentDiffusion(nn.Module):
         self.history: list[dict[str, Any]] = []
 
     @staticmethod
-    def condition_channels(n_surface: int, latent_channels: int, first_guess: Sequence[float] = ()) -> int:
-        """Number of condition channels for these surface fields, latent size and first-guess scales."""
-        return n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
+    def condition_channels(n_surface: int, latent_channels: int, first_guess: Sequence[float] = (),
+                           background: bool = False) -> int:
+        """Number of condition channels for these surface fields, latent size, first-guess scales and background."""
+        return n_surface + latent_channels * (1 + background) + 1 + len(first_guess) * (latent_channels + 1)
 
     # --- saving ---------------------------------------------------------------------------------------------
 
@@ -108,7 +121,8 @@ class LatentDiffusion(nn.Module):
         """Everything but arrays and weights, as a JSON-serialisable dict."""
         return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
                 "schedule": self.schedule.config, "surface_names": list(self.surface_names),
-                "first_guess": list(self.first_guess)}
+                "first_guess": list(self.first_guess),
+                "background": None if self.background is None else self.background.config}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -124,9 +138,11 @@ class LatentDiffusion(nn.Module):
         prefix = "autoencoder_"
         autoencoder = DepthBandAutoencoder(**config["autoencoder"],
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        background = config.get("background")
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
-                   arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()))
+                   arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
+                   None if background is None else LatentBackground(**background))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -146,7 +162,8 @@ class LatentDiffusion(nn.Module):
         """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
         return self.normalize_latent(self.autoencoder.encode(y))
 
-    def condition(self, x: torch.Tensor, x_mask: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
+    def condition(self, x: torch.Tensor, x_mask: torch.Tensor, surface: torch.Tensor,
+                  background: torch.Tensor | None = None) -> torch.Tensor:
         """Condition channels from gridded observations and surface fields.
 
         Parameters
@@ -157,7 +174,13 @@ class LatentDiffusion(nn.Module):
             Where ``x`` is observed (batch, levels, H, W).
         surface
             Surface fields (batch, n_surface, H, W) in their units, NaN on land.
+        background
+            The background latent (batch, latent_channels, H, W) in autoencoder units, for a model with a
+            background (:meth:`LatentBackground.at <xdepthrecon.diffusion.background.LatentBackground.at>`).
         """
+        if (background is None) != (self.background is None):
+            raise ValueError("this model has a background: pass background=model.background.at(...)"
+                             if background is None else "this model has no background; pass background=None")
         observed = x_mask.bool() & ~torch.isnan(x)
         fraction = observed.float().mean(dim=1, keepdim=True)
         any_observed = fraction > 0
@@ -165,17 +188,24 @@ class LatentDiffusion(nn.Module):
         fields = (surface - self.surface_mean[:, None, None]) / self.surface_std[:, None, None]
         fields = torch.nan_to_num(fields, nan=0.0)
         parts = [fields, z_x, fraction]
+        base = None if background is None else self.normalize_latent(background)
         if self.first_guess:
-            parts.append(_first_guess(z_x, any_observed, self.first_guess))
+            departure = z_x if base is None else torch.where(any_observed, z_x - base, 0.0)
+            parts.append(_first_guess(departure, any_observed, self.first_guess))
+        if base is not None:
+            parts.append(base)
         return torch.cat(parts, dim=1)
 
     def predict(self, z_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, **context) -> torch.Tensor:
-        """The denoiser's output for the schedule's target; an ``x0`` estimate corrects the first guess."""
+        """The denoiser's output for the schedule's target; an ``x0`` estimate corrects the base (see module)."""
         output = self.denoiser(z_t, t, condition, **context)
-        if self.first_guess and self.schedule.target == "x0":
-            latent = self.autoencoder.latent_channels
-            start = condition.shape[1] - (latent + 1)  # the largest scale's average comes last
-            output = output + condition[:, start:start + latent]
+        if self.schedule.target == "x0":
+            latent, end = self.autoencoder.latent_channels, condition.shape[1]
+            if self.background is not None:  # the background comes last
+                output = output + condition[:, end - latent:end]
+                end -= latent
+            if self.first_guess:  # then the last (smallest-scale) pass of the first guess and its support
+                output = output + condition[:, end - latent - 1:end - 1]
         return output
 
     def loss(

@@ -22,6 +22,7 @@ from xdepthrecon._precision import network_precision
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.cube import as_cube
+from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
@@ -62,8 +63,7 @@ def simulate_observations(
     return torch.where(mask, values, torch.nan), mask
 
 
-def _statistics(cube: xr.Dataset, sst: xr.DataArray, autoencoder: DepthBandAutoencoder) -> dict[str, np.ndarray]:
-    latent = encode(cube, autoencoder).latent
+def _statistics(latent: xr.DataArray, sst: xr.DataArray) -> dict[str, np.ndarray]:
     dims = ("time", "latitude", "longitude")
     latent_mean, latent_std = (np.asarray(v) for v in xr.concat([latent.mean(dims), latent.std(dims)], "s").values)
     return {"latent_mean": latent_mean, "latent_std": np.maximum(latent_std, 1e-6),
@@ -89,6 +89,7 @@ def train_diffusion(
     attention: bool = True,
     context: bool = True,
     first_guess: tuple[float, ...] = (),
+    background: bool = False,
     schedule: str = "cosine",
     target: str = "x0",
     diffusion_steps: int = 1000,
@@ -128,9 +129,18 @@ def train_diffusion(
         Denoiser size and FiLM conditioning on position and season (see
         :class:`~xdepthrecon.models.unet.ConditionalUNet`).
     first_guess
-        Length scales (grid cells) at which the observed latents are spread into a dense first guess
-        given to the denoiser; with the ``x0`` target it learns the correction to the largest-scale guess.
+        Length scales (grid cells) of the successive-correction passes (largest first) that spread the
+        observed latents into a dense first guess given to the denoiser
+        (:func:`~xdepthrecon.diffusion.first_guess.first_guess`); with the ``x0`` target it learns the
+        correction to that guess.
         Empty: no first guess.
+    background
+        Fit a seasonal background of the latent with an SST regression to the training cube
+        (:class:`~xdepthrecon.diffusion.background.LatentBackground`, saved with the model): far from any
+        profile the reconstruction starts from what the training data say about that place and season,
+        and the first guess spreads the observations' departures from it. The denoiser trains on
+        backgrounds fitted without its own block of the map (cross-validated), as wrong as they will be
+        where it is used. Needs the training latents in memory (time x latent channels x grid).
     schedule, target, diffusion_steps
         Noise schedule kind, prediction target and number of noise levels.
     finetune
@@ -162,6 +172,15 @@ def train_diffusion(
         gridded = grid_profiles(profiles, like=truth, window=window)
         fields.update(x=gridded.x, x_mask=gridded.x_mask.astype("float32"))
     target_device = pick_device(device)
+    path = None if checkpoint is None else Path(checkpoint)
+    model = state = None
+    if path is not None and path.exists():
+        model = _checkpoint.load(path, device=target_device)
+        state = _checkpoint.load_training_state(path)
+        background = model.background is not None
+    latent = encode(truth, autoencoder).latent.load() if model is None or background else None
+    if background:
+        fields["background"] = cross_validated_background(latent, surface, seed=seed)
     replicas = _replicas.join(target_device)
     shard = (replicas.rank, replicas.world)
     base = PatchDataset(fields, patch_size=patch_size, seed=seed)
@@ -171,20 +190,15 @@ def train_diffusion(
                            windows=val_windows, shard=shard) if val_windows else None
     depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
 
-    path = None if checkpoint is None else Path(checkpoint)
     torch.manual_seed(seed)
-    state = None
-    if path is not None and path.exists():
-        model = _checkpoint.load(path, device=target_device)
-        state = _checkpoint.load_training_state(path)
-    else:
-        statistics = _statistics(truth, surface, autoencoder)
-        conditions = LatentDiffusion.condition_channels(1, autoencoder.latent_channels, first_guess)
+    if model is None:
+        conditions = LatentDiffusion.condition_channels(1, autoencoder.latent_channels, first_guess, background)
         denoiser = ConditionalUNet(autoencoder.latent_channels, conditions, dim=dim, mults=mults, attention=attention,
                                    context=context)
+        fitted = LatentBackground.fit(latent, surface) if background else None
         model = LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser,
-                                NoiseSchedule(schedule, diffusion_steps, target), **statistics,
-                                first_guess=first_guess).to(target_device)
+                                NoiseSchedule(schedule, diffusion_steps, target), **_statistics(latent, surface),
+                                first_guess=first_guess, background=fitted).to(target_device)
     _set_trainable(model.autoencoder, finetune)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr)
@@ -207,7 +221,7 @@ def train_diffusion(
             x, x_mask = batch["x"], batch["x_mask"] > 0
         else:
             x, x_mask = simulate_observations(y, density, random, depth_max_index, observation_noise)
-        condition = model.condition(x, x_mask, batch["sst"])
+        condition = model.condition(x, x_mask, batch["sst"], batch.get("background"))
         loss = model.loss(y, condition, {k: batch[k] for k in _CONTEXT}, generator=random)
         if finetune is not None:
             valid = ~torch.isnan(y)

@@ -1,0 +1,135 @@
+"""The latent background: seasonal fit plus SST regression, filled into held-out cells, cross-validated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+import xdepthrecon
+from xdepthrecon.baselines._inputs import seasonal_design
+from xdepthrecon.diffusion import NoiseSchedule
+from xdepthrecon.diffusion.background import LatentBackground, _nearest, cross_validated_background
+from xdepthrecon.diffusion.latent import LatentDiffusion
+from xdepthrecon.models.unet import ConditionalUNet
+
+from ..conftest import glorys_like
+
+
+def _seasonal_latent(lats: int = 12, lons: int = 24, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray, dict]:
+    """Latents that are exactly a smooth mean + annual cycle + 0.5 x an SST anomaly, and that SST."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("2021-01-15", periods=12, freq="MS") + pd.Timedelta(days=14)
+    lat = np.linspace(-55.0, 55.0, lats)
+    lon = -180.0 + (np.arange(lons) + 0.5) * 360.0 / lons
+    design = seasonal_design(time.values, 1)  # the fit's own regressors: the cycle is exactly representable
+    phase = np.arctan2(design[:, 2], design[:, 1])
+    mean = np.stack([np.cos(np.deg2rad(lat))[:, None] * np.ones(lons), np.sin(np.deg2rad(lon))[None] * np.ones((lats, 1))])
+    amplitude = 0.3 * mean
+    sst_anomaly = rng.normal(size=(12, lats, lons))
+    sst = 15.0 + 5.0 * np.cos(phase)[:, None, None] + sst_anomaly
+    latent = (mean[None] + amplitude[None] * np.cos(phase)[:, None, None, None]
+              + 0.5 * sst_anomaly[:, None])
+    coords = {"time": time, "latitude": lat, "longitude": lon}
+    latent_da = xr.DataArray(latent, dims=("time", "channel", "latitude", "longitude"), coords=coords)
+    sst_da = xr.DataArray(sst, dims=("time", "latitude", "longitude"), coords=coords)
+    return latent_da, sst_da, {"mean": mean, "phase": phase}
+
+
+def test_the_fit_recovers_the_seasonal_cycle_and_the_sst_slope():
+    latent, sst, _ = _seasonal_latent()
+    background = LatentBackground.fit(latent, sst)
+    torch.testing.assert_close(background.slope, torch.full_like(background.slope, 0.5), atol=1e-4, rtol=0)
+    out = background.at(latent.time.values, latent.latitude.values, latent.longitude.values, sst.values)
+    np.testing.assert_allclose(out.numpy(), latent.values, atol=1e-4)
+
+
+def test_held_out_cells_are_filled_from_their_surroundings_and_follow_the_sst():
+    latent, sst, truth = _seasonal_latent()
+    hole = (slice(4, 7), slice(8, 12))
+    held = latent.copy()
+    held[:, :, hole[0], hole[1]] = np.nan
+    out = LatentBackground.fit(held, sst).at(latent.time.values, latent.latitude.values, latent.longitude.values,
+                                             sst.values).numpy()
+    assert np.isfinite(out).all()
+    error = np.abs(out[:, :, hole[0], hole[1]] - latent.values[:, :, hole[0], hole[1]])
+    spread = np.abs(latent.values[:, :, hole[0], hole[1]] - latent.values.mean()).mean()
+    assert error.mean() < 0.1 * spread  # smooth fields: the interpolated cycle plus the SST term is close
+
+
+def test_another_grid_takes_the_nearest_stored_cell_across_the_dateline():
+    stored = np.array([-179.5, -90.5, 0.5, 90.5])
+    index = _nearest(stored, np.array([179.9, -179.0, 170.0, 1.0, 45.0]), periodic=True)
+    np.testing.assert_array_equal(index, [0, 0, 0, 2, 2])
+    np.testing.assert_array_equal(_nearest(np.array([0.0, 1.0, 2.0]), np.array([-5.0, 0.6, 9.0]), periodic=False),
+                                  [0, 1, 2])
+
+
+def test_cross_validated_backgrounds_are_out_of_sample():
+    latent, sst, _ = _seasonal_latent(seed=1)
+    noisy = latent + 0.3 * np.random.default_rng(2).normal(size=latent.shape)  # what no fit can predict
+    fitted = LatentBackground.fit(noisy, sst).at(latent.time.values, latent.latitude.values,
+                                                 latent.longitude.values, sst.values).numpy()
+    crossed = cross_validated_background(noisy, sst, block=60.0, folds=3, seed=0)
+    assert crossed.dims == ("time", "channel", "latitude", "longitude") and np.isfinite(crossed.values).all()
+    in_sample = np.sqrt(np.mean((fitted - noisy.values) ** 2))
+    out_of_sample = np.sqrt(np.mean((crossed.values - noisy.values) ** 2))
+    assert out_of_sample > 1.1 * in_sample
+    with pytest.raises(ValueError, match="folds"):
+        cross_validated_background(noisy, sst, folds=1)
+
+
+@pytest.fixture
+def model_with_background():
+    latent, sst, _ = _seasonal_latent(lats=16, lons=16)
+    torch.manual_seed(0)
+    ae = xdepthrecon.DepthBandAutoencoder(5, 2, (4,), (4,), depth=np.arange(5.0), mean=np.zeros(5), std=np.ones(5))
+    channels = LatentDiffusion.condition_channels(1, 2, (2.0,), background=True)
+    denoiser = ConditionalUNet(2, channels, dim=8, mults=(1,))
+    model = LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50, "x0"), np.zeros(2), np.ones(2),
+                            first_guess=(2.0,), background=LatentBackground.fit(latent, sst))
+    return model, latent, sst
+
+
+def test_a_silent_denoiser_returns_the_background_plus_the_spread_departures(model_with_background):
+    model, latent, sst = model_with_background
+    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
+                                     sst.values[:1])
+    x = torch.full((1, 5, 16, 16), torch.nan)
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    condition = model.condition(x, mask, torch.randn(1, 1, 16, 16), background)
+    for parameter in model.denoiser.parameters():
+        parameter.data.zero_()
+    prediction = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([10]), condition)
+    torch.testing.assert_close(prediction, model.normalize_latent(background))  # no profile: the background
+    with pytest.raises(ValueError, match="has a background"):
+        model.condition(x, mask, torch.randn(1, 1, 16, 16))
+
+
+def test_the_background_survives_save_and_load(model_with_background, tmp_path):
+    model, latent, sst = model_with_background
+    loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))
+    args = (latent.time.values, latent.latitude.values, latent.longitude.values, sst.values)
+    torch.testing.assert_close(loaded.background.at(*args), model.background.at(*args), rtol=0, atol=0)
+
+
+def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
+    cube = glorys_like(times=6, depths=6, lats=24, lons=32, seed=3)
+    cube = cube.assign_coords(time=pd.date_range("2020-01-15", periods=6, freq="61D"))
+    sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
+    sst.sst.attrs = {"units": "degC"}
+    ae = xdepthrecon.train_autoencoder(cube, epochs=1, latent_channels=3, encoder_channels=(8,),
+                                       decoder_channels=(8,), patch_size=16, progress=False)
+    options = dict(epochs=1, patch_size=16, dim=8, mults=(1,), batch_size=4, progress=False, diffusion_steps=50,
+                   first_guess=(2.0,), background=True, checkpoint=tmp_path / "d.safetensors")
+    model = xdepthrecon.train_diffusion(cube, sst, ae, **options)
+    assert model.background is not None and model.background.latent.shape == (3, 3, 24, 32)
+    resumed = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "epochs": 2})
+    assert len(resumed.history) == 2 and resumed.background is not None
+    profiles = cube.depthrecon.sample_profiles(per_tile=100, seed=0)
+    out = xdepthrecon.reconstruct(cube, profiles, sst, resumed, members=2, steps=2, tile=16,
+                                  overlap=4).compute()
+    ocean = cube.thetao.notnull()
+    assert bool(out.thetao.notnull().equals(ocean))
