@@ -59,6 +59,17 @@ def test_members_differ_and_spread_is_positive_away_from_profiles(setting):
     np.testing.assert_allclose(out.thetao_members.mean("member").values, out.thetao.values, rtol=1e-5, atol=1e-5)
 
 
+def test_training_calibrates_an_error_model_that_floors_the_spread(setting, tmp_path):
+    cube, sst, model, profiles = setting
+    assert model.error_model is not None and torch.all(model.error_model.variance > 0)
+    single = xdepthrecon.reconstruct(cube, profiles, sst, model, **{**SAMPLING, "members": 1}).compute()
+    ocean = cube.thetao.notnull()
+    assert bool((single.thetao_std.where(ocean) > 0).sum() == ocean.sum())  # one member: the calibrated error
+    path = tmp_path / "d.safetensors"
+    xdepthrecon.train_diffusion(cube, sst, model.autoencoder, epochs=1, checkpoint=path, **TINY)
+    assert xdepthrecon.load(path).error_model is not None  # the final save holds it
+
+
 def test_replacement_honours_observed_values(setting):
     cube, sst, model, profiles = setting
     out = xdepthrecon.reconstruct(cube, profiles, sst, model, replace=True, **SAMPLING).compute()

@@ -48,7 +48,9 @@ class DemoSettings:
     members: int = 8
     steps: int = 25
     #: Length scales (grid cells) of the first guess spread from the observed columns (see train_diffusion).
-    first_guess: tuple[float, ...] = (2.0, 6.0)
+    first_guess: tuple[float, ...] = (6.0, 2.0)
+    #: Seasonal background of the latent with SST regression, fitted to the training data (see train_diffusion).
+    background: bool = True
 
     @classmethod
     def quick(cls) -> DemoSettings:
@@ -68,7 +70,8 @@ def _models(case, settings: DemoSettings, device: str | None, progress: bool):
     model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
                                         epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,
                                         lr=1e-3, ema=0.999, dim=settings.dim, mults=(1, 2),
-                                        first_guess=settings.first_guess, device=device, progress=progress)
+                                        first_guess=settings.first_guess, background=settings.background,
+                                        device=device, progress=progress)
     return ae, model
 
 
@@ -182,6 +185,7 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         "",
         f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
         f"epochs (linear EOF path); diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs, "
+        f"{'seasonal background + SST regression, ' if settings.background else ''}"
         f"first guess at {list(settings.first_guess)} cells; ensemble of "
         f"{settings.members} members, {settings.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),

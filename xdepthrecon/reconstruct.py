@@ -113,7 +113,11 @@ def _sample_step(
             squares += delta * (values - mean)
             if keep_members:
                 kept.append(values)
-    spread = np.sqrt(squares / (members - 1)) if members > 1 else np.where(valid, 0.0, np.nan)
+        variance = squares / (members - 1) if members > 1 else np.zeros(valid.shape)
+        if model.error_model is not None:  # never less than the model's calibrated error
+            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True))[0].cpu().numpy()
+            variance = np.maximum(variance, floor)
+    spread = np.where(valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)
     return np.concatenate([stats, np.stack(kept)]) if keep_members else stats
 
@@ -247,7 +251,9 @@ def reconstruct(
     Returns
     -------
     xarray.Dataset
-        ``thetao`` (ensemble mean) and ``thetao_std`` (ensemble standard deviation, ddof 1) in degC,
+        ``thetao`` (ensemble mean) and ``thetao_std`` (ensemble standard deviation, ddof 1, raised to the
+        model's calibrated error where the ensemble is narrower; see
+        :class:`~xdepthrecon.diffusion.calibration.ErrorModel`) in degC,
         ``observed(time, latitude, longitude)`` (columns with a profile), lazily computed per time step.
     """
     if members < 1:
@@ -275,7 +281,8 @@ def reconstruct(
         "thetao": xr.DataArray(stacked[0], dims=CANONICAL_DIMS, coords=coords,
                                attrs={"long_name": "ensemble mean temperature", **attrs}),
         "thetao_std": xr.DataArray(stacked[1], dims=CANONICAL_DIMS, coords=coords,
-                                   attrs={"long_name": "ensemble standard deviation of temperature", "units": "degC"}),
+                                   attrs={"long_name": "standard deviation of temperature (ensemble spread, "
+                                                       "at least the model's calibrated error)", "units": "degC"}),
         "observed": xr.DataArray(dsa.stack(observed), dims=("time", "latitude", "longitude"),
                                  coords={name: template[name] for name in ("time", "latitude", "longitude")},
                                  attrs={"long_name": "column holds an observation"}),

@@ -29,6 +29,7 @@ from torch import nn
 
 from xdepthrecon import checkpoint
 from xdepthrecon.diffusion.background import LatentBackground
+from xdepthrecon.diffusion.calibration import ErrorModel
 from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
 from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
@@ -65,6 +66,10 @@ class LatentDiffusion(nn.Module):
         Length scales (grid cells) of the first guess spread from the observed columns; empty for none.
     background
         Seasonal background of the latent (fitted to the training data); None for none.
+    error_model
+        The model's validation error by level and observation support
+        (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by ``train_diffusion``; it floors
+        the reported spread. None: the spread is the ensemble's alone.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class LatentDiffusion(nn.Module):
         surface_std: Any = (1.0,),
         first_guess: Sequence[float] = (),
         background: LatentBackground | None = None,
+        error_model: ErrorModel | None = None,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
@@ -98,6 +104,7 @@ class LatentDiffusion(nn.Module):
         self.autoencoder = autoencoder
         self.denoiser = denoiser
         self.background = background
+        self.error_model = error_model
         self.schedule = schedule
         self.surface_names = tuple(surface_names)
         self.register_buffer("latent_mean", _vector(latent_mean, latent, "latent_mean"), persistent=False)
@@ -122,7 +129,8 @@ class LatentDiffusion(nn.Module):
         return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
                 "schedule": self.schedule.config, "surface_names": list(self.surface_names),
                 "first_guess": list(self.first_guess),
-                "background": None if self.background is None else self.background.config}
+                "background": None if self.background is None else self.background.config,
+                "error_model": None if self.error_model is None else self.error_model.config}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -138,11 +146,12 @@ class LatentDiffusion(nn.Module):
         prefix = "autoencoder_"
         autoencoder = DepthBandAutoencoder(**config["autoencoder"],
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        background = config.get("background")
+        background, errors = config.get("background"), config.get("error_model")
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
                    arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
-                   None if background is None else LatentBackground(**background))
+                   None if background is None else LatentBackground(**background),
+                   None if errors is None else ErrorModel(**errors))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -199,14 +208,22 @@ class LatentDiffusion(nn.Module):
     def predict(self, z_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, **context) -> torch.Tensor:
         """The denoiser's output for the schedule's target; an ``x0`` estimate corrects the base (see module)."""
         output = self.denoiser(z_t, t, condition, **context)
-        if self.schedule.target == "x0":
-            latent, end = self.autoencoder.latent_channels, condition.shape[1]
-            if self.background is not None:  # the background comes last
-                output = output + condition[:, end - latent:end]
-                end -= latent
-            if self.first_guess:  # then the last (smallest-scale) pass of the first guess and its support
-                output = output + condition[:, end - latent - 1:end - 1]
-        return output
+        if self.schedule.target != "x0":
+            return output
+        base = self.base(condition)
+        return output if base is None else output + base
+
+    def base(self, condition: torch.Tensor) -> torch.Tensor | None:
+        """What an ``x0`` denoiser corrects: background + first guess from the condition (None without either)."""
+        latent, end = self.autoencoder.latent_channels, condition.shape[1]
+        base = None
+        if self.background is not None:  # the background comes last
+            base = condition[:, end - latent:end]
+            end -= latent
+        if self.first_guess:  # then the last (smallest-scale) pass of the first guess and its support
+            guess = condition[:, end - latent - 1:end - 1]
+            base = guess if base is None else base + guess
+        return base
 
     def loss(
         self,

@@ -23,6 +23,7 @@ from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.cube import as_cube
 from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
+from xdepthrecon.diffusion.calibration import ErrorModel, observation_support
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
@@ -34,6 +35,8 @@ from xdepthrecon.training import epoch_record, pick_device
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
 FINETUNE = (None, "decoder", "all")
+#: Length scale (grid cells) of the observation support that bins the error model, without a first guess.
+SUPPORT_SCALE = 6.0
 
 
 def simulate_observations(
@@ -138,9 +141,10 @@ def train_diffusion(
         Fit a seasonal background of the latent with an SST regression to the training cube
         (:class:`~xdepthrecon.diffusion.background.LatentBackground`, saved with the model): far from any
         profile the reconstruction starts from what the training data say about that place and season,
-        and the first guess spreads the observations' departures from it. The denoiser trains on
-        backgrounds fitted without its own block of the map (cross-validated), as wrong as they will be
-        where it is used. Needs the training latents in memory (time x latent channels x grid).
+        and the first guess spreads the observations' departures from it. The error model (the floor of
+        the reported spread) is calibrated with backgrounds fitted without their own block of the map
+        (cross-validated), as wrong as in a region the training data did not cover. Needs the training
+        latents in memory (time x latent channels x grid).
     schedule, target, diffusion_steps
         Noise schedule kind, prediction target and number of noise levels.
     finetune
@@ -157,7 +161,10 @@ def train_diffusion(
     Returns
     -------
     LatentDiffusion
-        In eval mode, with ``history`` (one dict per epoch: loss, val_loss, samples/s, seconds).
+        In eval mode, with ``history`` (one dict per epoch: loss, val_loss, samples/s, seconds) and an
+        ``error_model``: the averaged network's one-step error against the truth on the validation windows
+        (the training windows when ``val_fraction=0``), by level and observation support, which floors the
+        spread ``reconstruct`` reports (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`).
     """
     from tqdm.auto import tqdm
 
@@ -179,8 +186,11 @@ def train_diffusion(
         state = _checkpoint.load_training_state(path)
         background = model.background is not None
     latent = encode(truth, autoencoder).latent.load() if model is None or background else None
-    if background:
-        fields["background"] = cross_validated_background(latent, surface, seed=seed)
+    fitted, calibration_fields = None, fields
+    if background:  # training sees the background it will be given; calibration, one as wrong as a new region's
+        fitted = model.background if model is not None else LatentBackground.fit(latent, surface)
+        fields["background"] = _background_field(fitted, latent, surface)
+        calibration_fields = {**fields, "background": cross_validated_background(latent, surface, seed=seed)}
     replicas = _replicas.join(target_device)
     shard = (replicas.rank, replicas.world)
     base = PatchDataset(fields, patch_size=patch_size, seed=seed)
@@ -188,6 +198,8 @@ def train_diffusion(
     train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows, shard=shard)
     val_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed + 1,
                            windows=val_windows, shard=shard) if val_windows else None
+    calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
+                                   windows=val_windows or train_windows, shard=shard)
     depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
 
     torch.manual_seed(seed)
@@ -195,7 +207,6 @@ def train_diffusion(
         conditions = LatentDiffusion.condition_channels(1, autoencoder.latent_channels, first_guess, background)
         denoiser = ConditionalUNet(autoencoder.latent_channels, conditions, dim=dim, mults=mults, attention=attention,
                                    context=context)
-        fitted = LatentBackground.fit(latent, surface) if background else None
         model = LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser,
                                 NoiseSchedule(schedule, diffusion_steps, target), **_statistics(latent, surface),
                                 first_guess=first_guess, background=fitted).to(target_device)
@@ -215,14 +226,18 @@ def train_diffusion(
     if state is not None and replicas.main:
         generator.set_state(state["generator"])
 
-    def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
-        y = batch["y"]
+    def batch_condition(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The condition of a batch and its observed columns (batch, 1, H, W)."""
         if "x" in batch:
             x, x_mask = batch["x"], batch["x_mask"] > 0
         else:
-            x, x_mask = simulate_observations(y, density, random, depth_max_index, observation_noise)
-        condition = model.condition(x, x_mask, batch["sst"], batch.get("background"))
-        loss = model.loss(y, condition, {k: batch[k] for k in _CONTEXT}, generator=random)
+            x, x_mask = simulate_observations(batch["y"], density, random, depth_max_index, observation_noise)
+        observed = (x_mask.bool() & ~torch.isnan(x)).any(dim=1, keepdim=True)
+        return model.condition(x, x_mask, batch["sst"], batch.get("background")), observed
+
+    def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
+        y = batch["y"]
+        loss = model.loss(y, batch_condition(batch, random)[0], {k: batch[k] for k in _CONTEXT}, generator=random)
         if finetune is not None:
             valid = ~torch.isnan(y)
             target = torch.where(valid, model.autoencoder.normalize(y), 0.0)
@@ -248,15 +263,51 @@ def train_diffusion(
             samples += len(batch["y"])
         val_total, val_samples = _validate(model, averaged, val_set, batch_size, target_device, batch_loss, seed)
         history.append(epoch_record(epoch, [total, samples, val_total, val_samples], began, bar, replicas))
+        training_state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "updates": updates,
+                          "rng": torch.get_rng_state(), "generator": generator.get_state(), "history": history}
         if path is not None and replicas.main:
-            _save_averaged(model, averaged, path, training_state={
-                "optimizer": optimizer.state_dict(), "epoch": epoch, "updates": updates,
-                "rng": torch.get_rng_state(), "generator": generator.get_state(), "history": history})
+            _save_averaged(model, averaged, path, training_state)
+        _replicas.barrier(replicas)
+    if start < epochs:  # the averaged network's validation errors set the model's error floor
+        live, model.denoiser = model.denoiser, averaged
+        model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
+        model.denoiser = live
+        if path is not None and replicas.main:
+            _save_averaged(model, averaged, path, training_state)
         _replicas.barrier(replicas)
     model.denoiser.load_state_dict(averaged.state_dict())
     model.requires_grad_(False)
     model.history = history
     return model.eval()
+
+
+def _background_field(background: LatentBackground, latent: xr.DataArray, sst: xr.DataArray) -> xr.DataArray:
+    """The background at every time and cell of the training latents, as a field for the patches."""
+    values = background.at(latent.time.values, latent.latitude.values, latent.longitude.values,
+                           sst.transpose("time", "latitude", "longitude").values)
+    return xr.DataArray(values.cpu().numpy(), dims=latent.dims, coords=latent.coords)
+
+
+@torch.no_grad()
+def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, device: torch.device,
+               batch_condition, seed: int, batches: int = 16) -> ErrorModel:
+    """The model's one-step estimate against the truth on ``dataset``: squared errors by level and support."""
+    random = torch.Generator().manual_seed(seed + 777)
+    scale = max(model.first_guess) if model.first_guess else SUPPORT_SCALE
+    model.eval()
+    supports, errors = [], []
+    for index, batch in enumerate(PrefetchLoader(dataset, batch_size, device=device)):
+        if index == batches:
+            break
+        y = batch["y"]
+        condition, observed = batch_condition(batch, random)
+        z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
+        t = torch.full((len(y),), model.schedule.steps - 1, device=device)
+        estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
+        ocean = ~torch.isnan(y).all(dim=1)
+        supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())
+        errors.append((estimate - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
+    return ErrorModel.fit(np.concatenate(supports), np.concatenate(errors), scale)
 
 
 def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
