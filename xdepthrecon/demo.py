@@ -78,12 +78,15 @@ def _models(case, settings: DemoSettings, device: str | None, progress: bool):
 def _reconstruct(model, case, settings: DemoSettings, device: str | None) -> xr.Dataset:
     """The ensemble reconstruction of the held-out months (NaN at the other months, which are not scored)."""
     import xdepthrecon
+    from xdepthrecon.gridding import profile_windows
 
     grid = case.grid
     cube = grid.assign(thetao=xr.zeros_like(grid.ocean, dtype="float32").where(grid.ocean))
-    result = xdepthrecon.reconstruct(cube.isel(time=np.flatnonzero(case.test_times.values)), case.profiles,
-                                     case.sst, model, members=settings.members, steps=settings.steps, tile=64,
-                                     overlap=16, device=device, keep_members=True, window="7D").compute()
+    months = cube.isel(time=np.flatnonzero(case.test_times.values))
+    in_months = np.unique(np.concatenate(profile_windows(months.time.values, case.profiles.time.values, "7D")))
+    result = xdepthrecon.reconstruct(months, case.profiles.isel(profile=in_months), case.sst, model,
+                                     members=settings.members, steps=settings.steps, tile=64, overlap=16,
+                                     device=device, window="7D").compute()
     return result.reindex(time=grid.time)
 
 

@@ -268,7 +268,7 @@ def _field(
         return parts.members.std(MEMBER, ddof=1, skipna=False), f"ensemble spread, std ({units})"
     if parts.std is None:
         raise ValueError("kind='spread' needs thetao_std or ensemble members in the data.")
-    return parts.std, f"ensemble spread, std ({units})"
+    return parts.std, f"uncertainty, std ({units})"
 
 
 def _select(field: xr.DataArray, **where: Any) -> xr.DataArray:
