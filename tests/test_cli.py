@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import xdepthrecon
 from xdepthrecon.cli import main
 
 from .conftest import glorys_like
@@ -40,7 +41,9 @@ def test_train_reconstruct_evaluate_from_files(tmp_path, capsys):
     small = ["--epochs", "1", "--patch-size", "16", "--batch-size", "4"]
     assert main(["train-ae", str(tmp_path / "truth.nc"), "--out", str(ae), "--latent", "3", *small]) == 0
     assert main(["train-diffusion", str(tmp_path / "truth.nc"), str(tmp_path / "sst.nc"), "--autoencoder", str(ae),
-                 "--out", str(model), *small]) == 0
+                 "--out", str(model), "--background", "--first-guess", "4", "2", *small]) == 0
+    trained = xdepthrecon.load(model)
+    assert trained.background is not None and trained.first_guess == (4.0, 2.0) and trained.error_model is not None
     out = tmp_path / "rec.nc"
     assert main(["reconstruct", str(tmp_path / "truth.nc"), str(tmp_path / "profiles.nc"), str(tmp_path / "sst.nc"),
                  "--model", str(model), "--out", str(out), "--members", "2", "--steps", "3"]) == 0
