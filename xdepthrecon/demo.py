@@ -48,7 +48,7 @@ class DemoSettings:
     members: int = 8
     steps: int = 25
     #: Length scales (grid cells) of the first guess spread from the observed columns (see train_diffusion).
-    first_guess: tuple[float, ...] = (6.0, 2.0)
+    first_guess: tuple[float, ...] = (4.0, 1.5)
     #: Seasonal background of the latent with SST regression, fitted to the training data (see train_diffusion).
     background: bool = True
 

@@ -17,9 +17,10 @@ say about that place and season, corrected by the surface. The background is, pe
 It is the latent counterpart of the ``sst_regression`` baseline's background. The model keeps it on the
 training grid (as buffers saved with the weights) and evaluates it on any grid by the nearest stored cell.
 
-A background fitted on the very cells a denoiser trains on is better there than anywhere it will be used
-(in-sample); :func:`cross_validated_background` gives the training cells backgrounds fitted without their
-own block of the map, so the denoiser learns to correct a background as wrong as a held-out one.
+A background fitted on the very cells it is evaluated at is better there than in a region the training data did
+not cover (in-sample); :func:`cross_validated_background` gives the training cells backgrounds fitted without
+their own block of the map, as wrong as a held-out region's: ``train_diffusion`` calibrates the model's error
+with them.
 """
 
 from __future__ import annotations
