@@ -128,6 +128,8 @@ def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
     assert model.background is not None and model.background.latent.shape == (3, 3, 24, 32)
     resumed = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "epochs": 2})
     assert len(resumed.history) == 2 and resumed.background is not None
+    with pytest.raises(ValueError, match="encoder must stay fixed"):
+        xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "finetune": "all"})
     profiles = cube.depthrecon.sample_profiles(per_tile=100, seed=0)
     out = xdepthrecon.reconstruct(cube, profiles, sst, resumed, members=2, steps=2, tile=16,
                                   overlap=4).compute()

@@ -170,6 +170,9 @@ def train_diffusion(
 
     if finetune not in FINETUNE:
         raise ValueError(f"finetune must be one of {FINETUNE}, got {finetune!r}")
+    if background and finetune == "all":
+        raise ValueError("background=True fits the background to the encoder's latents, so the encoder must stay "
+                         "fixed: use finetune=None or finetune='decoder' with it")
     truth = as_cube(cube)
     thetao = truth.thetao
     autoencoder.check_levels(truth.depth.values)
