@@ -100,11 +100,14 @@ def _sample_step(
         project = _replacement(model, x_t, mask_t) if replace else None
         z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, denoiser=tiled(network, tiling), project=project)
+        offset = model.decoded_offset(x_t, mask_t, condition, background)
         mean = np.zeros(valid.shape, dtype=np.float64)
         squares = np.zeros(valid.shape, dtype=np.float64)
         kept = []
         for count, latent in enumerate(z, start=1):  # one member decoded at a time: memory ~ a few fields
             decoded = model.decode_latent(latent[None])
+            if offset is not None:
+                decoded = decoded + offset
             if replace:
                 decoded = torch.where(mask_t, x_t, decoded)
             values = np.where(valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)

@@ -108,6 +108,26 @@ def test_a_silent_denoiser_returns_the_background_plus_the_spread_departures(mod
         model.condition(x, mask, torch.randn(1, 1, 16, 16))
 
 
+def test_an_untrained_model_returns_the_observations_at_their_column_and_the_background_far_away(
+        model_with_background):
+    model, latent, sst = model_with_background
+    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
+                                     sst.values[:1])
+    x = torch.full((1, 5, 16, 16), torch.nan)
+    x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])  # one profile, three levels deep
+    mask = ~torch.isnan(x)
+    condition = model.condition(x, mask, torch.randn(1, 1, 16, 16), background)
+    for parameter in model.denoiser.parameters():
+        parameter.data.zero_()
+    z = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([40]), condition)
+    decoded = model.decode_latent(z) + model.decoded_offset(x, mask, condition, background)
+    torch.testing.assert_close(decoded[0, :3, 3, 4], x[0, :3, 3, 4])  # exact: no autoencoder error on top
+    far = model.autoencoder.decode(background)
+    torch.testing.assert_close(decoded[0, :, 14, 14], far[0, :, 14, 14], atol=1e-5, rtol=0)
+    torch.testing.assert_close(decoded[0, 3:, 3, 4], far[0, 3:, 3, 4], atol=1e-5, rtol=0)  # unobserved levels
+    assert model.decoded_offset(x, mask, condition, None) is None
+
+
 def test_the_background_survives_save_and_load(model_with_background, tmp_path):
     model, latent, sst = model_with_background
     loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))

@@ -12,7 +12,10 @@ The model generates the (normalised) latent of the full temperature cube, condit
 
 so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
 (+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
-base: the background (if any) plus the first guess (if any). Everything a user needs to reconstruct
+base: the background (if any) plus the first guess (if any). With a background the decoded output is anchored in
+temperature space (:meth:`LatentDiffusion.decoded_offset`): the observations' departures from the decoded background
+are spread there, level by level, and the sampled latent adds only its departure from the base, so an untrained
+network returns that temperature guess exactly and the autoencoder's error does not blur it. Everything a user needs to reconstruct
 travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
@@ -265,4 +268,32 @@ class LatentDiffusion(nn.Module):
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latent -> temperature (batch, levels, H, W) in degC."""
         return self.autoencoder.decode(self.denormalize_latent(z))
+
+    def decoded_offset(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
+                       background: torch.Tensor | None) -> torch.Tensor | None:
+        """What to add to a decoded sample so that the base decodes to the temperature-space guess.
+
+        The guess is the decoded background plus the first guess of the observations' departures from it,
+        spread level by level in temperature (degC); the offset is that guess minus the decoded base. A
+        sample ``z`` then gives ``decode_latent(z) + offset``: the guess plus the network's correction.
+        None without a background (samples are decoded as they are).
+
+        Parameters
+        ----------
+        x, x_mask
+            Gridded observations (batch, levels, H, W) in degC and where they are observed.
+        condition
+            The condition made from them (:meth:`condition`).
+        background
+            The background latent in autoencoder units, as given to :meth:`condition`.
+        """
+        if background is None:
+            return None
+        guess = self.autoencoder.decode(background)
+        if self.first_guess:
+            observed = x_mask.bool() & ~torch.isnan(x)
+            departure = torch.where(observed, x - guess, 0.0)
+            levels = x.shape[1]
+            guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
+        return guess - self.decode_latent(self.base(condition))
 

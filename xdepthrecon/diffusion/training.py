@@ -229,14 +229,14 @@ def train_diffusion(
     if state is not None and replicas.main:
         generator.set_state(state["generator"])
 
-    def batch_condition(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The condition of a batch and its observed columns (batch, 1, H, W)."""
+    def batch_condition(batch: dict[str, torch.Tensor],
+                        random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The condition of a batch and the observations it was made from (``x``, ``x_mask``)."""
         if "x" in batch:
             x, x_mask = batch["x"], batch["x_mask"] > 0
         else:
             x, x_mask = simulate_observations(batch["y"], density, random, depth_max_index, observation_noise)
-        observed = (x_mask.bool() & ~torch.isnan(x)).any(dim=1, keepdim=True)
-        return model.condition(x, x_mask, batch["sst"], batch.get("background")), observed
+        return model.condition(x, x_mask, batch["sst"], batch.get("background")), x, x_mask
 
     def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
@@ -303,10 +303,13 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         if index == batches:
             break
         y = batch["y"]
-        condition, observed = batch_condition(batch, random)
+        condition, x, x_mask = batch_condition(batch, random)
+        observed = (x_mask.bool() & ~torch.isnan(x)).any(dim=1, keepdim=True)
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
         estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
+        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"))
+        estimate = estimate if offset is None else estimate + offset
         ocean = ~torch.isnan(y).all(dim=1)
         supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())
         errors.append((estimate - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
