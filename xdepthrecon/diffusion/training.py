@@ -201,8 +201,9 @@ def train_diffusion(
     train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows, shard=shard)
     val_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed + 1,
                            windows=val_windows, shard=shard) if val_windows else None
+    # every process calibrates on all of it, so the replicas keep identical models
     calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
-                                   windows=val_windows or train_windows, shard=shard)
+                                   windows=val_windows or train_windows)
     depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
 
     torch.manual_seed(seed)
@@ -293,8 +294,9 @@ def _background_field(background: LatentBackground, latent: xr.DataArray, sst: x
 
 @torch.no_grad()
 def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, device: torch.device,
-               batch_condition, seed: int, batches: int = 16) -> ErrorModel:
-    """The model's one-step estimate against the truth on ``dataset``: squared errors by level and support."""
+               batch_condition, seed: int, batches: int = 16) -> ErrorModel | None:
+    """The model's one-step estimate against the truth on ``dataset``: squared errors by level and support
+    (None when the dataset yields no patch)."""
     random = torch.Generator().manual_seed(seed + 777)
     scale = max(model.first_guess) if model.first_guess else SUPPORT_SCALE
     model.eval()
@@ -313,6 +315,8 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         ocean = ~torch.isnan(y).all(dim=1)
         supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())
         errors.append((estimate - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
+    if not supports:  # no patch to calibrate on: the spread stays the ensemble's
+        return None
     return ErrorModel.fit(np.concatenate(supports), np.concatenate(errors), scale)
 
 
