@@ -128,6 +128,28 @@ def test_an_untrained_model_returns_the_observations_at_their_column_and_the_bac
     assert model.decoded_offset(x, mask, condition, None) is None
 
 
+def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(model_with_background):
+    model, latent, sst = model_with_background
+    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
+                                     sst.values[:1])
+    decoded = model.autoencoder.decode(background)
+    generator = torch.Generator().manual_seed(0)
+    surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=generator)  # SST departs from the background
+    slopes = torch.tensor([1.0, 0.8, 0.5, 0.2, 0.0])[None, :, None, None]
+    truth = decoded + slopes * (surface - decoded[:, :1])
+    mask = torch.zeros(1, 5, 16, 16, dtype=torch.bool)
+    mask[..., ::4, ::3] = True  # 24 profiles
+    x = torch.where(mask, truth, torch.nan)
+    condition = model.condition(x, mask, surface, background)
+    guess = model.decode_latent(model.base(condition)) + model.decoded_offset(x, mask, condition, background, surface)
+    torch.testing.assert_close(guess, truth, atol=1e-4, rtol=0)  # everywhere, not only at the profiles
+    few = mask & (torch.arange(16)[:, None] < 4)  # 6 profiles: too few for a slope, no SST term
+    condition = model.condition(torch.where(few, truth, torch.nan), few, surface, background)
+    offset = model.decoded_offset(torch.where(few, truth, torch.nan), few, condition, background, surface)
+    far = model.decode_latent(model.base(condition)) + offset
+    torch.testing.assert_close(far[..., 14, 14], decoded[..., 14, 14], atol=1e-4, rtol=0)
+
+
 def test_the_background_survives_save_and_load(model_with_background, tmp_path):
     model, latent, sst = model_with_background
     loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))

@@ -13,8 +13,8 @@ The model generates the (normalised) latent of the full temperature cube, condit
 so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
 (+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
 base: the background (if any) plus the first guess (if any). With a background the decoded output is anchored in
-temperature space (:meth:`LatentDiffusion.decoded_offset`): the observations' departures from the decoded background
-are spread there, level by level, and the sampled latent adds only its departure from the base, so an untrained
+temperature space (:meth:`LatentDiffusion.decoded_offset`): the SST's departure from the decoded background is carried
+down by slopes fitted to the observed columns, the observations' remaining departures are spread there, level by level, and the sampled latent adds only its departure from the base, so an untrained
 network returns that temperature guess exactly and the autoencoder's error does not blur it. Everything a user needs to reconstruct
 travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
 """
@@ -38,6 +38,10 @@ from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.unet import ConditionalUNet
+
+
+#: Fewest observed columns for the SST slope of the temperature-space guess (else no SST term).
+MIN_SLOPE_COLUMNS = 10
 
 
 def _vector(values: Any, size: int, name: str) -> torch.Tensor:
@@ -270,13 +274,15 @@ class LatentDiffusion(nn.Module):
         return self.autoencoder.decode(self.denormalize_latent(z))
 
     def decoded_offset(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
-                       background: torch.Tensor | None) -> torch.Tensor | None:
+                       background: torch.Tensor | None, surface: torch.Tensor | None = None) -> torch.Tensor | None:
         """What to add to a decoded sample so that the base decodes to the temperature-space guess.
 
-        The guess is the decoded background plus the first guess of the observations' departures from it,
-        spread level by level in temperature (degC); the offset is that guess minus the decoded base. A
-        sample ``z`` then gives ``decode_latent(z) + offset``: the guess plus the network's correction.
-        None without a background (samples are decoded as they are).
+        The guess is the decoded background, plus (with an ``sst`` surface field) the SST's departure from
+        the decoded surface temperature times a slope per level fitted to the observed columns of each
+        item (least squares, 0 with fewer than :data:`MIN_SLOPE_COLUMNS` columns), plus the first guess of
+        the observations' remaining departures, spread level by level in temperature (degC). The offset
+        is that guess minus the decoded base. A sample ``z`` then gives ``decode_latent(z) + offset``: the
+        guess plus the network's correction. None without a background (samples are decoded as they are).
 
         Parameters
         ----------
@@ -286,13 +292,25 @@ class LatentDiffusion(nn.Module):
             The condition made from them (:meth:`condition`).
         background
             The background latent in autoencoder units, as given to :meth:`condition`.
+        surface
+            The surface fields as given to :meth:`condition` (degC); None leaves the SST term out.
         """
         if background is None:
             return None
         guess = self.autoencoder.decode(background)
+        observed = x_mask.bool() & ~torch.isnan(x)
+        departure = torch.where(observed, x - guess, 0.0)
+        if surface is not None and "sst" in self.surface_names:
+            index = self.surface_names.index("sst")
+            sst_departure = torch.nan_to_num(surface[:, index:index + 1] - guess[:, :1])
+            pairs = observed.float()
+            columns = pairs.sum(dim=(-2, -1))
+            slope = (departure * sst_departure * pairs).sum(dim=(-2, -1)) / (
+                (sst_departure**2 * pairs).sum(dim=(-2, -1)).clamp(min=1e-6))
+            trend = torch.where(columns >= MIN_SLOPE_COLUMNS, slope, 0.0)[..., None, None] * sst_departure
+            guess = guess + trend
+            departure = torch.where(observed, departure - trend, 0.0)
         if self.first_guess:
-            observed = x_mask.bool() & ~torch.isnan(x)
-            departure = torch.where(observed, x - guess, 0.0)
             levels = x.shape[1]
             guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
         return guess - self.decode_latent(self.base(condition))

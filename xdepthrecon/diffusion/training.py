@@ -310,7 +310,7 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
         estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
-        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"))
+        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"), batch["sst"])
         estimate = estimate if offset is None else estimate + offset
         ocean = ~torch.isnan(y).all(dim=1)
         supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())
