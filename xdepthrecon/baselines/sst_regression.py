@@ -99,9 +99,7 @@ def sst_regression(
     slope = np.zeros((coords.sizes["depth"], latitude.size))
     for level in range(coords.sizes["depth"]):
         values = np.asarray(field.isel(depth=level).values, dtype="float64")
-        residual = values - np.einsum("tp,pyx->tyx", design, coefficients[:, level])
-        residual[:, np.isfinite(values).sum(axis=0) <= design.shape[1]] = np.nan  # exact fits leave no residual
-        slope[level] = band_slopes(residual, train_anomaly, latitude, band, min_pairs)
+        slope[level] = level_slopes(values, coefficients[:, level], design, train_anomaly, latitude, band, min_pairs)
     background = climate + slope[None, :, :, None] * grid_anomaly[:, None]
 
     coefficient = xr.DataArray(slope, dims=("depth", "latitude"),
@@ -131,7 +129,20 @@ def _sst_values(sst: xr.Dataset | xr.DataArray, like: xr.Dataset | xr.DataArray)
     return np.asarray(field.transpose("time", "latitude", "longitude").values, dtype="float64")
 
 
-def band_slopes(residual: np.ndarray, sst_anomaly: np.ndarray, latitude: np.ndarray, band: float,
+def level_slopes(values: np.ndarray, coefficients: np.ndarray, design: np.ndarray, sst_anomaly: np.ndarray,
+                 latitude: np.ndarray, band: float, min_pairs: int) -> np.ndarray:
+    """Slope per latitude of one level's departure from its seasonal fit on the SST anomaly.
+
+    ``values (time, lat, lon)`` are the level's training values, ``coefficients (regressor, lat, lon)`` their
+    seasonal fit on ``design (time, regressor)``; cells with no more values than regressors are left out
+    (an exact fit leaves no residual). See :func:`_band_slopes` for the pooling.
+    """
+    residual = values - np.einsum("tp,pyx->tyx", design, coefficients)
+    residual[:, np.isfinite(values).sum(axis=0) <= design.shape[1]] = np.nan
+    return _band_slopes(residual, sst_anomaly, latitude, band, min_pairs)
+
+
+def _band_slopes(residual: np.ndarray, sst_anomaly: np.ndarray, latitude: np.ndarray, band: float,
                  min_pairs: int) -> np.ndarray:
     """Slope per latitude of ``residual`` on ``sst_anomaly`` (both ``(time, lat, lon)``), pooled per band."""
     valid = np.isfinite(residual) & np.isfinite(sst_anomaly)

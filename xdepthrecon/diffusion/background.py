@@ -12,7 +12,7 @@ say about that place and season, corrected by the surface. The background is, pe
 - ``SST'`` is the SST minus its own seasonal fit over the same training cells (filled the same way),
   0 where the SST is missing;
 - ``beta`` is the slope of the latent's departure from its seasonal fit on ``SST'``, pooled per latitude
-  band (:func:`~xdepthrecon.baselines.sst_regression.band_slopes`).
+  band (:func:`~xdepthrecon.baselines.sst_regression.level_slopes`).
 
 It is the latent counterpart of the ``sst_regression`` baseline's background. The model keeps it on the
 training grid (as buffers saved with the weights) and evaluates it on any grid by the nearest stored cell.
@@ -34,7 +34,7 @@ from torch import nn
 
 from xdepthrecon.baselines._inputs import seasonal_design
 from xdepthrecon.baselines.climatology import fill_cells, fit_seasonal
-from xdepthrecon.baselines.sst_regression import MIN_PAIRS, band_slopes
+from xdepthrecon.baselines.sst_regression import MIN_PAIRS, level_slopes
 from xdepthrecon.cube import is_global
 
 #: Latitude band width (degrees) that shares one SST slope.
@@ -100,11 +100,9 @@ class LatentBackground(nn.Module):
         sst_anomaly = surface - np.einsum("tp,pyx->tyx", design, sst_coefficients)
         latitude = latent.latitude.values
         slope = np.zeros((channels, rows))
-        counts = np.isfinite(values).sum(axis=0)
         for channel in range(channels):
-            residual = values[:, channel] - np.einsum("tp,pyx->tyx", design, coefficients[:, channel])
-            residual[:, counts[channel] <= design.shape[1]] = np.nan  # exact fits leave no residual
-            slope[channel] = band_slopes(residual, sst_anomaly, latitude, band, min_pairs)
+            slope[channel] = level_slopes(values[:, channel], coefficients[:, channel], design, sst_anomaly, latitude,
+                                          band, min_pairs)
         coords = xr.Dataset(coords={"latitude": latent.latitude, "longitude": latent.longitude})
         out = cls(harmonics, channels, rows, cols)
         out.latitude.copy_(torch.tensor(latitude, dtype=torch.float64))
