@@ -8,7 +8,7 @@ import torch
 
 import xdepthrecon
 from xdepthrecon.diffusion import NoiseSchedule
-from xdepthrecon.diffusion.first_guess import first_guess
+from xdepthrecon.diffusion.first_guess import first_guess, observation_support
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.models.unet import ConditionalUNet
 
@@ -51,6 +51,15 @@ def test_unobserved_values_never_leak_into_the_guess():
     observed = torch.rand(1, 1, 12, 12) < 0.2
     poisoned = torch.where(observed, z, torch.full_like(z, 1e6))
     torch.testing.assert_close(first_guess(poisoned, observed, [2.0]), first_guess(z, observed, [2.0]))
+
+
+def test_support_is_zero_far_from_profiles_and_grows_with_their_number():
+    observed = torch.zeros(1, 1, 40, 40)
+    observed[0, 0, 5, 5] = 1
+    one = observation_support(observed, 2.0)
+    observed[0, 0, 6, 5] = 1
+    two = observation_support(observed, 2.0)
+    assert float(one[0, 0, 35, 35]) == 0.0 and two[0, 0, 5, 5] > one[0, 0, 5, 5]
 
 
 @pytest.fixture

@@ -15,12 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdepthrecon.diffusion.first_guess import _blur
-
-
-def observation_support(observed: torch.Tensor, scale: float) -> torch.Tensor:
-    """``log(1 + sum of Gaussian weights)`` of the observed columns (batch, 1, H, W) at ``scale`` cells."""
-    return torch.log1p(_blur(observed.float(), scale))
+from xdepthrecon.diffusion.first_guess import observation_support
 
 
 class ErrorModel(nn.Module):

@@ -39,6 +39,12 @@ def _blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
                     padding=(0, len(columns) // 2), groups=channels)
 
 
+def observation_support(observed: torch.Tensor, scale: float) -> torch.Tensor:
+    """``log(1 + sum of Gaussian weights)`` at ``scale`` cells of the observed columns (batch, C, H, W):
+    0 far from any observation, large in a dense cluster."""
+    return torch.log1p(_blur(observed.float(), scale))
+
+
 def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
     """Successive-correction guesses of the observed latents and their support, one per pass.
 

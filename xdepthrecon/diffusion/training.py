@@ -23,7 +23,8 @@ from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.cube import as_cube
 from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
-from xdepthrecon.diffusion.calibration import ErrorModel, observation_support
+from xdepthrecon.diffusion.calibration import ErrorModel
+from xdepthrecon.diffusion.first_guess import observation_support
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
