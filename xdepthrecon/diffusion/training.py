@@ -190,11 +190,10 @@ def train_diffusion(
         state = _checkpoint.load_training_state(path)
         background = model.background is not None
     latent = encode(truth, autoencoder).latent.load() if model is None or background else None
-    fitted, calibration_fields = None, fields
-    if background:  # training sees the background it will be given; calibration, one as wrong as a new region's
+    fitted = None
+    if background:  # training sees the background it will be given
         fitted = model.background if model is not None else LatentBackground.fit(latent, surface)
         fields["background"] = _background_field(fitted, latent, surface)
-        calibration_fields = {**fields, "background": cross_validated_background(latent, surface, seed=seed)}
     replicas = _replicas.join(target_device)
     shard = (replicas.rank, replicas.world)
     base = PatchDataset(fields, patch_size=patch_size, seed=seed)
@@ -202,9 +201,6 @@ def train_diffusion(
     train_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed, windows=train_windows, shard=shard)
     val_set = PatchDataset(fields, patch_size, base.patches_per_window, seed=seed + 1,
                            windows=val_windows, shard=shard) if val_windows else None
-    # every process calibrates on all of it, so the replicas keep identical models
-    calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
-                                   windows=val_windows or train_windows)
     depth_max_index = None if depth_max is None else int(np.searchsorted(truth.depth.values, depth_max, "right"))
 
     torch.manual_seed(seed)
@@ -275,6 +271,12 @@ def train_diffusion(
         _replicas.barrier(replicas)
     if start < epochs:  # the averaged network's validation errors set the model's error floor
         live, model.denoiser = model.denoiser, averaged
+        calibration_fields = dict(fields)
+        if background:  # one as wrong as a new region's
+            calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed)
+        # every process calibrates on all windows, so the replicas keep identical models
+        calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
+                                       windows=val_windows or train_windows)
         model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
         model.denoiser = live
         if path is not None and replicas.main:
