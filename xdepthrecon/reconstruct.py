@@ -78,8 +78,8 @@ def _sample_step(
     x_t, mask_t = as_tensor(x), as_tensor(x_mask) > 0
     surface = as_tensor(sst)[:, None] if sst.ndim == 2 else as_tensor(sst)
     with torch.no_grad():
-        background = None if model.background is None else model.background.at(times, latitude, longitude,
-                                                                               surface[:, 0].cpu().numpy())
+        background = None if model.background is None else model.background.at(
+            times, latitude, longitude, sst.reshape(-1, *sst.shape[-2:])[:1])  # the first field, from the host copy
         condition = model.condition(x_t, mask_t, surface, background)
         tiling = Tiling(height, width, tile, overlap, periodic=is_global(longitude))
         centres = [torch.from_numpy(c).float().to(device) for c in tile_centres(tiling, latitude, longitude)]
