@@ -12,11 +12,13 @@ The model generates the (normalised) latent of the full temperature cube, condit
 
 so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
 (+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
-base: the background (if any) plus the first guess (if any). With a background the decoded output is anchored in
-temperature space (:meth:`LatentDiffusion.decoded_offset`): the SST's departure from the decoded background is carried
-down by slopes fitted to the observed columns, the observations' remaining departures are spread there, level by level, and the sampled latent adds only its departure from the base, so an untrained
-network returns that temperature guess exactly and the autoencoder's error does not blur it. Everything a user needs to reconstruct
-travels with it (``save``/``xdepthrecon.load``); loading never unpickles.
+base: the background (if any) plus the first guess (if any). With a background the decoded output is
+anchored in temperature space (:meth:`LatentDiffusion.decoded_offset`): the SST's departure from the
+decoded background is carried down by slopes fitted to the observed columns, the observations' remaining
+departures are spread level by level, and the sampled latent adds only its departure from the base, so an
+untrained network returns that temperature guess exactly and the autoencoder's error does not blur it.
+Everything a user needs to reconstruct travels with it (``save``/``xdepthrecon.load``); loading never
+unpickles.
 """
 
 from __future__ import annotations
