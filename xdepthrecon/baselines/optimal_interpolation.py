@@ -25,7 +25,7 @@ background is worse (held-out regions, held-out months). Land barriers are ignor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -159,7 +159,8 @@ def optimal_interpolation(
     anomaly = x - prior
     vectors = cell_vectors(coords)
     rng = np.random.default_rng(seed)
-    fits = _fit_levels(anomaly, vectors, kernel, block, max_blocks, rng)
+    fields = anomaly.reshape(*anomaly.shape[:2], -1)
+    fits = fit_levels([vectors] * len(fields), list(fields), kernel, block, max_blocks, rng)
 
     mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
     rows, cols = x.shape[2:]
@@ -267,7 +268,7 @@ def predict(
     values: np.ndarray,
     targets: np.ndarray,
     tiles: np.ndarray,
-    cov: Covariance,
+    cov: Covariance | Sequence[Covariance],
     neighbours: int = 32,
     local_variance: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -279,9 +280,35 @@ def predict(
     maximum-likelihood scale of its ``k`` neighbours' anomalies ``y`` shrunk towards 1 with the weight
     of ``m`` = :data:`PRIOR_WEIGHT` observations; the mean does not change. Without sources the mean
     is 0 and the variance the prior's, ``s^2 + n^2``.
+
+    Parameters
+    ----------
+    sources
+        ``(n, 3)`` unit vectors of the observations.
+    values
+        ``(n,)`` anomalies, or ``(levels, n)`` with NaN where a source has no value at a level (it is
+        left out of that level's analysis; the neighbours are chosen among all sources).
+    targets, tiles
+        ``(m, 3)`` unit vectors of the targets and their tile labels ``(m,)``.
+    cov
+        The covariance, or one per level of ``values``.
+    neighbours, local_variance
+        See above.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Mean and variance, ``(m,)`` or ``(levels, m)`` like ``values``.
     """
+    covariances = [cov] if isinstance(cov, Covariance) else list(cov)
+    y = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if len(covariances) != y.shape[0] or y.shape[1] != sources.shape[0]:
+        raise ValueError(f"need one covariance per level and one value per source, got {len(covariances)} "
+                         f"covariances, values {y.shape} and {sources.shape[0]} sources")
+    shape = (y.shape[0], len(targets)) if np.ndim(values) == 2 else (len(targets),)
     if sources.shape[0] == 0:
-        return np.zeros(len(targets)), np.full(len(targets), cov.signal_variance + cov.noise_variance)
+        prior = np.array([c.signal_variance + c.noise_variance for c in covariances])
+        return np.zeros(shape), np.broadcast_to(prior[:, None], (y.shape[0], len(targets))).reshape(shape).copy()
     labels, slot_of, counts = np.unique(tiles, return_inverse=True, return_counts=True)
     order = np.argsort(slot_of, kind="stable")
     rank = np.empty(len(targets), dtype=int)
@@ -295,30 +322,38 @@ def predict(
     k = min(neighbours, sources.shape[0])
     _, index = cKDTree(sources).query(centres, k=k)
     index = index.reshape(labels.size, k)
-    mean, variance = np.zeros((labels.size, width)), np.zeros((labels.size, width))
-    step = max(1, _BATCH_VALUES // (k * (k + width)))
+    mean, variance = np.zeros((labels.size, y.shape[0], width)), np.zeros((labels.size, y.shape[0], width))
+    step = max(1, _BATCH_VALUES // (y.shape[0] * k * (k + width)))
     with _one_thread():
         for start in range(0, labels.size, step):
             part = slice(start, start + step)
-            _predict_batch(sources[index[part]], values[index[part]], padded[part], cov, mean[part], variance[part],
-                           local_variance)
-    return mean[slot_of, rank], variance[slot_of, rank]
+            _predict_batch(sources[index[part]], np.moveaxis(y[:, index[part]], 0, 1), padded[part], covariances,
+                           mean[part], variance[part], local_variance)
+    return mean[slot_of, :, rank].T.reshape(shape), variance[slot_of, :, rank].T.reshape(shape)
 
 
-def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, cov: Covariance, mean: np.ndarray,
-                   variance: np.ndarray, local_variance: bool) -> None:
-    """Fill ``mean`` and ``variance`` ``(tile, target)`` from each tile's neighbours ``near`` with anomalies ``y``."""
+def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, covariances: Sequence[Covariance],
+                   mean: np.ndarray, variance: np.ndarray, local_variance: bool) -> None:
+    """Fill ``mean`` and ``variance`` ``(tile, level, target)`` from each tile's neighbours ``near``
+    with anomalies ``y`` ``(tile, level, neighbour)``, NaN where a neighbour has no value at a level."""
     k = near.shape[1]
-    gram = cov.signal(_chord_km(near, near)) + (cov.noise_variance + _JITTER * cov.signal_variance) * np.eye(k)
-    cross = cov.signal(_chord_km(targets, near))
-    right = np.concatenate([y[:, :, None], np.swapaxes(cross, 1, 2)], axis=2)
+    known = np.isfinite(y)
+    between, across = _chord_km(near, near), _chord_km(targets, near)
+    gram = np.stack([c.signal(between) for c in covariances], axis=1)
+    cross = np.stack([c.signal(across) for c in covariances], axis=1) * known[:, :, None, :]
+    gram *= known[..., :, None] & known[..., None, :]  # a missing value: its row and column cleared ...
+    noise = np.array([c.noise_variance + _JITTER * c.signal_variance for c in covariances])
+    gram[..., np.arange(k), np.arange(k)] += np.where(known, noise[:, None], 1.0)  # ... and 1 on the diagonal
+    anomalies = np.where(known, y, 0.0)
+    right = np.concatenate([anomalies[..., None], np.swapaxes(cross, -1, -2)], axis=-1)
     solved = torch.linalg.solve(torch.from_numpy(gram), torch.from_numpy(right)).numpy()
-    mean[:] = np.einsum("tck,tk->tc", cross, solved[:, :, 0])
-    prior = cov.signal_variance + cov.noise_variance
-    variance[:] = np.clip(prior - np.einsum("tck,tkc->tc", cross, solved[:, :, 1:]), cov.noise_variance, None)
+    mean[:] = np.einsum("tlck,tlk->tlc", cross, solved[..., 0])
+    prior = np.array([c.signal_variance + c.noise_variance for c in covariances])[:, None]
+    floor = np.array([c.noise_variance for c in covariances])[:, None]
+    variance[:] = np.maximum(prior - np.einsum("tlck,tlkc->tlc", cross, solved[..., 1:]), floor)
     if local_variance:
-        quad = np.einsum("tk,tk->t", y, solved[:, :, 0])
-        variance *= ((quad + PRIOR_WEIGHT) / (k + PRIOR_WEIGHT))[:, None]
+        quad = np.einsum("tlk,tlk->tl", anomalies, solved[..., 0])
+        variance *= ((quad + PRIOR_WEIGHT) / (known.sum(axis=-1) + PRIOR_WEIGHT))[..., None]
 
 
 @contextmanager
@@ -337,20 +372,31 @@ def _chord_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return EARTH_RADIUS_KM * np.sqrt(np.clip(2.0 - 2.0 * (a @ np.swapaxes(b, -1, -2)), 0.0, None))
 
 
-def _fit_levels(anomaly: np.ndarray, vectors: np.ndarray, kernel: str, block: int, max_blocks: int,
-                rng: np.random.Generator) -> list[Covariance]:
-    """One fitted covariance per level; levels with too few observations borrow the nearest fitted level's."""
+def fit_levels(positions: Sequence[np.ndarray], values: Sequence[np.ndarray], kernel: str = "matern32",
+               block: int = 200, max_blocks: int = 16, rng: np.random.Generator | None = None) -> list[Covariance]:
+    """One fitted covariance per level (:func:`fit_covariance`); levels with fewer than
+    :data:`MIN_FIT_OBSERVATIONS` observations borrow the nearest fitted level's.
+
+    Parameters
+    ----------
+    positions
+        Per independent field (time step, patch), unit vectors ``(n, 3)`` of its columns.
+    values
+        Per field, the anomalies ``(levels, n)``, NaN where a column has no value at a level.
+    kernel, block, max_blocks, rng
+        See :func:`fit_covariance`.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
     fits: list[Covariance | None] = []
-    for level in range(anomaly.shape[1]):
-        positions, values = [], []
-        for t in range(anomaly.shape[0]):
-            field = anomaly[t, level].ravel()
-            known = np.flatnonzero(np.isfinite(field))
+    for level in range(values[0].shape[0] if len(values) else 0):
+        level_positions, level_values = [], []
+        for u, field in zip(positions, values):
+            known = np.flatnonzero(np.isfinite(field[level]))
             if known.size >= 2:
-                positions.append(vectors[known])
-                values.append(field[known])
-        count = sum(v.size for v in values)
-        fits.append(fit_covariance(positions, values, kernel, block, max_blocks, rng)
+                level_positions.append(u[known])
+                level_values.append(field[level, known])
+        count = sum(v.size for v in level_values)
+        fits.append(fit_covariance(level_positions, level_values, kernel, block, max_blocks, rng)
                     if count >= MIN_FIT_OBSERVATIONS else None)
     fitted = [i for i, f in enumerate(fits) if f is not None]
     if not fitted:
