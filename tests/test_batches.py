@@ -34,6 +34,20 @@ def test_patches_are_aligned_across_fields_and_carry_position():
         assert float(item["latitude"]) == pytest.approx(cube.latitude.values[top + 4])
         assert float(item["longitude"]) == pytest.approx(cube.longitude.values[left + 4])
         assert 1 <= float(item["day_of_year"]) <= 3
+        np.testing.assert_allclose(item["cell_latitude"].numpy(), cube.latitude.values[top:top + 8], rtol=1e-6)
+        np.testing.assert_allclose(item["cell_longitude"].numpy(), cube.longitude.values[left:left + 8], rtol=1e-6)
+
+
+def test_cell_coordinates_are_flipped_with_the_patch():
+    cube, fields = _fields()
+    dataset = PatchDataset(fields, patch_size=8, max_land_fraction=1.0, augment=True, seed=2)
+    flipped = set()
+    for item in dataset:
+        rows, columns = (item["index"][0] // 1000).long().numpy(), (item["index"][0] % 1000).long().numpy()
+        np.testing.assert_allclose(item["cell_latitude"].numpy(), cube.latitude.values[rows[:, 0]], rtol=1e-6)
+        np.testing.assert_allclose(item["cell_longitude"].numpy(), cube.longitude.values[columns[0]], rtol=1e-6)
+        flipped |= {("rows", rows[0, 0] > rows[-1, 0]), ("columns", columns[0, 0] > columns[0, -1])}
+    assert ("rows", True) in flipped and ("columns", True) in flipped
 
 
 def test_same_seed_and_epoch_give_the_same_batches_twice():

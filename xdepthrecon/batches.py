@@ -88,8 +88,10 @@ class PatchDataset(torch.utils.data.IterableDataset):
     Notes
     -----
     Each item is a dict of float32 tensors ``{name: (channels, patch, patch)}`` (views of the window
-    read, so not necessarily contiguous) with NaN left in place (land, below the bottom), plus ``latitude`` and ``longitude`` of the patch centre (degrees)
-    and ``day_of_year`` of its time step (NaN where the time axis has no dates).
+    read, so not necessarily contiguous) with NaN left in place (land, below the bottom), plus ``latitude``
+    and ``longitude`` of the patch centre (degrees), ``cell_latitude`` and ``cell_longitude`` ``(patch,)`` of
+    its rows and columns (flipped with the patch), and ``day_of_year`` of its time step (NaN where the time
+    axis has no dates).
     """
 
     def __init__(
@@ -196,10 +198,12 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 patch = values[:, top:top + size, left:left + size]
                 # a view of the window (copied once, when batches are stacked); flips need their own copy
                 item[name] = torch.from_numpy(np.flip(patch, flips).copy() if flips else patch)
-            row = window.latitude.start + top + size // 2
-            column = window.longitude.start + left + size // 2
-            item["latitude"] = torch.tensor(float(self._latitude[row]))
-            item["longitude"] = torch.tensor(float(self._longitude[column]))
+            row, column = window.latitude.start + top, window.longitude.start + left
+            item["latitude"] = torch.tensor(float(self._latitude[row + size // 2]))
+            item["longitude"] = torch.tensor(float(self._longitude[column + size // 2]))
+            for name, axis, cells in (("cell_latitude", -2, self._latitude[row:row + size]),
+                                      ("cell_longitude", -1, self._longitude[column:column + size])):
+                item[name] = torch.from_numpy(np.array(cells[::-1] if axis in flips else cells, dtype=np.float32))
             item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
             yield item
 

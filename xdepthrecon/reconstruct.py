@@ -100,7 +100,8 @@ def _sample_step(
         project = _replacement(model, x_t, mask_t) if replace else None
         z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, denoiser=tiled(network, tiling), project=project)
-        offset = model.decoded_offset(x_t, mask_t, condition, background, surface)
+        offset = model.decoded_offset(x_t, mask_t, condition, background, surface,
+                                      as_tensor(latitude), as_tensor(longitude))
         mean = np.zeros(valid.shape, dtype=np.float64)
         squares = np.zeros(valid.shape, dtype=np.float64)
         kept = []

@@ -165,9 +165,14 @@ def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
     ae = xdepthrecon.train_autoencoder(cube, epochs=1, latent_channels=3, encoder_channels=(8,),
                                        decoder_channels=(8,), patch_size=16, progress=False)
     options = dict(epochs=1, patch_size=16, dim=8, mults=(1,), batch_size=4, progress=False, diffusion_steps=50,
-                   first_guess=(2.0,), background=True, checkpoint=tmp_path / "d.safetensors")
+                   first_guess=(2.0,), background=True, checkpoint=tmp_path / "d.safetensors", density=(0.1, 0.3))
     model = xdepthrecon.train_diffusion(cube, sst, ae, **options)
     assert model.background is not None and model.background.latent.shape == (3, 3, 24, 32)
+    assert model.analysis is not None and np.all(model.analysis.length_scale.numpy() > 0)
+    assert xdepthrecon.load(tmp_path / "d.safetensors").analysis.covariances == model.analysis.covariances
+    with pytest.warns(UserWarning, match="too few observed columns"):
+        sparse = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "checkpoint": None, "density": (1e-3, 2e-3)})
+    assert sparse.analysis is None  # the first guess spreads the departures
     resumed = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "epochs": 2})
     assert len(resumed.history) == 2 and resumed.background is not None
     with pytest.raises(ValueError, match="encoder must stay fixed"):

@@ -164,7 +164,7 @@ def optimal_interpolation(
 
     mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
     rows, cols = x.shape[2:]
-    tiles = ((np.arange(rows)[:, None] // tile) * (-(-cols // tile)) + np.arange(cols)[None, :] // tile).ravel()
+    tiles = tile_labels(rows, cols, tile)
     for level, cov in enumerate(fits):
         for t in range(x.shape[0]):
             targets = np.flatnonzero(ocean[t, level].ravel())
@@ -188,6 +188,11 @@ def optimal_interpolation(
     extra = {name: xr.DataArray(values, dims=dims, coords={"depth": coords["depth"].values}, attrs=attrs)
              for name, (dims, values, attrs) in extra.items()}
     return reconstruction(coords, prior + mean, std, f"optimal interpolation ({kernel})", call, extra)
+
+
+def tile_labels(rows: int, cols: int, tile: int) -> np.ndarray:
+    """Label ``(rows * cols,)``, row-major, of each cell's ``tile`` x ``tile`` square (the last ones smaller)."""
+    return ((np.arange(rows)[:, None] // tile) * (-(-cols // tile)) + np.arange(cols)[None, :] // tile).ravel()
 
 
 def fit_covariance(

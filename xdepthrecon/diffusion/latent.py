@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon.diffusion.analysis import DepartureAnalysis
 from xdepthrecon.diffusion.background import LatentBackground
 from xdepthrecon.diffusion.calibration import ErrorModel
 from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
@@ -79,6 +80,11 @@ class LatentDiffusion(nn.Module):
         The model's validation error by level and observation support
         (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by ``train_diffusion``; it floors
         the reported spread. None: the spread is the ensemble's alone.
+    analysis
+        Fitted covariances of the observations' departures from the temperature-space background
+        (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
+        one, :meth:`decoded_offset` spreads the departures by optimal interpolation instead of the
+        first guess's successive corrections. Needs a background.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class LatentDiffusion(nn.Module):
         first_guess: Sequence[float] = (),
         background: LatentBackground | None = None,
         error_model: ErrorModel | None = None,
+        analysis: DepartureAnalysis | None = None,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
@@ -103,6 +110,9 @@ class LatentDiffusion(nn.Module):
         if background is not None and background.latent.shape[1] != latent:
             raise ValueError(f"the background has {background.latent.shape[1]} latent channels; the autoencoder has "
                              f"{latent}")
+        if analysis is not None and (background is None or len(analysis.length_scale) != autoencoder.in_channels):
+            raise ValueError("a departure analysis needs a background and one covariance per autoencoder level "
+                             f"({autoencoder.in_channels})")
         expected = self.condition_channels(len(surface_names), latent, self.first_guess, background is not None)
         if denoiser.channels != latent or denoiser.condition_channels != expected:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
@@ -112,6 +122,7 @@ class LatentDiffusion(nn.Module):
                              f"{denoiser.channels} and {denoiser.condition_channels}")
         self.autoencoder = autoencoder
         self.denoiser = denoiser
+        self.analysis = analysis
         self.background = background
         self.error_model = error_model
         self.schedule = schedule
@@ -139,7 +150,8 @@ class LatentDiffusion(nn.Module):
                 "schedule": self.schedule.config, "surface_names": list(self.surface_names),
                 "first_guess": list(self.first_guess),
                 "background": None if self.background is None else self.background.config,
-                "error_model": None if self.error_model is None else self.error_model.config}
+                "error_model": None if self.error_model is None else self.error_model.config,
+                "analysis": None if self.analysis is None else self.analysis.config}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -155,12 +167,13 @@ class LatentDiffusion(nn.Module):
         prefix = "autoencoder_"
         autoencoder = DepthBandAutoencoder(**config["autoencoder"],
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        background, errors = config.get("background"), config.get("error_model")
+        background, errors, analysis = (config.get(name) for name in ("background", "error_model", "analysis"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
                    arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
                    None if background is None else LatentBackground(**background),
-                   None if errors is None else ErrorModel(**errors))
+                   None if errors is None else ErrorModel(**errors),
+                   None if analysis is None else DepartureAnalysis(**analysis))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -275,30 +288,29 @@ class LatentDiffusion(nn.Module):
         """Normalised latent -> temperature (batch, levels, H, W) in degC."""
         return self.autoencoder.decode(self.denormalize_latent(z))
 
-    def decoded_offset(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
-                       background: torch.Tensor | None, surface: torch.Tensor | None = None) -> torch.Tensor | None:
-        """What to add to a decoded sample so that the base decodes to the temperature-space guess.
+    def anchor(self, x: torch.Tensor, x_mask: torch.Tensor, background: torch.Tensor,
+               surface: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The temperature-space background and the observations' departures from it.
 
-        The guess is the decoded background, plus (with an ``sst`` surface field) the SST's departure from
-        the decoded surface temperature times a slope per level fitted to the observed columns of each
-        item (least squares, 0 with fewer than :data:`MIN_SLOPE_COLUMNS` columns), plus the first guess of
-        the observations' remaining departures, spread level by level in temperature (degC). The offset
-        is that guess minus the decoded base. A sample ``z`` then gives ``decode_latent(z) + offset``: the
-        guess plus the network's correction. None without a background (samples are decoded as they are).
+        The background is the decoded background latent plus (with an ``sst`` surface field) the SST's
+        departure from the decoded surface temperature times a slope per level fitted to the observed
+        columns of each item (least squares, 0 with fewer than :data:`MIN_SLOPE_COLUMNS` columns).
 
         Parameters
         ----------
         x, x_mask
             Gridded observations (batch, levels, H, W) in degC and where they are observed.
-        condition
-            The condition made from them (:meth:`condition`).
         background
             The background latent in autoencoder units, as given to :meth:`condition`.
         surface
             The surface fields as given to :meth:`condition` (degC); None leaves the SST term out.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The background (batch, levels, H, W) in degC, the departures of the observations from it (0
+            where not observed) and where they are observed.
         """
-        if background is None:
-            return None
         guess = self.autoencoder.decode(background)
         observed = x_mask.bool() & ~torch.isnan(x)
         departure = torch.where(observed, x - guess, 0.0)
@@ -312,8 +324,38 @@ class LatentDiffusion(nn.Module):
             trend = torch.where(columns >= MIN_SLOPE_COLUMNS, slope, 0.0)[..., None, None] * sst_departure
             guess = guess + trend
             departure = torch.where(observed, departure - trend, 0.0)
-        if self.first_guess:
+        return guess, departure, observed
+
+    def decoded_offset(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
+                       background: torch.Tensor | None, surface: torch.Tensor | None = None,
+                       latitude: torch.Tensor | None = None,
+                       longitude: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What to add to a decoded sample so that the base decodes to the temperature-space guess.
+
+        The guess is the :meth:`anchor` background plus the observations' departures from it spread over
+        the grid level by level in degC: by the model's optimal interpolation (:attr:`analysis`) if it has
+        one, else by the first guess's successive corrections. The offset is that guess minus the decoded
+        base. A sample ``z`` then gives ``decode_latent(z) + offset``: the guess plus the network's
+        correction. None without a background (samples are decoded as they are).
+
+        Parameters
+        ----------
+        x, x_mask, background, surface
+            As given to :meth:`anchor`.
+        condition
+            The condition made from them (:meth:`condition`).
+        latitude, longitude
+            Cell coordinates (degrees) of each item, (batch, H) and (batch, W); needed with an analysis.
+        """
+        if background is None:
+            return None
+        guess, departure, observed = self.anchor(x, x_mask, background, surface)
+        if self.analysis is not None:
+            if latitude is None or longitude is None:
+                raise ValueError("this model analyses departures by optimal interpolation: pass the cells' "
+                                 "latitude and longitude")
+            guess = guess + self.analysis(departure, observed, latitude, longitude)[0]
+        elif self.first_guess:
             levels = x.shape[1]
             guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
         return guess - self.decode_latent(self.base(condition))
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from xdepthrecon import _replicas
 from xdepthrecon._precision import network_precision
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.batches import PatchDataset, PrefetchLoader
+from xdepthrecon.baselines._inputs import unit_vectors
+from xdepthrecon.baselines.optimal_interpolation import MIN_FIT_OBSERVATIONS
 from xdepthrecon.cube import as_cube
+from xdepthrecon.diffusion.analysis import DepartureAnalysis
 from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
 from xdepthrecon.diffusion.calibration import ErrorModel
 from xdepthrecon.diffusion.first_guess import observation_support
@@ -277,6 +281,8 @@ def train_diffusion(
         # every process calibrates on all windows, so the replicas keep identical models
         calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
                                        windows=val_windows or train_windows)
+        if background:
+            model.analysis = _fit_analysis(model, calibration_set, batch_size, target_device, batch_condition, seed)
         model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
         model.denoiser = live
         if path is not None and replicas.main:
@@ -293,6 +299,32 @@ def _background_field(background: LatentBackground, latent: xr.DataArray, sst: x
     values = background.at(latent.time.values, latent.latitude.values, latent.longitude.values,
                            sst.transpose("time", "latitude", "longitude").values)
     return xr.DataArray(values.cpu().numpy(), dims=latent.dims, coords=latent.coords)
+
+
+@torch.no_grad()
+def _fit_analysis(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, device: torch.device,
+                  batch_condition, seed: int, batches: int = 16) -> DepartureAnalysis | None:
+    """Covariances of the observations' departures from the temperature-space background on ``dataset``'s
+    patches, each patch an independent field (None, with a warning, when too few columns are observed)."""
+    random = torch.Generator().manual_seed(seed + 555)
+    positions, departures = [], []
+    for index, batch in enumerate(PrefetchLoader(dataset, batch_size, device=device)):
+        if index == batches:
+            break
+        _, x, x_mask = batch_condition(batch, random)
+        _, departure, observed = model.anchor(x, x_mask, batch["background"], batch["sst"])
+        values = torch.where(observed, departure, torch.nan).cpu().numpy()
+        latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
+        for item, field in enumerate(values):
+            rows, columns = np.nonzero(np.isfinite(field).any(axis=0))
+            positions.append(unit_vectors(latitude[item, rows], longitude[item, columns]))
+            departures.append(field[:, rows, columns])
+    per_level = sum((np.isfinite(d).sum(axis=1) for d in departures), np.zeros(1, dtype=int))
+    if per_level.max() < MIN_FIT_OBSERVATIONS:
+        warnings.warn("too few observed columns to fit the departure analysis; the model spreads departures by "
+                      "its first guess instead. Train on more data or a higher density.", stacklevel=3)
+        return None
+    return DepartureAnalysis.fit(positions, departures, seed=seed)
 
 
 @torch.no_grad()
@@ -313,7 +345,8 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
         estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
-        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"), batch["sst"])
+        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"), batch["sst"],
+                                      batch["cell_latitude"], batch["cell_longitude"])
         estimate = estimate if offset is None else estimate + offset
         ocean = ~torch.isnan(y).all(dim=1)
         supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())

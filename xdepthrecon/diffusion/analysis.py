@@ -1,0 +1,131 @@
+"""Objective analysis of the observations' departures from a model's temperature-space background.
+
+:meth:`LatentDiffusion.decoded_offset <xdepthrecon.diffusion.latent.LatentDiffusion.decoded_offset>`
+builds its guess in degC from the decoded background, the SST's departure carried down, and the
+observations' remaining departures spread over the grid level by level. A :class:`DepartureAnalysis`
+spreads them by optimal interpolation: at each level the departures are a Gaussian process in the
+horizontal with a Matern-3/2 (or exponential, Gaussian) covariance plus a nugget, whose length scale and
+variances were fitted by maximum likelihood
+(:func:`~xdepthrecon.baselines.optimal_interpolation.fit_levels`) to the departures the model met in
+training, measured against backgrounds fitted without the region (what a new region sees). Each
+observation then weighs by how much it says that its neighbours do not: clustered profiles share their
+weight, and the noise ratio sets how closely the analysis draws to each. Prediction is local and exact
+(:func:`~xdepthrecon.baselines.optimal_interpolation.predict`): square tiles of ``tile`` cells each use
+their ``neighbours`` nearest observed columns, with distances through the Earth in km, so the analysis
+means the same at any grid spacing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xdepthrecon.baselines._inputs import unit_vectors
+from xdepthrecon.baselines.optimal_interpolation import KERNELS, Covariance, fit_levels, predict, tile_labels
+
+
+class DepartureAnalysis(nn.Module):
+    """Per-level covariances of the departures from the background, and their optimal interpolation.
+
+    Build with :meth:`fit`; ``train_diffusion(background=True)`` does so and saves it with the model.
+
+    Parameters
+    ----------
+    levels
+        Depth levels.
+    kernel
+        Correlation function: ``"matern32"``, ``"exponential"`` or ``"gaussian"``.
+    neighbours
+        Observed columns each tile's analysis uses.
+    tile
+        Side (cells) of the square tiles that share their neighbours.
+    """
+
+    def __init__(self, levels: int, kernel: str = "matern32", neighbours: int = 32, tile: int = 8) -> None:
+        super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel={kernel!r} is not one of {tuple(KERNELS)}.")
+        if levels < 1 or neighbours < 1 or tile < 1:
+            raise ValueError(f"levels, neighbours and tile must be >= 1, got {levels}, {neighbours}, {tile}")
+        self.kernel, self.neighbours, self.tile = kernel, int(neighbours), int(tile)
+        for name in ("length_scale", "signal_variance", "noise_variance"):
+            self.register_buffer(name, torch.ones(levels))
+
+    @property
+    def config(self) -> dict[str, str | int]:
+        """Constructor arguments, JSON-serialisable."""
+        return {"levels": len(self.length_scale), "kernel": self.kernel, "neighbours": self.neighbours,
+                "tile": self.tile}
+
+    @property
+    def covariances(self) -> list[Covariance]:
+        """The fitted covariance of each level."""
+        columns = zip(*(getattr(self, name).tolist() for name in ("length_scale", "signal_variance",
+                                                                   "noise_variance")))
+        return [Covariance(self.kernel, *values) for values in columns]
+
+    @classmethod
+    def fit(cls, positions: Sequence[np.ndarray], departures: Sequence[np.ndarray], kernel: str = "matern32",
+            neighbours: int = 32, tile: int = 8, max_blocks: int = 64, seed: int = 0) -> DepartureAnalysis:
+        """Fit each level's covariance to departures observed in independent fields (patches, time steps).
+
+        Parameters
+        ----------
+        positions
+            Per field, unit vectors ``(n, 3)`` of its observed columns.
+        departures
+            Per field, the departures ``(levels, n)`` in degC, NaN where a column is not observed at a level.
+        kernel, neighbours, tile
+            See the class.
+        max_blocks
+            Fields (or blocks of them) in each level's composite likelihood.
+        seed
+            Seed of the choice of blocks.
+        """
+        if not len(departures):
+            raise ValueError("no observed departures to fit the analysis to; sample more profiles.")
+        fits = fit_levels(positions, departures, kernel, max_blocks=max_blocks, rng=np.random.default_rng(seed))
+        analysis = cls(len(fits), kernel, neighbours, tile)
+        for name in ("length_scale", "signal_variance", "noise_variance"):
+            getattr(analysis, name).copy_(torch.tensor([getattr(c, name) for c in fits]))
+        return analysis
+
+    def forward(self, departure: torch.Tensor, observed: torch.Tensor, latitude: torch.Tensor,
+                longitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Analysed departures and their error variance on the whole grid.
+
+        Parameters
+        ----------
+        departure
+            Departures of the observations (batch, levels, H, W) in degC; ignored where not observed.
+        observed
+            Where they are observed (batch, levels, H, W).
+        latitude, longitude
+            Cell coordinates (degrees) of each item: (batch, H) and (batch, W).
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            Mean and variance (batch, levels, H, W), float32 on ``departure``'s device: 0 and the prior
+            variance far from observations.
+        """
+        if departure.shape[1] != len(self.length_scale):
+            raise ValueError(f"the analysis has {len(self.length_scale)} levels; the departures have "
+                             f"{departure.shape[1]}")
+        values = torch.where(observed.bool(), departure.detach(), torch.nan).double().cpu().numpy()
+        latitude, longitude = latitude.double().cpu().numpy(), longitude.double().cpu().numpy()
+        batch, levels, height, width = values.shape
+        tiles = tile_labels(height, width, self.tile)
+        mean, variance = np.empty(values.shape), np.empty(values.shape)
+        for item in range(batch):
+            lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
+            cells = unit_vectors(lat.ravel(), lon.ravel())
+            field = values[item].reshape(levels, -1)
+            columns = np.flatnonzero(np.isfinite(field).any(axis=0))
+            m, v = predict(cells[columns], field[:, columns], cells, tiles, self.covariances, self.neighbours)
+            mean[item], variance[item] = m.reshape(levels, height, width), v.reshape(levels, height, width)
+        as_tensor = lambda a: torch.from_numpy(a).float().to(departure.device)  # noqa: E731
+        return as_tensor(mean), as_tensor(variance)
