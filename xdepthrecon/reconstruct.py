@@ -100,15 +100,15 @@ def _sample_step(
         project = _replacement(model, x_t, mask_t) if replace else None
         z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, denoiser=tiled(network, tiling), project=project)
-        offset = model.decoded_offset(x_t, mask_t, condition, background, surface,
-                                      as_tensor(latitude), as_tensor(longitude))
+        guess = model.temperature_guess(x_t, mask_t, condition, background, surface, as_tensor(latitude),
+                                        as_tensor(longitude))
         mean = np.zeros(valid.shape, dtype=np.float64)
         squares = np.zeros(valid.shape, dtype=np.float64)
         kept = []
         for count, latent in enumerate(z, start=1):  # one member decoded at a time: memory ~ a few fields
             decoded = model.decode_latent(latent[None])
-            if offset is not None:
-                decoded = decoded + offset
+            if guess.offset is not None:
+                decoded = decoded + guess.offset
             if replace:
                 decoded = torch.where(mask_t, x_t, decoded)
             values = np.where(valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
@@ -119,8 +119,8 @@ def _sample_step(
                 kept.append(values)
         variance = squares / (members - 1) if members > 1 else np.zeros(valid.shape)
         if model.error_model is not None:  # never less than the model's calibrated error
-            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True))[0].cpu().numpy()
-            variance = np.maximum(variance, floor)
+            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True), guess.variance)
+            variance = np.maximum(variance, floor[0].cpu().numpy())
     spread = np.where(valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)
     return np.concatenate([stats, np.stack(kept)]) if keep_members else stats

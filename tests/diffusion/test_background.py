@@ -120,12 +120,12 @@ def test_an_untrained_model_returns_the_observations_at_their_column_and_the_bac
     for parameter in model.denoiser.parameters():
         parameter.data.zero_()
     z = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([40]), condition)
-    decoded = model.decode_latent(z) + model.decoded_offset(x, mask, condition, background)
+    decoded = model.decode_latent(z) + model.temperature_guess(x, mask, condition, background).offset
     torch.testing.assert_close(decoded[0, :3, 3, 4], x[0, :3, 3, 4])  # exact: no autoencoder error on top
     far = model.autoencoder.decode(background)
     torch.testing.assert_close(decoded[0, :, 14, 14], far[0, :, 14, 14], atol=1e-5, rtol=0)
     torch.testing.assert_close(decoded[0, 3:, 3, 4], far[0, 3:, 3, 4], atol=1e-5, rtol=0)  # unobserved levels
-    assert model.decoded_offset(x, mask, condition, None) is None
+    assert model.temperature_guess(x, mask, condition, None).offset is None
 
 
 def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(model_with_background):
@@ -141,11 +141,13 @@ def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(mode
     mask[..., ::4, ::3] = True  # 24 profiles
     x = torch.where(mask, truth, torch.nan)
     condition = model.condition(x, mask, surface, background)
-    guess = model.decode_latent(model.base(condition)) + model.decoded_offset(x, mask, condition, background, surface)
+    offset = model.temperature_guess(x, mask, condition, background, surface).offset
+    guess = model.decode_latent(model.base(condition)) + offset
     torch.testing.assert_close(guess, truth, atol=1e-4, rtol=0)  # everywhere, not only at the profiles
     few = mask & (torch.arange(16)[:, None] < 4)  # 6 profiles: too few for a slope, no SST term
     condition = model.condition(torch.where(few, truth, torch.nan), few, surface, background)
-    offset = model.decoded_offset(torch.where(few, truth, torch.nan), few, condition, background, surface)
+    guess = model.temperature_guess(torch.where(few, truth, torch.nan), few, condition, background, surface)
+    offset = guess.offset
     far = model.decode_latent(model.base(condition)) + offset
     torch.testing.assert_close(far[..., 14, 14], decoded[..., 14, 14], atol=1e-4, rtol=0)
 

@@ -1,6 +1,6 @@
 """Objective analysis of the observations' departures from a model's temperature-space background.
 
-:meth:`LatentDiffusion.decoded_offset <xdepthrecon.diffusion.latent.LatentDiffusion.decoded_offset>`
+:meth:`LatentDiffusion.temperature_guess <xdepthrecon.diffusion.latent.LatentDiffusion.temperature_guess>`
 builds its guess in degC from the decoded background, the SST's departure carried down, and the
 observations' remaining departures spread over the grid level by level. A :class:`DepartureAnalysis`
 spreads them by optimal interpolation: at each level the departures are a Gaussian process in the

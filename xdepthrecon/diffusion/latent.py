@@ -13,7 +13,7 @@ The model generates the (normalised) latent of the full temperature cube, condit
 so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
 (+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
 base: the background (if any) plus the first guess (if any). With a background the decoded output is
-anchored in temperature space (:meth:`LatentDiffusion.decoded_offset`): the SST's departure from the
+anchored in temperature space (:meth:`LatentDiffusion.temperature_guess`): the SST's departure from the
 decoded background is carried down by slopes fitted to the observed columns, the observations' remaining
 departures are spread level by level, and the sampled latent adds only its departure from the base, so an
 untrained network returns that temperature guess exactly and the autoencoder's error does not blur it.
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -45,6 +45,13 @@ from xdepthrecon.models.unet import ConditionalUNet
 
 #: Fewest observed columns for the SST slope of the temperature-space guess (else no SST term).
 MIN_SLOPE_COLUMNS = 10
+
+
+class TemperatureGuess(NamedTuple):
+    """What :meth:`LatentDiffusion.temperature_guess` returns."""
+
+    offset: torch.Tensor | None
+    variance: torch.Tensor | None
 
 
 def _vector(values: Any, size: int, name: str) -> torch.Tensor:
@@ -83,7 +90,7 @@ class LatentDiffusion(nn.Module):
     analysis
         Fitted covariances of the observations' departures from the temperature-space background
         (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
-        one, :meth:`decoded_offset` spreads the departures by optimal interpolation instead of the
+        one, :meth:`temperature_guess` spreads the departures by optimal interpolation instead of the
         first guess's successive corrections. Needs a background.
     """
 
@@ -326,17 +333,17 @@ class LatentDiffusion(nn.Module):
             departure = torch.where(observed, departure - trend, 0.0)
         return guess, departure, observed
 
-    def decoded_offset(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
-                       background: torch.Tensor | None, surface: torch.Tensor | None = None,
-                       latitude: torch.Tensor | None = None,
-                       longitude: torch.Tensor | None = None) -> torch.Tensor | None:
-        """What to add to a decoded sample so that the base decodes to the temperature-space guess.
+    def temperature_guess(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
+                          background: torch.Tensor | None, surface: torch.Tensor | None = None,
+                          latitude: torch.Tensor | None = None,
+                          longitude: torch.Tensor | None = None) -> TemperatureGuess:
+        """The temperature-space guess, as an offset to add to decoded samples, and its error variance.
 
         The guess is the :meth:`anchor` background plus the observations' departures from it spread over
         the grid level by level in degC: by the model's optimal interpolation (:attr:`analysis`) if it has
         one, else by the first guess's successive corrections. The offset is that guess minus the decoded
         base. A sample ``z`` then gives ``decode_latent(z) + offset``: the guess plus the network's
-        correction. None without a background (samples are decoded as they are).
+        correction. Without a background both are None (samples are decoded as they are).
 
         Parameters
         ----------
@@ -346,16 +353,24 @@ class LatentDiffusion(nn.Module):
             The condition made from them (:meth:`condition`).
         latitude, longitude
             Cell coordinates (degrees) of each item, (batch, H) and (batch, W); needed with an analysis.
+
+        Returns
+        -------
+        TemperatureGuess
+            ``offset`` (batch, levels, H, W) in degC, and ``variance``, the analysis's error variance
+            (degC^2; None without an analysis).
         """
         if background is None:
-            return None
+            return TemperatureGuess(None, None)
         guess, departure, observed = self.anchor(x, x_mask, background, surface)
+        variance = None
         if self.analysis is not None:
             if latitude is None or longitude is None:
                 raise ValueError("this model analyses departures by optimal interpolation: pass the cells' "
                                  "latitude and longitude")
-            guess = guess + self.analysis(departure, observed, latitude, longitude)[0]
+            analysed, variance = self.analysis(departure, observed, latitude, longitude)
+            guess = guess + analysed
         elif self.first_guess:
             levels = x.shape[1]
             guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
-        return guess - self.decode_latent(self.base(condition))
+        return TemperatureGuess(guess - self.decode_latent(self.base(condition)), variance)

@@ -27,8 +27,7 @@ from xdepthrecon.baselines.optimal_interpolation import MIN_FIT_OBSERVATIONS
 from xdepthrecon.cube import as_cube
 from xdepthrecon.diffusion.analysis import DepartureAnalysis
 from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
-from xdepthrecon.diffusion.calibration import ErrorModel
-from xdepthrecon.diffusion.first_guess import observation_support
+from xdepthrecon.diffusion.calibration import ErrorModel, predictor_values
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
@@ -330,12 +329,13 @@ def _fit_analysis(model: LatentDiffusion, dataset: PatchDataset, batch_size: int
 @torch.no_grad()
 def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, device: torch.device,
                batch_condition, seed: int, batches: int = 16) -> ErrorModel | None:
-    """The model's one-step estimate against the truth on ``dataset``: squared errors by level and support
-    (None when the dataset yields no patch)."""
+    """The model's one-step estimate against the truth on ``dataset``: squared errors by level, binned by the
+    analysis's error variance (with an analysis) or the observation support (None when no patch comes)."""
     random = torch.Generator().manual_seed(seed + 777)
     scale = max(model.first_guess) if model.first_guess else SUPPORT_SCALE
+    predictor = "support" if model.analysis is None else "analysis"
     model.eval()
-    supports, errors = [], []
+    predicted, errors = [], []
     for index, batch in enumerate(PrefetchLoader(dataset, batch_size, device=device)):
         if index == batches:
             break
@@ -345,15 +345,16 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
         estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
-        offset = model.decoded_offset(x, x_mask, condition, batch.get("background"), batch["sst"],
-                                      batch["cell_latitude"], batch["cell_longitude"])
-        estimate = estimate if offset is None else estimate + offset
+        guess = model.temperature_guess(x, x_mask, condition, batch.get("background"), batch["sst"],
+                                        batch["cell_latitude"], batch["cell_longitude"])
+        estimate = estimate if guess.offset is None else estimate + guess.offset
         ocean = ~torch.isnan(y).all(dim=1)
-        supports.append(observation_support(observed, scale)[:, 0][ocean].cpu().numpy())
+        values = predictor_values(predictor, observed, scale, guess.variance).expand(-1, y.shape[1], -1, -1)
+        predicted.append(values.permute(0, 2, 3, 1)[ocean].cpu().numpy())
         errors.append((estimate - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
-    if not supports:  # no patch to calibrate on: the spread stays the ensemble's
+    if not errors:  # no patch to calibrate on: the spread stays the ensemble's
         return None
-    return ErrorModel.fit(np.concatenate(supports), np.concatenate(errors), scale)
+    return ErrorModel.fit(np.concatenate(predicted), np.concatenate(errors), scale, predictor=predictor)
 
 
 def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
