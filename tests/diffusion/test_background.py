@@ -152,6 +152,24 @@ def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(mode
     torch.testing.assert_close(far[..., 14, 14], decoded[..., 14, 14], atol=1e-4, rtol=0)
 
 
+def test_each_region_gets_its_own_sst_slope(model_with_background):
+    model, latent, sst = model_with_background
+    model.slope_scale = 2.0
+    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
+                                     sst.values[:1])
+    decoded = model.autoencoder.decode(background)
+    surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    west = (torch.arange(16) < 8).float()  # level 1 follows the SST in the west, not at all in the east
+    truth = decoded.clone()
+    truth[:, 1] += west * (surface - decoded[:, :1])[:, 0]
+    mask = torch.ones(1, 5, 16, 16, dtype=torch.bool)
+    guess, _, _ = model.anchor(truth, mask, background, surface)
+    error = (guess - truth)[0, 1].abs().detach()
+    one_slope = (0.5 * (surface - decoded[:, :1])[0, 0]).abs()  # the error of one slope for the whole field
+    for region in (slice(0, 4), slice(12, 16)):  # away from where the regions meet
+        assert error[:, region].mean() < 0.3 * one_slope[:, region].mean()
+
+
 def test_the_background_survives_save_and_load(model_with_background, tmp_path):
     model, latent, sst = model_with_background
     loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))

@@ -28,8 +28,9 @@ def _kernel(sigma: float, size: int, device: torch.device) -> torch.Tensor:
     return torch.exp(-0.5 * (offsets / sigma) ** 2)
 
 
-def _blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian sum (not mean) of ``field`` (batch, channels, H, W), zero outside the domain."""
+def gaussian_sum(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian-weighted sum (not mean) of ``field`` (batch, channels, H, W) over the neighbourhood
+    of each cell, ``sigma`` in grid cells, zero outside the domain."""
     channels = field.shape[1]
     rows = _kernel(sigma, field.shape[-2], field.device)
     columns = _kernel(sigma, field.shape[-1], field.device)
@@ -42,7 +43,7 @@ def _blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
 def observation_support(observed: torch.Tensor, scale: float) -> torch.Tensor:
     """``log(1 + sum of Gaussian weights)`` at ``scale`` cells of the observed columns (batch, C, H, W):
     0 far from any observation, large in a dense cluster."""
-    return torch.log1p(_blur(observed.float(), scale))
+    return torch.log1p(gaussian_sum(observed.float(), scale))
 
 
 def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
@@ -70,8 +71,8 @@ def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[floa
     parts = []
     for sigma in sorted(scales, reverse=True):
         residual = torch.where(observed, z_x - guess, torch.zeros_like(z_x))
-        support = _blur(weight, sigma)
-        correction = _blur(residual * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
+        support = gaussian_sum(weight, sigma)
+        correction = gaussian_sum(residual * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
         guess = guess + torch.where(support > _MIN_WEIGHT, correction, torch.zeros_like(correction))
         parts += [guess, torch.log1p(support)]
     return torch.cat(parts, dim=1)

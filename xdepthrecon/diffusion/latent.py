@@ -37,6 +37,7 @@ from xdepthrecon.diffusion.analysis import DepartureAnalysis
 from xdepthrecon.diffusion.background import LatentBackground
 from xdepthrecon.diffusion.calibration import ErrorModel
 from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
+from xdepthrecon.diffusion.first_guess import gaussian_sum
 from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -45,6 +46,8 @@ from xdepthrecon.models.unet import ConditionalUNet
 
 #: Fewest observed columns for the SST slope of the temperature-space guess (else no SST term).
 MIN_SLOPE_COLUMNS = 10
+#: Weight, in columns, of an item's overall SST slope in each cell's local slope.
+SLOPE_PRIOR_COLUMNS = 3.0
 
 
 class TemperatureGuess(NamedTuple):
@@ -92,6 +95,9 @@ class LatentDiffusion(nn.Module):
         (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
         one, :meth:`temperature_guess` spreads the departures by optimal interpolation instead of the
         first guess's successive corrections. Needs a background.
+    slope_scale
+        Gaussian length scale (grid cells) of the local regression that carries the SST's departure from
+        the background down (:meth:`anchor`).
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class LatentDiffusion(nn.Module):
         background: LatentBackground | None = None,
         error_model: ErrorModel | None = None,
         analysis: DepartureAnalysis | None = None,
+        slope_scale: float = 8.0,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
@@ -130,6 +137,9 @@ class LatentDiffusion(nn.Module):
         self.autoencoder = autoencoder
         self.denoiser = denoiser
         self.analysis = analysis
+        if not slope_scale > 0:
+            raise ValueError(f"slope_scale must be a positive number of grid cells, got {slope_scale}")
+        self.slope_scale = float(slope_scale)
         self.background = background
         self.error_model = error_model
         self.schedule = schedule
@@ -155,7 +165,7 @@ class LatentDiffusion(nn.Module):
         """Everything but arrays and weights, as a JSON-serialisable dict."""
         return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
                 "schedule": self.schedule.config, "surface_names": list(self.surface_names),
-                "first_guess": list(self.first_guess),
+                "first_guess": list(self.first_guess), "slope_scale": self.slope_scale,
                 "background": None if self.background is None else self.background.config,
                 "error_model": None if self.error_model is None else self.error_model.config,
                 "analysis": None if self.analysis is None else self.analysis.config}
@@ -180,7 +190,7 @@ class LatentDiffusion(nn.Module):
                    arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
                    None if background is None else LatentBackground(**background),
                    None if errors is None else ErrorModel(**errors),
-                   None if analysis is None else DepartureAnalysis(**analysis))
+                   None if analysis is None else DepartureAnalysis(**analysis), config.get("slope_scale", 8.0))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -300,8 +310,12 @@ class LatentDiffusion(nn.Module):
         """The temperature-space background and the observations' departures from it.
 
         The background is the decoded background latent plus (with an ``sst`` surface field) the SST's
-        departure from the decoded surface temperature times a slope per level fitted to the observed
-        columns of each item (least squares, 0 with fewer than :data:`MIN_SLOPE_COLUMNS` columns).
+        departure from the decoded surface temperature times a slope per level and cell: the least-squares
+        regression of the observed departures on the SST's, with the observed columns weighted by a
+        Gaussian of their distance (``slope_scale`` cells), drawn towards the item's overall slope with the
+        weight of :data:`SLOPE_PRIOR_COLUMNS` columns (no SST term with fewer than
+        :data:`MIN_SLOPE_COLUMNS` observed columns). The relation of subsurface to surface anomalies
+        changes from region to region; one slope per level would carry the wrong one into some.
 
         Parameters
         ----------
@@ -325,10 +339,13 @@ class LatentDiffusion(nn.Module):
             index = self.surface_names.index("sst")
             sst_departure = torch.nan_to_num(surface[:, index:index + 1] - guess[:, :1])
             pairs = observed.float()
-            columns = pairs.sum(dim=(-2, -1))
-            slope = (departure * sst_departure * pairs).sum(dim=(-2, -1)) / (
-                (sst_departure**2 * pairs).sum(dim=(-2, -1)).clamp(min=1e-6))
-            trend = torch.where(columns >= MIN_SLOPE_COLUMNS, slope, 0.0)[..., None, None] * sst_departure
+            products, squares = departure * sst_departure * pairs, sst_departure**2 * pairs
+            columns = pairs.sum(dim=(-2, -1), keepdim=True)
+            prior = SLOPE_PRIOR_COLUMNS / columns.clamp(min=1.0)  # the overall sums, scaled to that weight
+            slope = (gaussian_sum(products, self.slope_scale) + prior * products.sum(dim=(-2, -1), keepdim=True)) / (
+                gaussian_sum(squares, self.slope_scale) + prior * squares.sum(dim=(-2, -1), keepdim=True)
+            ).clamp(min=1e-6)
+            trend = torch.where(columns >= MIN_SLOPE_COLUMNS, slope, 0.0) * sst_departure
             guess = guess + trend
             departure = torch.where(observed, departure - trend, 0.0)
         return guess, departure, observed
