@@ -78,9 +78,13 @@ def _sample_step(
     x_t, mask_t = as_tensor(x), as_tensor(x_mask) > 0
     surface = as_tensor(sst)[:, None] if sst.ndim == 2 else as_tensor(sst)
     with torch.no_grad():
-        background = None if model.background is None else model.background.at(
-            times, latitude, longitude, sst.reshape(-1, *sst.shape[-2:])[:1])  # the first field, from the host copy
-        condition = model.condition(x_t, mask_t, surface, background)
+        background = guess = None
+        if model.background is not None:
+            background = model.background.at(times, latitude, longitude,
+                                             sst.reshape(-1, *sst.shape[-2:])[:1])  # the first field, from the host
+            guess = model.temperature_guess(x_t, mask_t, background, surface, as_tensor(latitude),
+                                            as_tensor(longitude))
+        condition = model.condition(x_t, mask_t, surface, background, None if guess is None else guess.value)
         tiling = Tiling(height, width, tile, overlap, periodic=is_global(longitude))
         centres = [torch.from_numpy(c).float().to(device) for c in tile_centres(tiling, latitude, longitude)]
         condition_tiles = tiling.cut(condition).repeat_interleave(members, dim=0)
@@ -100,15 +104,14 @@ def _sample_step(
         project = _replacement(model, x_t, mask_t) if replace else None
         z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, denoiser=tiled(network, tiling), project=project)
-        guess = model.temperature_guess(x_t, mask_t, condition, background, surface, as_tensor(latitude),
-                                        as_tensor(longitude))
+        offset = model.decoded_offset(None if guess is None else guess.value, condition)
         mean = np.zeros(valid.shape, dtype=np.float64)
         squares = np.zeros(valid.shape, dtype=np.float64)
         kept = []
         for count, latent in enumerate(z, start=1):  # one member decoded at a time: memory ~ a few fields
             decoded = model.decode_latent(latent[None])
-            if guess.offset is not None:
-                decoded = decoded + guess.offset
+            if offset is not None:
+                decoded = decoded + offset
             if replace:
                 decoded = torch.where(mask_t, x_t, decoded)
             values = np.where(valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
@@ -119,7 +122,8 @@ def _sample_step(
                 kept.append(values)
         variance = squares / (members - 1) if members > 1 else np.zeros(valid.shape)
         if model.error_model is not None:  # never less than the model's calibrated error
-            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True), guess.variance)
+            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True),
+                                                        None if guess is None else guess.variance)
             variance = np.maximum(variance, floor[0].cpu().numpy())
     spread = np.where(valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)

@@ -93,19 +93,35 @@ def model_with_background():
     return model, latent, sst
 
 
-def test_a_silent_denoiser_returns_the_background_plus_the_spread_departures(model_with_background):
+def _silent_sample(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor, surface: torch.Tensor,
+                   background: torch.Tensor) -> torch.Tensor:
+    """What a model whose denoiser returns zeros decodes to (degC): its temperature guess."""
+    guess = model.temperature_guess(x, mask, background, surface).value
+    condition = model.condition(x, mask, surface, background, guess)
+    for parameter in model.denoiser.parameters():
+        parameter.data.zero_()
+    z = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([40]), condition)
+    return model.decode_latent(z) + model.decoded_offset(guess, condition)
+
+
+def test_a_silent_denoiser_returns_the_encoded_temperature_guess(model_with_background):
     model, latent, sst = model_with_background
     background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
                                      sst.values[:1])
     x = torch.full((1, 5, 16, 16), torch.nan)
     mask = torch.zeros_like(x, dtype=torch.bool)
-    condition = model.condition(x, mask, torch.randn(1, 1, 16, 16), background)
+    surface = torch.randn(1, 1, 16, 16)
+    guess = model.temperature_guess(x, mask, background, surface).value
+    torch.testing.assert_close(guess, model.autoencoder.decode(background))  # no profile: the background
+    condition = model.condition(x, mask, surface, background, guess)
     for parameter in model.denoiser.parameters():
         parameter.data.zero_()
     prediction = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([10]), condition)
-    torch.testing.assert_close(prediction, model.normalize_latent(background))  # no profile: the background
+    torch.testing.assert_close(prediction, model.encode_target(guess))
     with pytest.raises(ValueError, match="has a background"):
-        model.condition(x, mask, torch.randn(1, 1, 16, 16))
+        model.condition(x, mask, surface)
+    with pytest.raises(ValueError, match="temperature guess"):
+        model.condition(x, mask, surface, background)
 
 
 def test_an_untrained_model_returns_the_observations_at_their_column_and_the_background_far_away(
@@ -116,16 +132,12 @@ def test_an_untrained_model_returns_the_observations_at_their_column_and_the_bac
     x = torch.full((1, 5, 16, 16), torch.nan)
     x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])  # one profile, three levels deep
     mask = ~torch.isnan(x)
-    condition = model.condition(x, mask, torch.randn(1, 1, 16, 16), background)
-    for parameter in model.denoiser.parameters():
-        parameter.data.zero_()
-    z = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([40]), condition)
-    decoded = model.decode_latent(z) + model.temperature_guess(x, mask, condition, background).offset
+    decoded = _silent_sample(model, x, mask, torch.randn(1, 1, 16, 16), background)
     torch.testing.assert_close(decoded[0, :3, 3, 4], x[0, :3, 3, 4])  # exact: no autoencoder error on top
     far = model.autoencoder.decode(background)
     torch.testing.assert_close(decoded[0, :, 14, 14], far[0, :, 14, 14], atol=1e-5, rtol=0)
     torch.testing.assert_close(decoded[0, 3:, 3, 4], far[0, 3:, 3, 4], atol=1e-5, rtol=0)  # unobserved levels
-    assert model.temperature_guess(x, mask, condition, None).offset is None
+    assert model.decoded_offset(None, torch.zeros(1)) is None
 
 
 def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(model_with_background):
@@ -139,16 +151,10 @@ def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(mode
     truth = decoded + slopes * (surface - decoded[:, :1])
     mask = torch.zeros(1, 5, 16, 16, dtype=torch.bool)
     mask[..., ::4, ::3] = True  # 24 profiles
-    x = torch.where(mask, truth, torch.nan)
-    condition = model.condition(x, mask, surface, background)
-    offset = model.temperature_guess(x, mask, condition, background, surface).offset
-    guess = model.decode_latent(model.base(condition)) + offset
+    guess = _silent_sample(model, torch.where(mask, truth, torch.nan), mask, surface, background)
     torch.testing.assert_close(guess, truth, atol=1e-4, rtol=0)  # everywhere, not only at the profiles
     few = mask & (torch.arange(16)[:, None] < 4)  # 6 profiles: too few for a slope, no SST term
-    condition = model.condition(torch.where(few, truth, torch.nan), few, surface, background)
-    guess = model.temperature_guess(torch.where(few, truth, torch.nan), few, condition, background, surface)
-    offset = guess.offset
-    far = model.decode_latent(model.base(condition)) + offset
+    far = _silent_sample(model, torch.where(few, truth, torch.nan), few, surface, background)
     torch.testing.assert_close(far[..., 14, 14], decoded[..., 14, 14], atol=1e-4, rtol=0)
 
 

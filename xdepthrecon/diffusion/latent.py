@@ -7,18 +7,19 @@ The model generates the (normalised) latent of the full temperature cube, condit
 - the observed fraction of each column's levels (0 where unobserved);
 - with ``first_guess`` scales, successive-correction passes spreading ``z_x`` from the largest scale
   to the smallest, each with its support (:func:`~xdepthrecon.diffusion.first_guess.first_guess`);
-- with a ``background`` (:class:`~xdepthrecon.diffusion.background.LatentBackground`), the normalised
-  background latent last, and the first guess then spreads the observations' departures from it,
+- with a ``background`` (:class:`~xdepthrecon.diffusion.background.LatentBackground`), the first guess
+  spreads the observations' departures from the background latent, and the normalised latent of the
+  *temperature guess* comes last (:meth:`LatentDiffusion.temperature_guess`: the decoded background, the
+  SST's departure from it carried down by local regression slopes, and the observations' remaining
+  departures spread level by level in degC, by optimal interpolation when the model has an analysis),
 
 so ``condition_channels = n_surface + latent_channels + 1 + len(first_guess) * (latent_channels + 1)
-(+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to the
-base: the background (if any) plus the first guess (if any). With a background the decoded output is
-anchored in temperature space (:meth:`LatentDiffusion.temperature_guess`): the SST's departure from the
-decoded background is carried down by slopes fitted to the observed columns, the observations' remaining
-departures are spread level by level, and the sampled latent adds only its departure from the base, so an
-untrained network returns that temperature guess exactly and the autoencoder's error does not blur it.
-Everything a user needs to reconstruct travels with it (``save``/``xdepthrecon.load``); loading never
-unpickles.
+(+ latent_channels with a background)``. With an ``x0`` target the denoiser learns the correction to a
+base: the encoded temperature guess with a background, else the first guess (if any). With a background
+a sample ``z`` decodes to ``decode_latent(z) + guess - decode_latent(base)``: the temperature guess plus
+the network's correction, so an untrained network returns the guess exactly and the autoencoder's error
+does not blur it. Everything a user needs to reconstruct travels with the model
+(``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ SLOPE_PRIOR_COLUMNS = 3.0
 
 
 class TemperatureGuess(NamedTuple):
-    """What :meth:`LatentDiffusion.temperature_guess` returns."""
+    """What :meth:`LatentDiffusion.temperature_guess` returns: the guess (degC) and the analysis's error
+    variance (degC^2, None without an analysis), each (batch, levels, H, W)."""
 
-    offset: torch.Tensor | None
+    value: torch.Tensor
     variance: torch.Tensor | None
 
 
@@ -211,7 +213,7 @@ class LatentDiffusion(nn.Module):
         return self.normalize_latent(self.autoencoder.encode(y))
 
     def condition(self, x: torch.Tensor, x_mask: torch.Tensor, surface: torch.Tensor,
-                  background: torch.Tensor | None = None) -> torch.Tensor:
+                  background: torch.Tensor | None = None, guess: torch.Tensor | None = None) -> torch.Tensor:
         """Condition channels from gridded observations and surface fields.
 
         Parameters
@@ -225,10 +227,16 @@ class LatentDiffusion(nn.Module):
         background
             The background latent (batch, latent_channels, H, W) in autoencoder units, for a model with a
             background (:meth:`LatentBackground.at <xdepthrecon.diffusion.background.LatentBackground.at>`).
+        guess
+            With a background, the temperature guess made from the same inputs
+            (:meth:`temperature_guess` ``.value``).
         """
         if (background is None) != (self.background is None):
             raise ValueError("this model has a background: pass background=model.background.at(...)"
                              if background is None else "this model has no background; pass background=None")
+        if background is not None and guess is None:
+            raise ValueError("a model with a background is conditioned on its temperature guess: pass "
+                             "guess=model.temperature_guess(...).value")
         observed = x_mask.bool() & ~torch.isnan(x)
         fraction = observed.float().mean(dim=1, keepdim=True)
         any_observed = fraction > 0
@@ -236,12 +244,13 @@ class LatentDiffusion(nn.Module):
         fields = (surface - self.surface_mean[:, None, None]) / self.surface_std[:, None, None]
         fields = torch.nan_to_num(fields, nan=0.0)
         parts = [fields, z_x, fraction]
-        base = None if background is None else self.normalize_latent(background)
         if self.first_guess:
-            departure = z_x if base is None else torch.where(any_observed, z_x - base, 0.0)
+            departure = z_x if background is None else torch.where(
+                any_observed, z_x - self.normalize_latent(background), 0.0)
             parts.append(_first_guess(departure, any_observed, self.first_guess))
-        if base is not None:
-            parts.append(base)
+        if background is not None:
+            ocean = ~torch.isnan(guess).all(dim=1, keepdim=True)
+            parts.append(torch.where(ocean, self.encode_target(guess), 0.0))
         return torch.cat(parts, dim=1)
 
     def predict(self, z_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, **context) -> torch.Tensor:
@@ -253,16 +262,14 @@ class LatentDiffusion(nn.Module):
         return output if base is None else output + base
 
     def base(self, condition: torch.Tensor) -> torch.Tensor | None:
-        """What an ``x0`` denoiser corrects: background + first guess from the condition (None without either)."""
+        """What an ``x0`` denoiser corrects: the encoded temperature guess (with a background, the last
+        channels), else the first guess's last pass (before its support), else None."""
         latent, end = self.autoencoder.latent_channels, condition.shape[1]
-        base = None
-        if self.background is not None:  # the background comes last
-            base = condition[:, end - latent:end]
-            end -= latent
-        if self.first_guess:  # then the last (smallest-scale) pass of the first guess and its support
-            guess = condition[:, end - latent - 1:end - 1]
-            base = guess if base is None else base + guess
-        return base
+        if self.background is not None:
+            return condition[:, end - latent:end]
+        if self.first_guess:
+            return condition[:, end - latent - 1:end - 1]
+        return None
 
     def loss(
         self,
@@ -350,44 +357,38 @@ class LatentDiffusion(nn.Module):
             departure = torch.where(observed, departure - trend, 0.0)
         return guess, departure, observed
 
-    def temperature_guess(self, x: torch.Tensor, x_mask: torch.Tensor, condition: torch.Tensor,
-                          background: torch.Tensor | None, surface: torch.Tensor | None = None,
-                          latitude: torch.Tensor | None = None,
+    def temperature_guess(self, x: torch.Tensor, x_mask: torch.Tensor, background: torch.Tensor,
+                          surface: torch.Tensor | None = None, latitude: torch.Tensor | None = None,
                           longitude: torch.Tensor | None = None) -> TemperatureGuess:
-        """The temperature-space guess, as an offset to add to decoded samples, and its error variance.
+        """The temperature-space guess of a model with a background, and its error variance.
 
         The guess is the :meth:`anchor` background plus the observations' departures from it spread over
         the grid level by level in degC: by the model's optimal interpolation (:attr:`analysis`) if it has
-        one, else by the first guess's successive corrections. The offset is that guess minus the decoded
-        base. A sample ``z`` then gives ``decode_latent(z) + offset``: the guess plus the network's
-        correction. Without a background both are None (samples are decoded as they are).
+        one, else by the first guess's successive corrections (else not at all). It conditions the network
+        (:meth:`condition`), and :meth:`decoded_offset` anchors the decoded samples to it.
 
         Parameters
         ----------
         x, x_mask, background, surface
             As given to :meth:`anchor`.
-        condition
-            The condition made from them (:meth:`condition`).
         latitude, longitude
             Cell coordinates (degrees) of each item, (batch, H) and (batch, W); needed with an analysis.
-
-        Returns
-        -------
-        TemperatureGuess
-            ``offset`` (batch, levels, H, W) in degC, and ``variance``, the analysis's error variance
-            (degC^2; None without an analysis).
         """
-        if background is None:
-            return TemperatureGuess(None, None)
-        guess, departure, observed = self.anchor(x, x_mask, background, surface)
-        variance = None
-        if self.analysis is not None:
-            if latitude is None or longitude is None:
-                raise ValueError("this model analyses departures by optimal interpolation: pass the cells' "
-                                 "latitude and longitude")
-            analysed, variance = self.analysis(departure, observed, latitude, longitude)
-            guess = guess + analysed
-        elif self.first_guess:
-            levels = x.shape[1]
-            guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
-        return TemperatureGuess(guess - self.decode_latent(self.base(condition)), variance)
+        with torch.no_grad():
+            guess, departure, observed = self.anchor(x, x_mask, background, surface)
+            variance = None
+            if self.analysis is not None:
+                if latitude is None or longitude is None:
+                    raise ValueError("this model analyses departures by optimal interpolation: pass the cells' "
+                                     "latitude and longitude")
+                analysed, variance = self.analysis(departure, observed, latitude, longitude)
+                guess = guess + analysed
+            elif self.first_guess:
+                levels = x.shape[1]
+                guess = guess + _first_guess(departure, observed, self.first_guess)[:, -2 * levels:-levels]
+        return TemperatureGuess(guess, variance)
+
+    def decoded_offset(self, guess: torch.Tensor | None, condition: torch.Tensor) -> torch.Tensor | None:
+        """What to add to a decoded sample so that the base decodes to the temperature ``guess`` exactly
+        (``guess - decode_latent(base)``, the autoencoder's error on it); None without a guess."""
+        return None if guess is None else guess - self.decode_latent(self.base(condition))

@@ -80,7 +80,7 @@ def sample(
         levels = timesteps(schedule, steps)
     else:
         raise ValueError(f"unknown sampler {sampler!r}; choose 'ddim' or 'ddpm'")
-    x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.to(device)
+    x = _noise(shape, generator, device, torch.float32) if x_T is None else x_T.to(device)
     alpha_bar = schedule.alpha_bar.to(device=device, dtype=torch.float64)
     for index, level in enumerate(levels):
         t = torch.full((shape[0],), int(level), device=device, dtype=torch.long)
@@ -98,6 +98,14 @@ def sample(
         direction = torch.sqrt((1 - previous - sigma**2).clamp(min=0.0))
         x = previous.sqrt().to(x.dtype) * x0 + direction.to(x.dtype) * eps
         if sigma > 0:
-            noise = torch.randn(shape, generator=generator, device=device, dtype=x.dtype)
+            noise = _noise(shape, generator, device, x.dtype)
             x = x + sigma.to(x.dtype) * noise
     return x
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None,
+           dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device (a CPU generator gives the same numbers whatever
+    ``device`` the sampler runs on), then moved to ``device``."""
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source, dtype=dtype).to(device)

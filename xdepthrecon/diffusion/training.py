@@ -12,7 +12,7 @@ import time
 import warnings
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from xdepthrecon.cube import as_cube
 from xdepthrecon.diffusion.analysis import DepartureAnalysis
 from xdepthrecon.diffusion.background import LatentBackground, cross_validated_background
 from xdepthrecon.diffusion.calibration import ErrorModel, predictor_values
-from xdepthrecon.diffusion.latent import LatentDiffusion
+from xdepthrecon.diffusion.latent import LatentDiffusion, TemperatureGuess
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
 from xdepthrecon.gridding import grid_profiles
@@ -38,6 +38,16 @@ from xdepthrecon.sst import align_sst
 from xdepthrecon.training import epoch_record, pick_device
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
+
+
+class BatchCondition(NamedTuple):
+    """A batch's condition, the observations it was made from and the temperature guess (None without a
+    background)."""
+
+    condition: torch.Tensor
+    x: torch.Tensor
+    x_mask: torch.Tensor
+    guess: TemperatureGuess | None
 FINETUNE = (None, "decoder", "all")
 #: Length scale (grid cells) of the observation support that bins the error model, without a first guess.
 SUPPORT_SCALE = 6.0
@@ -230,18 +240,36 @@ def train_diffusion(
     if state is not None and replicas.main:
         generator.set_state(state["generator"])
 
-    def batch_condition(batch: dict[str, torch.Tensor],
-                        random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The condition of a batch and the observations it was made from (``x``, ``x_mask``)."""
+    def batch_observations(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The observations of a batch (``x``, ``x_mask``): the gridded profiles, or simulated from the truth."""
         if "x" in batch:
-            x, x_mask = batch["x"], batch["x_mask"] > 0
-        else:
-            x, x_mask = simulate_observations(batch["y"], density, random, depth_max_index, observation_noise)
-        return model.condition(x, x_mask, batch["sst"], batch.get("background")), x, x_mask
+            return batch["x"], batch["x_mask"] > 0
+        return simulate_observations(batch["y"], density, random, depth_max_index, observation_noise)
+
+    def batch_condition(batch: dict[str, torch.Tensor], random: torch.Generator) -> BatchCondition:
+        """The condition of a batch, the observations it was made from and the temperature guess (if any)."""
+        x, x_mask = batch_observations(batch, random)
+        guess = None if not background else model.temperature_guess(
+            x, x_mask, batch["background"], batch["sst"], batch["cell_latitude"], batch["cell_longitude"])
+        condition = model.condition(x, x_mask, batch["sst"], batch.get("background"),
+                                    None if guess is None else guess.value)
+        return BatchCondition(condition, x, x_mask, guess)
+
+    calibration_set = None
+    if start < epochs:  # validation windows with backgrounds as wrong as a new region's, for the analysis and errors
+        calibration_fields = dict(fields)
+        if background:
+            calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed)
+        # every process uses all windows, so the replicas keep identical models
+        calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
+                                       windows=val_windows or train_windows)
+    if background and state is None and calibration_set is not None:  # the network learns to correct its guess
+        model.analysis = _fit_analysis(model, calibration_set, batch_size, target_device, batch_observations, seed)
 
     def batch_loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
-        loss = model.loss(y, batch_condition(batch, random)[0], {k: batch[k] for k in _CONTEXT}, generator=random)
+        loss = model.loss(y, batch_condition(batch, random).condition, {k: batch[k] for k in _CONTEXT},
+                          generator=random)
         if finetune is not None:
             valid = ~torch.isnan(y)
             target = torch.where(valid, model.autoencoder.normalize(y), 0.0)
@@ -272,16 +300,8 @@ def train_diffusion(
         if path is not None and replicas.main:
             _save_averaged(model, averaged, path, training_state)
         _replicas.barrier(replicas)
-    if start < epochs:  # the averaged network's validation errors set the model's error floor
+    if calibration_set is not None:  # the averaged network's validation errors set the model's error floor
         live, model.denoiser = model.denoiser, averaged
-        calibration_fields = dict(fields)
-        if background:  # one as wrong as a new region's
-            calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed)
-        # every process calibrates on all windows, so the replicas keep identical models
-        calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
-                                       windows=val_windows or train_windows)
-        if background:
-            model.analysis = _fit_analysis(model, calibration_set, batch_size, target_device, batch_condition, seed)
         model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
         model.denoiser = live
         if path is not None and replicas.main:
@@ -302,7 +322,7 @@ def _background_field(background: LatentBackground, latent: xr.DataArray, sst: x
 
 @torch.no_grad()
 def _fit_analysis(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, device: torch.device,
-                  batch_condition, seed: int, batches: int = 16) -> DepartureAnalysis | None:
+                  batch_observations, seed: int, batches: int = 16) -> DepartureAnalysis | None:
     """Covariances of the observations' departures from the temperature-space background on ``dataset``'s
     patches, each patch an independent field (None, with a warning, when too few columns are observed)."""
     random = torch.Generator().manual_seed(seed + 555)
@@ -310,7 +330,7 @@ def _fit_analysis(model: LatentDiffusion, dataset: PatchDataset, batch_size: int
     for index, batch in enumerate(PrefetchLoader(dataset, batch_size, device=device)):
         if index == batches:
             break
-        _, x, x_mask = batch_condition(batch, random)
+        x, x_mask = batch_observations(batch, random)
         _, departure, observed = model.anchor(x, x_mask, batch["background"], batch["sst"])
         values = torch.where(observed, departure, torch.nan).cpu().numpy()
         latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
@@ -340,16 +360,16 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         if index == batches:
             break
         y = batch["y"]
-        condition, x, x_mask = batch_condition(batch, random)
+        condition, x, x_mask, guess = batch_condition(batch, random)
         observed = (x_mask.bool() & ~torch.isnan(x)).any(dim=1, keepdim=True)
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
         estimate = model.decode_latent(model.predict(z, t, condition, **{k: batch[k] for k in _CONTEXT}))
-        guess = model.temperature_guess(x, x_mask, condition, batch.get("background"), batch["sst"],
-                                        batch["cell_latitude"], batch["cell_longitude"])
-        estimate = estimate if guess.offset is None else estimate + guess.offset
+        if guess is not None:
+            estimate = estimate + model.decoded_offset(guess.value, condition)
         ocean = ~torch.isnan(y).all(dim=1)
-        values = predictor_values(predictor, observed, scale, guess.variance).expand(-1, y.shape[1], -1, -1)
+        variance = None if guess is None else guess.variance
+        values = predictor_values(predictor, observed, scale, variance).expand(-1, y.shape[1], -1, -1)
         predicted.append(values.permute(0, 2, 3, 1)[ocean].cpu().numpy())
         errors.append((estimate - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
     if not errors:  # no patch to calibrate on: the spread stays the ensemble's
