@@ -276,7 +276,8 @@ def predict(
     cov: Covariance | Sequence[Covariance],
     neighbours: int = 32,
     local_variance: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+    with_variance: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Local GP posterior mean and predictive variance at ``targets`` (unit vectors), tile by tile.
 
     Each tile (label in ``tiles``) uses the ``neighbours`` sources nearest to the centre of its
@@ -299,6 +300,8 @@ def predict(
         The covariance, or one per level of ``values``.
     neighbours, local_variance
         See above.
+    with_variance
+        False skips the variance (returned as None), which costs most of the work.
 
     Returns
     -------
@@ -313,7 +316,10 @@ def predict(
     shape = (y.shape[0], len(targets)) if np.ndim(values) == 2 else (len(targets),)
     if sources.shape[0] == 0:
         prior = np.array([c.signal_variance + c.noise_variance for c in covariances])
-        return np.zeros(shape), np.broadcast_to(prior[:, None], (y.shape[0], len(targets))).reshape(shape).copy()
+        variance = np.broadcast_to(prior[:, None], (y.shape[0], len(targets))).reshape(shape).copy()
+        return np.zeros(shape), variance if with_variance else None
+    if sources.shape[0] <= neighbours:  # every tile would use all the sources: one tile, one solve per level
+        tiles = np.zeros(len(targets), dtype=int)
     labels, slot_of, counts = np.unique(tiles, return_inverse=True, return_counts=True)
     order = np.argsort(slot_of, kind="stable")
     rank = np.empty(len(targets), dtype=int)
@@ -327,20 +333,23 @@ def predict(
     k = min(neighbours, sources.shape[0])
     _, index = cKDTree(sources).query(centres, k=k)
     index = index.reshape(labels.size, k)
-    mean, variance = np.zeros((labels.size, y.shape[0], width)), np.zeros((labels.size, y.shape[0], width))
+    mean = np.zeros((labels.size, y.shape[0], width))
+    variance = np.zeros((labels.size, y.shape[0], width)) if with_variance else None
     step = max(1, _BATCH_VALUES // (y.shape[0] * k * (k + width)))
     with _one_thread():
         for start in range(0, labels.size, step):
             part = slice(start, start + step)
             _predict_batch(sources[index[part]], np.moveaxis(y[:, index[part]], 0, 1), padded[part], covariances,
-                           mean[part], variance[part], local_variance)
-    return mean[slot_of, :, rank].T.reshape(shape), variance[slot_of, :, rank].T.reshape(shape)
+                           mean[part], None if variance is None else variance[part], local_variance)
+    return (mean[slot_of, :, rank].T.reshape(shape),
+            None if variance is None else variance[slot_of, :, rank].T.reshape(shape))
 
 
 def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, covariances: Sequence[Covariance],
-                   mean: np.ndarray, variance: np.ndarray, local_variance: bool) -> None:
-    """Fill ``mean`` and ``variance`` ``(tile, level, target)`` from each tile's neighbours ``near``
-    with anomalies ``y`` ``(tile, level, neighbour)``, NaN where a neighbour has no value at a level."""
+                   mean: np.ndarray, variance: np.ndarray | None, local_variance: bool) -> None:
+    """Fill ``mean`` and ``variance`` ``(tile, level, target)`` (None: the mean only) from each tile's
+    neighbours ``near`` with anomalies ``y`` ``(tile, level, neighbour)``, NaN where a neighbour has no
+    value at a level."""
     k = near.shape[1]
     known = np.isfinite(y)
     between, across = _chord_km(near, near), _chord_km(targets, near)
@@ -350,14 +359,17 @@ def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, covaria
     noise = np.array([c.noise_variance + _JITTER * c.signal_variance for c in covariances])
     gram[..., np.arange(k), np.arange(k)] += np.where(known, noise[:, None], 1.0)  # ... and 1 on the diagonal
     anomalies = np.where(known, y, 0.0)
-    right = np.concatenate([anomalies[..., None], np.swapaxes(cross, -1, -2)], axis=-1)
-    solved = torch.linalg.solve(torch.from_numpy(gram), torch.from_numpy(right)).numpy()
-    mean[:] = np.einsum("tlck,tlk->tlc", cross, solved[..., 0])
+    factor = torch.linalg.cholesky(torch.from_numpy(gram))
+    weights = torch.cholesky_solve(torch.from_numpy(anomalies[..., None]), factor)[..., 0].numpy()  # K^-1 y
+    mean[:] = np.einsum("tlck,tlk->tlc", cross, weights)
+    if variance is None:
+        return
+    half = torch.linalg.solve_triangular(factor, torch.from_numpy(np.swapaxes(cross, -1, -2)), upper=False).numpy()
     prior = np.array([c.signal_variance + c.noise_variance for c in covariances])[:, None]
     floor = np.array([c.noise_variance for c in covariances])[:, None]
-    variance[:] = np.maximum(prior - np.einsum("tlck,tlkc->tlc", cross, solved[..., 1:]), floor)
+    variance[:] = np.maximum(prior - np.einsum("tlkc,tlkc->tlc", half, half), floor)  # k*' K^-1 k* = |L^-1 k*|^2
     if local_variance:
-        quad = np.einsum("tlk,tlk->tl", anomalies, solved[..., 0])
+        quad = np.einsum("tlk,tlk->tl", anomalies, weights)
         variance *= ((quad + PRIOR_WEIGHT) / (known.sum(axis=-1) + PRIOR_WEIGHT))[..., None]
 
 

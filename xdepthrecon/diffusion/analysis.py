@@ -94,7 +94,7 @@ class DepartureAnalysis(nn.Module):
         return analysis
 
     def forward(self, departure: torch.Tensor, observed: torch.Tensor, latitude: torch.Tensor,
-                longitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                longitude: torch.Tensor, with_variance: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Analysed departures and their error variance on the whole grid.
 
         Parameters
@@ -105,6 +105,8 @@ class DepartureAnalysis(nn.Module):
             Where they are observed (batch, levels, H, W).
         latitude, longitude
             Cell coordinates (degrees) of each item: (batch, H) and (batch, W).
+        with_variance
+            False skips the variance (returned as None), most of the work.
 
         Returns
         -------
@@ -118,14 +120,17 @@ class DepartureAnalysis(nn.Module):
         values = torch.where(observed.bool(), departure.detach(), torch.nan).double().cpu().numpy()
         latitude, longitude = latitude.double().cpu().numpy(), longitude.double().cpu().numpy()
         batch, levels, height, width = values.shape
-        tiles = tile_labels(height, width, self.tile)
-        mean, variance = np.empty(values.shape), np.empty(values.shape)
+        tiles, covariances = tile_labels(height, width, self.tile), self.covariances
+        mean, variance = np.empty(values.shape), np.empty(values.shape) if with_variance else None
         for item in range(batch):
             lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
             cells = unit_vectors(lat.ravel(), lon.ravel())
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
-            m, v = predict(cells[columns], field[:, columns], cells, tiles, self.covariances, self.neighbours)
-            mean[item], variance[item] = m.reshape(levels, height, width), v.reshape(levels, height, width)
+            m, v = predict(cells[columns], field[:, columns], cells, tiles, covariances, self.neighbours,
+                           with_variance=with_variance)
+            mean[item] = m.reshape(levels, height, width)
+            if variance is not None:
+                variance[item] = v.reshape(levels, height, width)
         as_tensor = lambda a: torch.from_numpy(a).float().to(departure.device)  # noqa: E731
-        return as_tensor(mean), as_tensor(variance)
+        return as_tensor(mean), None if variance is None else as_tensor(variance)

@@ -359,7 +359,7 @@ class LatentDiffusion(nn.Module):
 
     def temperature_guess(self, x: torch.Tensor, x_mask: torch.Tensor, background: torch.Tensor,
                           surface: torch.Tensor | None = None, latitude: torch.Tensor | None = None,
-                          longitude: torch.Tensor | None = None) -> TemperatureGuess:
+                          longitude: torch.Tensor | None = None, with_variance: bool = True) -> TemperatureGuess:
         """The temperature-space guess of a model with a background, and its error variance.
 
         The guess is the :meth:`anchor` background plus the observations' departures from it spread over
@@ -373,6 +373,8 @@ class LatentDiffusion(nn.Module):
             As given to :meth:`anchor`.
         latitude, longitude
             Cell coordinates (degrees) of each item, (batch, H) and (batch, W); needed with an analysis.
+        with_variance
+            False skips the analysis's error variance (training needs only the guess).
         """
         with torch.no_grad():
             guess, departure, observed = self.anchor(x, x_mask, background, surface)
@@ -381,7 +383,7 @@ class LatentDiffusion(nn.Module):
                 if latitude is None or longitude is None:
                     raise ValueError("this model analyses departures by optimal interpolation: pass the cells' "
                                      "latitude and longitude")
-                analysed, variance = self.analysis(departure, observed, latitude, longitude)
+                analysed, variance = self.analysis(departure, observed, latitude, longitude, with_variance)
                 guess = guess + analysed
             elif self.first_guess:
                 levels = x.shape[1]

@@ -246,11 +246,13 @@ def train_diffusion(
             return batch["x"], batch["x_mask"] > 0
         return simulate_observations(batch["y"], density, random, depth_max_index, observation_noise)
 
-    def batch_condition(batch: dict[str, torch.Tensor], random: torch.Generator) -> BatchCondition:
+    def batch_condition(batch: dict[str, torch.Tensor], random: torch.Generator,
+                        with_variance: bool = False) -> BatchCondition:
         """The condition of a batch, the observations it was made from and the temperature guess (if any)."""
         x, x_mask = batch_observations(batch, random)
         guess = None if not background else model.temperature_guess(
-            x, x_mask, batch["background"], batch["sst"], batch["cell_latitude"], batch["cell_longitude"])
+            x, x_mask, batch["background"], batch["sst"], batch["cell_latitude"], batch["cell_longitude"],
+            with_variance)
         condition = model.condition(x, x_mask, batch["sst"], batch.get("background"),
                                     None if guess is None else guess.value)
         return BatchCondition(condition, x, x_mask, guess)
@@ -360,7 +362,7 @@ def _calibrate(model: LatentDiffusion, dataset: PatchDataset, batch_size: int, d
         if index == batches:
             break
         y = batch["y"]
-        condition, x, x_mask, guess = batch_condition(batch, random)
+        condition, x, x_mask, guess = batch_condition(batch, random, with_variance=True)
         observed = (x_mask.bool() & ~torch.isnan(x)).any(dim=1, keepdim=True)
         z = torch.randn((len(y), model.autoencoder.latent_channels, *y.shape[-2:]), generator=random).to(device)
         t = torch.full((len(y),), model.schedule.steps - 1, device=device)
