@@ -84,13 +84,15 @@ def main() -> None:
         row = {"dim": dim, "mults": list(mults), "parameters_M": sum(p.numel() for p in net.parameters()) / 1e6,
                "forward_s_batch1": forward_seconds(net, 1, False, 3, device),
                f"forward_s_per_tile_batch{batch}": forward_seconds(net, batch, False, 2, device) / batch,
-               f"forward_s_per_tile_batch{batch}_bf16_channels_last": forward_seconds(net, batch, True, 2, device) / batch}
+               f"forward_s_per_tile_batch{batch}_bf16_channels_last":
+                   forward_seconds(net, batch, True, 2, device) / batch}
         steps = 5 if args.quick else 50
         row[f"tile_member_{steps}_steps_s_batch{batch}"] = sampling_seconds(net, batch, steps, device)
         row["tile_member_50_steps_s_estimate"] = row[f"tile_member_{steps}_steps_s_batch{batch}"] * 50 / steps
         if device.type == "cuda":
             row[f"tile_member_{steps}_steps_s_batch{batch}_bf16"] = sampling_seconds(net, batch, steps, device, True)
-        row["speedup_vs_reference_50_steps"] = REFERENCE["tile_member_50_steps_s"] / row["tile_member_50_steps_s_estimate"]
+        row["speedup_vs_reference_50_steps"] = (REFERENCE["tile_member_50_steps_s"]
+                                                / row["tile_member_50_steps_s_estimate"])
         rows.append(row)
         print(row, flush=True)
     name = "denoiser_speed" + ("_quick" if args.quick else "") + ("_cuda" if device.type == "cuda" else "")

@@ -38,6 +38,9 @@ from xdepthrecon.sst import align_sst
 from xdepthrecon.training import epoch_record, pick_device
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
+FINETUNE = (None, "decoder", "all")
+#: Length scale (grid cells) of the observation support that bins the error model, without a first guess.
+SUPPORT_SCALE = 6.0
 
 
 class BatchCondition(NamedTuple):
@@ -48,9 +51,6 @@ class BatchCondition(NamedTuple):
     x: torch.Tensor
     x_mask: torch.Tensor
     guess: TemperatureGuess | None
-FINETUNE = (None, "decoder", "all")
-#: Length scale (grid cells) of the observation support that bins the error model, without a first guess.
-SUPPORT_SCALE = 6.0
 
 
 def simulate_observations(
@@ -240,7 +240,8 @@ def train_diffusion(
     if state is not None and replicas.main:
         generator.set_state(state["generator"])
 
-    def batch_observations(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_observations(batch: dict[str, torch.Tensor],
+                           random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The observations of a batch (``x``, ``x_mask``): the gridded profiles, or simulated from the truth."""
         if "x" in batch:
             return batch["x"], batch["x_mask"] > 0
