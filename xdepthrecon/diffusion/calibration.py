@@ -10,7 +10,9 @@ by a *predictor* of that error at each column and level:
   level;
 - ``"analysis"``: the error variance of the model's departure analysis
   (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`) at that level, which knows the fitted
-  covariances and where the profiles are; the bins then map it to the error actually measured.
+  covariances and where the profiles are. Each bin then holds the ratio of the error measured to the
+  variance predicted, and the expected error is that ratio times the prediction, so it keeps growing
+  where a new place or season makes the analysis predict more than validation ever saw.
 
 ``reconstruct`` reports the ensemble spread raised to that error where the spread is smaller, so the
 stated uncertainty is at least what the model's own validation says (see
@@ -52,7 +54,8 @@ def predictor_values(predictor: str, observed: torch.Tensor, scale: float,
 
 
 class ErrorModel(nn.Module):
-    """Mean squared error per level in bins of a predictor of it (build with :meth:`fit`).
+    """Mean squared error (or its ratio to the predicted variance) per level in bins of a predictor of it
+    (build with :meth:`fit`).
 
     Parameters
     ----------
@@ -93,7 +96,8 @@ class ErrorModel(nn.Module):
         squared_error
             ``(columns, levels)`` squared error of the model's estimate, NaN where the level is not ocean.
         scale, bins, predictor
-            See the class. A bin no column falls in takes its level's mean.
+            See the class. A bin no column falls in takes its level's mean (or, for ``"analysis"``, its
+            level's overall ratio of squared error to predicted variance).
         """
         squared_error = np.asarray(squared_error, dtype=np.float64)
         predicted = np.asarray(predicted, dtype=np.float64)
@@ -104,8 +108,11 @@ class ErrorModel(nn.Module):
                              f"and {squared_error.shape}")
         levels = squared_error.shape[1]
         usable = np.isfinite(squared_error) & np.isfinite(predicted)
-        overall = np.array([squared_error[usable[:, i], i].mean() if usable[:, i].any() else np.nan
-                            for i in range(levels)])
+        # per bin: the mean squared error, or for a predicted variance the ratio of the error to it
+        scale_of = (lambda values: values) if predictor == "analysis" else np.ones_like
+        overall = np.array([squared_error[usable[:, i], i].sum() / max(scale_of(predicted[usable[:, i], i]).sum(),
+                                                                          1e-12)
+                            if usable[:, i].any() else np.nan for i in range(levels)])
         overall = np.where(np.isfinite(overall), overall, np.nanmean(overall) if np.isfinite(overall).any() else 0.0)
         edges, table = np.zeros((bins - 1, levels)), np.empty((bins, levels))
         for level in range(levels):
@@ -113,9 +120,9 @@ class ErrorModel(nn.Module):
             if values.size:
                 edges[:, level] = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
             index = np.searchsorted(edges[:, level], values, side="right")
-            counts = np.bincount(index, minlength=bins)
+            counts = np.bincount(index, weights=scale_of(values), minlength=bins)
             sums = np.bincount(index, weights=errors, minlength=bins)
-            table[:, level] = np.where(counts > 0, sums / np.maximum(counts, 1), overall[level])
+            table[:, level] = np.where(counts > 0, sums / np.maximum(counts, 1e-12), overall[level])
         model = cls(levels, bins, scale, predictor)
         model.edges.copy_(torch.from_numpy(edges).float())
         model.variance.copy_(torch.from_numpy(table).float())
@@ -128,4 +135,6 @@ class ErrorModel(nn.Module):
         values = values.expand(-1, levels, -1, -1).permute(1, 0, 2, 3).reshape(levels, -1).contiguous()
         index = torch.searchsorted(self.edges.T.contiguous(), values, right=True)
         expected = torch.gather(self.variance.T, 1, index)
+        if self.predictor == "analysis":  # the bin's ratio of error to predicted variance, times the prediction
+            expected = expected * values
         return expected.reshape(levels, len(observed), *observed.shape[-2:]).permute(1, 0, 2, 3)
