@@ -27,6 +27,10 @@ TEST_REGIONS: tuple[tuple[float, float, float, float], ...] = (
     (20.0, 50.0, -60.0, -20.0), (-10.0, 10.0, 160.0, -120.0), (-45.0, -20.0, 60.0, 100.0))
 #: Held-out calendar months.
 TEST_TIMES: tuple[int, ...] = (2, 5, 8, 11)
+#: How the summary names what the network corrects with ``background=True``.
+_GUESS = ("temperature guess (seasonal background, local SST regression, optimal interpolation of the profiles) "
+          "corrected by the network, ")
+
 #: Profiles per 10^6 km^2 of ocean per month: about 3 % of the atlas' ocean columns.
 DENSITY = 0.9
 #: Baselines too slow for the quick run (about a minute each on two cores).
@@ -188,7 +192,7 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         "",
         f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
         f"epochs (linear EOF path); diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs, "
-        f"{'seasonal background + SST regression, ' if settings.background else ''}"
+        f"{_GUESS if settings.background else ''}"
         f"first guess at {list(settings.first_guess)} cells; ensemble of "
         f"{settings.members} members, {settings.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
