@@ -49,6 +49,8 @@ from xdepthrecon.models.unet import ConditionalUNet
 MIN_SLOPE_COLUMNS = 10
 #: Weight, in columns, of an item's overall SST slope in each cell's local slope.
 SLOPE_PRIOR_COLUMNS = 3.0
+#: Ridge of the SST slopes (degC^2 per column): SST departures much smaller than its root define no slope.
+SLOPE_RIDGE = 0.1**2
 
 
 class TemperatureGuess(NamedTuple):
@@ -320,7 +322,8 @@ class LatentDiffusion(nn.Module):
         departure from the decoded surface temperature times a slope per level and cell: the least-squares
         regression of the observed departures on the SST's, with the observed columns weighted by a
         Gaussian of their distance (``slope_scale`` cells), drawn towards the item's overall slope with the
-        weight of :data:`SLOPE_PRIOR_COLUMNS` columns (no SST term with fewer than
+        weight of :data:`SLOPE_PRIOR_COLUMNS` columns, with a ridge of :data:`SLOPE_RIDGE` per column so that
+        columns whose SST hardly departs cannot make a steep slope (no SST term with fewer than
         :data:`MIN_SLOPE_COLUMNS` observed columns). The relation of subsurface to surface anomalies
         changes from region to region; one slope per level would carry the wrong one into some.
 
@@ -346,7 +349,7 @@ class LatentDiffusion(nn.Module):
             index = self.surface_names.index("sst")
             sst_departure = torch.nan_to_num(surface[:, index:index + 1] - guess[:, :1])
             pairs = observed.float()
-            products, squares = departure * sst_departure * pairs, sst_departure**2 * pairs
+            products, squares = departure * sst_departure * pairs, (sst_departure**2 + SLOPE_RIDGE) * pairs
             columns = pairs.sum(dim=(-2, -1), keepdim=True)
             prior = SLOPE_PRIOR_COLUMNS / columns.clamp(min=1.0)  # the overall sums, scaled to that weight
             slope = (gaussian_sum(products, self.slope_scale) + prior * products.sum(dim=(-2, -1), keepdim=True)) / (
