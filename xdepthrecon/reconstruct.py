@@ -51,7 +51,8 @@ def _template(grid: xr.Dataset, model: LatentDiffusion) -> xr.Dataset:
 
 
 def _valid_cells(template: xr.Dataset, surface: np.ndarray) -> np.ndarray:
-    """Valid (ocean, above the bottom) cells (depth, lat, lon) of one time step: from ``thetao``, else the SST's land."""
+    """Valid (ocean, above the bottom) cells (depth, lat, lon) of one time step: from ``thetao``, else the SST's
+    land."""
     if "thetao" in template.data_vars:
         return np.asarray(template.thetao.notnull().values[0])
     return np.broadcast_to(~np.isnan(surface)[None], (template.sizes["depth"], *surface.shape[-2:]))

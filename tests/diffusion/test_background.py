@@ -26,7 +26,8 @@ def _seasonal_latent(lats: int = 12, lons: int = 24, seed: int = 0) -> tuple[xr.
     lon = -180.0 + (np.arange(lons) + 0.5) * 360.0 / lons
     design = seasonal_design(time.values, 1)  # the fit's own regressors: the cycle is exactly representable
     phase = np.arctan2(design[:, 2], design[:, 1])
-    mean = np.stack([np.cos(np.deg2rad(lat))[:, None] * np.ones(lons), np.sin(np.deg2rad(lon))[None] * np.ones((lats, 1))])
+    mean = np.stack([np.cos(np.deg2rad(lat))[:, None] * np.ones(lons),
+                     np.sin(np.deg2rad(lon))[None] * np.ones((lats, 1))])
     amplitude = 0.3 * mean
     sst_anomaly = rng.normal(size=(12, lats, lons))
     sst = 15.0 + 5.0 * np.cos(phase)[:, None, None] + sst_anomaly
