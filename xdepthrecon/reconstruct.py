@@ -123,8 +123,12 @@ def _sample_step(
                 kept.append(values)
         variance = squares / (members - 1) if members > 1 else np.zeros(valid.shape)
         if model.error_model is not None:  # never less than the model's calibrated error
-            floor = model.error_model.expected_variance(mask_t.any(dim=1, keepdim=True),
-                                                        None if guess is None else guess.variance)
+            observed = mask_t.any(dim=1, keepdim=True)
+            floor = model.error_model.expected_variance(observed, None if guess is None else guess.variance)
+            if model.covered_error_model is not None:  # where the training data reached, a trained region's error
+                covered = model.background.covered_at(latitude, longitude)
+                floor = torch.where(covered, model.covered_error_model.expected_variance(observed, guess.variance),
+                                    floor)
             variance = np.maximum(variance, floor[0].cpu().numpy())
     spread = np.where(valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)

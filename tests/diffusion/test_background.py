@@ -80,6 +80,20 @@ def test_cross_validated_backgrounds_are_out_of_sample():
     assert out_of_sample > 1.1 * in_sample
     with pytest.raises(ValueError, match="folds"):
         cross_validated_background(noisy, sst, folds=1)
+    by_time = cross_validated_background(noisy, sst, folds=3, seed=0, over="time")
+    assert np.isfinite(by_time.values).all()
+    assert np.sqrt(np.mean((by_time.values - noisy.values) ** 2)) > 1.1 * in_sample  # each month fitted without it
+    with pytest.raises(ValueError, match="over"):
+        cross_validated_background(noisy, sst, over="depth")
+
+
+def test_the_background_knows_which_cells_the_training_data_covered():
+    latent, sst, _ = _seasonal_latent()
+    held = latent.where((latent.longitude < 0) | (latent.latitude > 20))  # a block with no training data
+    background = LatentBackground.fit(held, sst)
+    covered = background.covered_at(latent.latitude.values, latent.longitude.values).numpy()
+    expected = ((latent.longitude < 0) | (latent.latitude > 20)).transpose("latitude", "longitude").values
+    np.testing.assert_array_equal(covered, expected)
 
 
 @pytest.fixture
@@ -212,7 +226,10 @@ def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
     model = xdepthrecon.train_diffusion(cube, sst, ae, **options)
     assert model.background is not None and model.background.latent.shape == (3, 3, 24, 32)
     assert model.analysis is not None and np.all(model.analysis.length_scale.numpy() > 0)
-    assert xdepthrecon.load(tmp_path / "d.safetensors").analysis.covariances == model.analysis.covariances
+    loaded = xdepthrecon.load(tmp_path / "d.safetensors")
+    assert loaded.analysis.covariances == model.analysis.covariances
+    assert model.covered_error_model is not None and model.covered_error_model.predictor == "analysis"
+    torch.testing.assert_close(loaded.covered_error_model.variance, model.covered_error_model.variance)
     with pytest.warns(UserWarning, match="too few observed columns"):
         sparse = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "checkpoint": None, "density": (1e-3, 2e-3)})
     assert sparse.analysis is None  # the first guess spreads the departures
@@ -225,3 +242,9 @@ def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
                                   overlap=4).compute()
     ocean = cube.thetao.notnull()
     assert bool(out.thetao.notnull().equals(ocean))
+    resumed.covered_error_model.variance.fill_(100.0)  # where the training data reached: a std of 10 x sqrt(ratio)
+    resumed.error_model.variance.fill_(1e-6)
+    resumed.background.covered[:, 16:] = False  # the eastern half filled, as a held-out region's
+    out = xdepthrecon.reconstruct(cube, profiles, sst, resumed, members=2, steps=2, tile=16, overlap=4).compute()
+    std = out.thetao_std.isel(depth=0).where(ocean.isel(depth=0))
+    assert float(std.isel(longitude=slice(0, 16)).min()) > float(std.isel(longitude=slice(16, None)).max())

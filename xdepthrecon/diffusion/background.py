@@ -65,6 +65,7 @@ class LatentBackground(nn.Module):
         self.register_buffer("latent", torch.zeros(regressors, channels, latitude_size, longitude_size))
         self.register_buffer("sst", torch.zeros(regressors, latitude_size, longitude_size))
         self.register_buffer("slope", torch.zeros(channels, latitude_size))
+        self.register_buffer("covered", torch.zeros(latitude_size, longitude_size, dtype=torch.bool))
 
     @property
     def config(self) -> dict[str, int]:
@@ -111,6 +112,7 @@ class LatentBackground(nn.Module):
                                           .reshape(coefficients.shape)))
         out.sst.copy_(torch.from_numpy(_filled(sst_coefficients, coords)))
         out.slope.copy_(torch.from_numpy(slope))
+        out.covered.copy_(torch.from_numpy(trained.any(axis=0)))
         return out
 
     def at(self, times: Any, latitude: np.ndarray, longitude: np.ndarray, sst: np.ndarray) -> torch.Tensor:
@@ -127,46 +129,66 @@ class LatentBackground(nn.Module):
             ``(time, latitude, longitude)`` SST in degC on the grid, NaN where missing.
         """
         design = torch.from_numpy(seasonal_design(np.asarray(times), self.harmonics)).float().to(self.latent.device)
-        rows = torch.from_numpy(_nearest(self.latitude.cpu().numpy(), np.asarray(latitude), periodic=False))
-        stored_longitude = self.longitude.cpu().numpy()
-        cols = torch.from_numpy(_nearest(stored_longitude, np.asarray(longitude), periodic=is_global(stored_longitude)))
-        rows, cols = rows.to(self.latent.device), cols.to(self.latent.device)
+        rows, cols = self._cells(latitude, longitude)
         latent = self.latent[:, :, rows][..., cols]
         climate = torch.einsum("tp,pcyx->tcyx", design, latent)
         surface = torch.as_tensor(np.asarray(sst, dtype=np.float32), device=self.latent.device)
         anomaly = torch.nan_to_num(surface - torch.einsum("tp,pyx->tyx", design, self.sst[:, rows][..., cols]))
         return climate + self.slope[:, rows][None, :, :, None] * anomaly[:, None]
 
+    def covered_at(self, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
+        """Whether the training data covered the stored cell nearest to each cell of a grid (latitude,
+        longitude); where not, the background was filled from the cells around it."""
+        rows, cols = self._cells(latitude, longitude)
+        return self.covered[rows][:, cols]
+
+    def _cells(self, latitude: np.ndarray, longitude: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows and columns of the stored cells nearest to a grid's (see :meth:`at`)."""
+        rows = torch.from_numpy(_nearest(self.latitude.cpu().numpy(), np.asarray(latitude), periodic=False))
+        stored_longitude = self.longitude.cpu().numpy()
+        cols = torch.from_numpy(_nearest(stored_longitude, np.asarray(longitude), periodic=is_global(stored_longitude)))
+        return rows.to(self.latent.device), cols.to(self.latent.device)
+
 
 def cross_validated_background(latent: xr.DataArray, sst: xr.DataArray, harmonics: int = 1, band: float = BAND,
-                               block: float = 30.0, folds: int = 4, seed: int = 0) -> xr.DataArray:
-    """Backgrounds of the training cells, each fitted without its own block of the map.
+                               block: float = 30.0, folds: int = 4, seed: int = 0,
+                               over: str = "space") -> xr.DataArray:
+    """Backgrounds of the training data, each fitted without its own block of the map or of the times.
 
-    The map is cut into ``block``-degree squares, dealt at random into ``folds`` folds; each fold's cells
-    take the background :meth:`LatentBackground.fit` gives from the other folds (filled into the fold's
-    cells as into a held-out region). Returns ``(time, channel, latitude, longitude)`` like ``latent``
-    (float32, finite everywhere).
+    ``over="space"``: the map is cut into ``block``-degree squares, dealt at random into ``folds`` folds;
+    each fold's cells take the background :meth:`LatentBackground.fit` gives from the other folds (filled
+    into the fold's cells as into a held-out region): what a new region sees. ``over="time"``: the time
+    steps are dealt into ``folds`` folds; each fold's time steps take the background fitted to the other
+    time steps at every cell: what a new season or year in a trained region sees. Returns
+    ``(time, channel, latitude, longitude)`` like ``latent`` (float32, finite everywhere).
     """
     if folds < 2:
         raise ValueError(f"folds must be at least 2 for a cross-validated background, got {folds}")
-    latitude, longitude = latent.latitude.values, latent.longitude.values
-    rows = np.floor((latitude + 90.0) / block).astype(int)
-    cols = np.floor((np.mod(longitude + 180.0, 360.0)) / block).astype(int)
-    deal = np.random.default_rng(seed).integers(0, folds, size=(rows.max() + 1, cols.max() + 1))
-    fold_of = deal[rows[:, None], cols[None, :]]
+    if over not in ("space", "time"):
+        raise ValueError(f"over={over!r} is not 'space' or 'time'")
     dims = ("time", "channel", "latitude", "longitude")
     latent = latent.transpose(*dims)
+    latitude, longitude = latent.latitude.values, latent.longitude.values
+    rng = np.random.default_rng(seed)
+    if over == "space":
+        rows = np.floor((latitude + 90.0) / block).astype(int)
+        cols = np.floor((np.mod(longitude + 180.0, 360.0)) / block).astype(int)
+        deal = rng.integers(0, folds, size=(rows.max() + 1, cols.max() + 1))
+        fold_of = xr.DataArray(deal[rows[:, None], cols[None, :]], dims=("latitude", "longitude"))
+    else:
+        fold_of = xr.DataArray(rng.permutation(latent.sizes["time"]) % folds, dims=("time",))
     out = np.zeros(latent.shape, dtype=np.float32)
     for fold in range(folds):
-        here = fold_of == fold
+        here = (fold_of == fold).broadcast_like(latent.isel(channel=0)).transpose("time", *dims[2:]).values
         if not here.any():
             continue
-        others = latent.where(xr.DataArray(~here, dims=("latitude", "longitude")))
+        others = latent.where(~(fold_of == fold))
         if not np.isfinite(others.values).any():
             others = latent  # one fold holds all the data: nothing to hold out
         fitted = LatentBackground.fit(others, sst, harmonics, band)
         values = fitted.at(latent.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
-        out[:, :, here] = values.numpy()[:, :, here]
+        taken = np.broadcast_to(here[:, None], out.shape)
+        out[taken] = values.numpy()[taken]
     return xr.DataArray(out, dims=dims, coords={d: latent[d] for d in dims if d in latent.coords})
 
 

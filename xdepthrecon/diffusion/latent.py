@@ -93,7 +93,13 @@ class LatentDiffusion(nn.Module):
     error_model
         The model's validation error by level and observation support
         (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by ``train_diffusion``; it floors
-        the reported spread. None: the spread is the ensemble's alone.
+        the reported spread. None: the spread is the ensemble's alone. With a background it is measured
+        against backgrounds fitted without each region, and holds where the training data did not reach.
+    covered_error_model
+        The same, measured against backgrounds fitted without each time step: the error where the training
+        data covered the cell (:meth:`LatentBackground.covered_at
+        <xdepthrecon.diffusion.background.LatentBackground.covered_at>`) but not the time. None: the
+        ``error_model`` everywhere.
     analysis
         Fitted covariances of the observations' departures from the temperature-space background
         (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
@@ -119,6 +125,7 @@ class LatentDiffusion(nn.Module):
         error_model: ErrorModel | None = None,
         analysis: DepartureAnalysis | None = None,
         slope_scale: float = 8.0,
+        covered_error_model: ErrorModel | None = None,
     ) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
@@ -146,6 +153,7 @@ class LatentDiffusion(nn.Module):
         self.slope_scale = float(slope_scale)
         self.background = background
         self.error_model = error_model
+        self.covered_error_model = covered_error_model
         self.schedule = schedule
         self.surface_names = tuple(surface_names)
         self.register_buffer("latent_mean", _vector(latent_mean, latent, "latent_mean"), persistent=False)
@@ -172,7 +180,8 @@ class LatentDiffusion(nn.Module):
                 "first_guess": list(self.first_guess), "slope_scale": self.slope_scale,
                 "background": None if self.background is None else self.background.config,
                 "error_model": None if self.error_model is None else self.error_model.config,
-                "analysis": None if self.analysis is None else self.analysis.config}
+                "analysis": None if self.analysis is None else self.analysis.config,
+                "covered_error_model": None if self.covered_error_model is None else self.covered_error_model.config}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -188,13 +197,15 @@ class LatentDiffusion(nn.Module):
         prefix = "autoencoder_"
         autoencoder = DepthBandAutoencoder(**config["autoencoder"],
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        background, errors, analysis = (config.get(name) for name in ("background", "error_model", "analysis"))
+        background, errors, analysis, covered = (config.get(name) for name in ("background", "error_model", "analysis",
+                                                                                "covered_error_model"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    arrays["latent_mean"], arrays["latent_std"], config["surface_names"],
                    arrays["surface_mean"], arrays["surface_std"], config.get("first_guess", ()),
                    None if background is None else LatentBackground(**background),
                    None if errors is None else ErrorModel(**errors),
-                   None if analysis is None else DepartureAnalysis(**analysis), config.get("slope_scale", 8.0))
+                   None if analysis is None else DepartureAnalysis(**analysis), config.get("slope_scale", 8.0),
+                   None if covered is None else ErrorModel(**covered))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""

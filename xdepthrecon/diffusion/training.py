@@ -258,14 +258,18 @@ def train_diffusion(
                                     None if guess is None else guess.value)
         return BatchCondition(condition, x, x_mask, guess)
 
-    calibration_set = None
+    calibration_set = covered_set = None
     if start < epochs:  # validation windows with backgrounds as wrong as a new region's, for the analysis and errors
-        calibration_fields = dict(fields)
-        if background:
-            calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed)
-        # every process uses all windows, so the replicas keep identical models
-        calibration_set = PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
-                                       windows=val_windows or train_windows)
+        def calibration_windows(over: str | None) -> PatchDataset:
+            calibration_fields = dict(fields)
+            if over is not None:
+                calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed, over=over)
+            # every process uses all windows, so the replicas keep identical models
+            return PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
+                                windows=val_windows or train_windows)
+
+        calibration_set = calibration_windows("space" if background else None)
+        covered_set = calibration_windows("time") if background else None  # a trained region, a new season
     if background and state is None and calibration_set is not None:  # the network learns to correct its guess
         model.analysis = _fit_analysis(model, calibration_set, batch_size, target_device, batch_observations, seed)
 
@@ -306,6 +310,8 @@ def train_diffusion(
     if calibration_set is not None:  # the averaged network's validation errors set the model's error floor
         live, model.denoiser = model.denoiser, averaged
         model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
+        model.covered_error_model = None if covered_set is None else _calibrate(
+            model, covered_set, batch_size, target_device, batch_condition, seed)
         model.denoiser = live
         if path is not None and replicas.main:
             _save_averaged(model, averaged, path, training_state)
