@@ -11,7 +11,7 @@ from xdepthrecon.baselines._inputs import unit_vectors
 from xdepthrecon.baselines.optimal_interpolation import Covariance
 from xdepthrecon.diffusion.analysis import DepartureAnalysis
 
-from .test_background import model_with_background  # noqa: F401  (fixture)
+from .test_background import _first_month, model_with_background  # noqa: F401  (fixture)
 
 LENGTHS, STDS, NOISE = (300.0, 900.0), (1.0, 0.5), 0.05
 
@@ -91,8 +91,7 @@ def test_a_model_with_an_analysis_interpolates_departures_and_survives_save_and_
     analysis.length_scale.fill_(400.0)
     analysis.noise_variance.fill_(1e-4)
     model.analysis = analysis
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     x = torch.full((1, 5, 16, 16), torch.nan)
     x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])
     mask = ~torch.isnan(x)

@@ -108,6 +108,12 @@ def model_with_background():
     return model, latent, sst
 
 
+def _first_month(model: LatentDiffusion, latent: xr.DataArray, sst: xr.DataArray) -> torch.Tensor:
+    """The model's background latent at the first month of the test latents' grid."""
+    return model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
+                               sst.values[:1])
+
+
 def _silent_sample(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor, surface: torch.Tensor,
                    background: torch.Tensor) -> torch.Tensor:
     """What a model whose denoiser returns zeros decodes to (degC): its temperature guess."""
@@ -121,8 +127,7 @@ def _silent_sample(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor, 
 
 def test_a_silent_denoiser_returns_the_encoded_temperature_guess(model_with_background):
     model, latent, sst = model_with_background
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     x = torch.full((1, 5, 16, 16), torch.nan)
     mask = torch.zeros_like(x, dtype=torch.bool)
     surface = torch.randn(1, 1, 16, 16)
@@ -142,8 +147,7 @@ def test_a_silent_denoiser_returns_the_encoded_temperature_guess(model_with_back
 def test_an_untrained_model_returns_the_observations_at_their_column_and_the_background_far_away(
         model_with_background):
     model, latent, sst = model_with_background
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     x = torch.full((1, 5, 16, 16), torch.nan)
     x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])  # one profile, three levels deep
     mask = ~torch.isnan(x)
@@ -157,8 +161,7 @@ def test_an_untrained_model_returns_the_observations_at_their_column_and_the_bac
 
 def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(model_with_background):
     model, latent, sst = model_with_background
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     decoded = model.autoencoder.decode(background)
     generator = torch.Generator().manual_seed(0)
     surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=generator)  # SST departs from the background
@@ -176,8 +179,7 @@ def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(mode
 def test_each_region_gets_its_own_sst_slope(model_with_background):
     model, latent, sst = model_with_background
     model.slope_scale = 2.0
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     decoded = model.autoencoder.decode(background)
     surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     west = (torch.arange(16) < 8).float()  # level 1 follows the SST in the west, not at all in the east
@@ -193,8 +195,7 @@ def test_each_region_gets_its_own_sst_slope(model_with_background):
 
 def test_sst_departures_too_small_to_define_a_slope_make_no_steep_one(model_with_background):
     model, latent, sst = model_with_background
-    background = model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                                     sst.values[:1])
+    background = _first_month(model, latent, sst)
     decoded = model.autoencoder.decode(background)
     generator = torch.Generator().manual_seed(2)
     surface = decoded[:, :1] + 2.0  # the SST departs by 2 degC everywhere ...
