@@ -108,21 +108,19 @@ class ErrorModel(nn.Module):
                              f"and {squared_error.shape}")
         levels = squared_error.shape[1]
         usable = np.isfinite(squared_error) & np.isfinite(predicted)
-        # per bin: the mean squared error, or for a predicted variance the ratio of the error to it
-        scale_of = (lambda values: values) if predictor == "analysis" else np.ones_like
-        overall = np.array([squared_error[usable[:, i], i].sum() / max(scale_of(predicted[usable[:, i], i]).sum(),
-                                                                          1e-12)
-                            if usable[:, i].any() else np.nan for i in range(levels)])
-        overall = np.where(np.isfinite(overall), overall, np.nanmean(overall) if np.isfinite(overall).any() else 0.0)
-        edges, table = np.zeros((bins - 1, levels)), np.empty((bins, levels))
+        # per bin: the squared error over the weight, 1 per column (a mean) or its predicted variance (a ratio)
+        weight_of = (lambda values: values) if predictor == "analysis" else np.ones_like
+        edges, sums, weights = np.zeros((bins - 1, levels)), np.zeros((bins, levels)), np.zeros((bins, levels))
         for level in range(levels):
             values, errors = predicted[usable[:, level], level], squared_error[usable[:, level], level]
             if values.size:
                 edges[:, level] = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
             index = np.searchsorted(edges[:, level], values, side="right")
-            counts = np.bincount(index, weights=scale_of(values), minlength=bins)
-            sums = np.bincount(index, weights=errors, minlength=bins)
-            table[:, level] = np.where(counts > 0, sums / np.maximum(counts, 1e-12), overall[level])
+            weights[:, level] = np.bincount(index, weights=weight_of(values), minlength=bins)
+            sums[:, level] = np.bincount(index, weights=errors, minlength=bins)
+        overall = np.where(usable.any(axis=0), sums.sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-12), np.nan)
+        overall = np.where(np.isfinite(overall), overall, np.nanmean(overall) if np.isfinite(overall).any() else 0.0)
+        table = np.where(weights > 0, sums / np.maximum(weights, 1e-12), overall)
         model = cls(levels, bins, scale, predictor)
         model.edges.copy_(torch.from_numpy(edges).float())
         model.variance.copy_(torch.from_numpy(table).float())
