@@ -154,9 +154,10 @@ def train_diffusion(
     background
         Fit a seasonal background of the latent with an SST regression to the training cube
         (:class:`~xdepthrecon.diffusion.background.LatentBackground`, saved with the model): far from any
-        profile the reconstruction starts from what the training data say about that place and season,
-        and the first guess spreads the observations' departures from it. The error model (the floor of
-        the reported spread) is calibrated with backgrounds fitted without their own block of the map
+        profile the reconstruction starts from what the training data say about that place and season.
+        The network then corrects the model's temperature guess (:meth:`LatentDiffusion.temperature_guess
+        <xdepthrecon.diffusion.latent.LatentDiffusion.temperature_guess>`), whose departure analysis is
+        fitted before training against backgrounds fitted without their own block of the map
         (cross-validated), as wrong as in a region the training data did not cover. Needs the training
         latents in memory (time x latent channels x grid).
     schedule, target, diffusion_steps
@@ -177,8 +178,11 @@ def train_diffusion(
     LatentDiffusion
         In eval mode, with ``history`` (one dict per epoch: loss, val_loss, samples/s, seconds) and an
         ``error_model``: the averaged network's one-step error against the truth on the validation windows
-        (the training windows when ``val_fraction=0``), by level and observation support, which floors the
-        spread ``reconstruct`` reports (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`).
+        (the training windows when ``val_fraction=0``), by level and by the analysis's error variance (or
+        the observation support, without a background), which floors the spread ``reconstruct`` reports
+        (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`). With a background, also an
+        ``analysis`` and a ``covered_error_model``, the same error against backgrounds fitted without each
+        time step, for cells the training data covered.
     """
     from tqdm.auto import tqdm
 
@@ -258,18 +262,17 @@ def train_diffusion(
                                     None if guess is None else guess.value)
         return BatchCondition(condition, x, x_mask, guess)
 
-    calibration_set = covered_set = None
-    if start < epochs:  # validation windows with backgrounds as wrong as a new region's, for the analysis and errors
-        def calibration_windows(over: str | None) -> PatchDataset:
-            calibration_fields = dict(fields)
-            if over is not None:
-                calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed, over=over)
-            # every process uses all windows, so the replicas keep identical models
-            return PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
-                                windows=val_windows or train_windows)
+    def calibration_windows(over: str | None) -> PatchDataset:
+        """Validation windows, with backgrounds fitted without their own block of the map or of the times."""
+        calibration_fields = dict(fields)
+        if over is not None:
+            calibration_fields["background"] = cross_validated_background(latent, surface, seed=seed, over=over)
+        # every process uses all windows, so the replicas keep identical models
+        return PatchDataset(calibration_fields, patch_size, base.patches_per_window, seed=seed + 2,
+                            windows=val_windows or train_windows)
 
-        calibration_set = calibration_windows("space" if background else None)
-        covered_set = calibration_windows("time") if background else None  # a trained region, a new season
+    # a new region's backgrounds, for the departure analysis and the error model
+    calibration_set = calibration_windows("space" if background else None) if start < epochs else None
     if background and state is None and calibration_set is not None:  # the network learns to correct its guess
         model.analysis = _fit_analysis(model, calibration_set, batch_size, target_device, batch_observations, seed)
 
@@ -310,8 +313,8 @@ def train_diffusion(
     if calibration_set is not None:  # the averaged network's validation errors set the model's error floor
         live, model.denoiser = model.denoiser, averaged
         model.error_model = _calibrate(model, calibration_set, batch_size, target_device, batch_condition, seed)
-        model.covered_error_model = None if covered_set is None else _calibrate(
-            model, covered_set, batch_size, target_device, batch_condition, seed)
+        model.covered_error_model = None if not background else _calibrate(  # a trained region, a new season
+            model, calibration_windows("time"), batch_size, target_device, batch_condition, seed)
         model.denoiser = live
         if path is not None and replicas.main:
             _save_averaged(model, averaged, path, training_state)
