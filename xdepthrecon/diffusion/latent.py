@@ -91,15 +91,11 @@ class LatentDiffusion(nn.Module):
     background
         Seasonal background of the latent (fitted to the training data); None for none.
     error_model
-        The model's validation error by level and observation support
-        (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by ``train_diffusion``; it floors
-        the reported spread. None: the spread is the ensemble's alone. With a background it is measured
-        against backgrounds fitted without each region, and holds where the training data did not reach.
-    covered_error_model
-        The same, measured against backgrounds fitted without each time step: the error where the training
-        data covered the cell (:meth:`LatentBackground.covered_at
-        <xdepthrecon.diffusion.background.LatentBackground.covered_at>`) but not the time. None: the
-        ``error_model`` everywhere.
+        The model's validation error by level and by a predictor of it (the analysis's error variance, or
+        the observation support) (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by
+        ``train_diffusion``; it floors the reported spread. None: the spread is the ensemble's alone. With
+        a background it is measured against backgrounds fitted without each region, and holds where the
+        training data did not reach.
     analysis
         Fitted covariances of the observations' departures from the temperature-space background
         (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
@@ -108,6 +104,11 @@ class LatentDiffusion(nn.Module):
     slope_scale
         Gaussian length scale (grid cells) of the local regression that carries the SST's departure from
         the background down (:meth:`anchor`).
+    covered_error_model
+        The same as ``error_model``, measured against backgrounds fitted without each time step: the error
+        where the training data covered the cell (:meth:`LatentBackground.covered_at
+        <xdepthrecon.diffusion.background.LatentBackground.covered_at>`) but not the time. None: the
+        ``error_model`` everywhere.
     """
 
     def __init__(

@@ -160,7 +160,8 @@ class ConditionalUNet(nn.Module):
             ]))
             previous = width if first else widths[level - 1]
         self.head = nn.Sequential(nn.GroupNorm(1, dim), nn.GELU(), nn.Conv2d(dim, channels, kernel_size=1))
-        # an untrained network outputs 0: an x0 model starts from its base (background + first guess), not from noise
+        # an untrained network outputs 0: an x0 model starts from its base (the encoded temperature guess or
+        # the first guess), not from noise
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
