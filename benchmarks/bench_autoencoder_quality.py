@@ -10,7 +10,7 @@ Split of the bundled atlas (``xdepthrecon.open_sample("ocean_atlas")``, 12 month
 
 Both methods get the same training cube and the same normalisation (per-level mean and standard deviation
 of the training cube). PCA keeps the ``k`` leading EOFs of the complete training columns and encodes cut
-columns by a gappy least-squares projection (:mod:`xdepthrecon.baselines.pca`). The autoencoder is trained
+columns by a gappy least-squares projection (:mod:`xdepthrecon.stats.pca`). The autoencoder is trained
 with :func:`xdepthrecon.train_autoencoder` on all 9 training months (no validation split, so its training
 data equal PCA's). Two test inputs are scored:
 

@@ -3,7 +3,7 @@
 Run ``python benchmarks/bench_baselines.py``; writes ``benchmarks/results/baselines.json`` and prints a
 markdown table of the RMSE per depth band.
 
-Set-up (see :mod:`xdepthrecon.osse`):
+Set-up (see :mod:`xdepthrecon.evaluation.osse`):
 
 - **Truth**: the bundled monthly atlas (12 x 19 levels to 1000 m x 2 deg global). **SST**: COADS, an
   independent product, aligned to the atlas grid.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import xdepthrecon  # noqa: E402
 from _common import write_result  # noqa: E402
 from xdepthrecon.baselines.sst_regression import sst_regression  # noqa: E402
-from xdepthrecon.osse import BANDS, band_scores, osse_case, score_case, standard_baselines  # noqa: E402
+from xdepthrecon.evaluation.osse import BANDS, band_scores, osse_case, score_case, standard_baselines  # noqa: E402
 
 SETTINGS = {
     "density_per_1e6_km2": 0.9,
@@ -122,7 +122,7 @@ def main() -> dict:
         "notes": [
             "region 'held_out': the three boxes, never in the training cube; 'trained': elsewhere (at held-out "
             "months in both). columns 'unobserved': columns without a profile, where skill matters.",
-            "band scores pool every (point, level) of the band (xdepthrecon.osse.band_scores).",
+            "band scores pool every (point, level) of the band (xdepthrecon.evaluation.osse.band_scores).",
             "thetao_std of the optimal interpolations is the Gaussian posterior: crps is its closed form and "
             "spread_skill = sqrt(mean variance) / rmse (1 is calibrated).",
         ],

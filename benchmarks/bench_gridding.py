@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon.gridding import grid_profiles
-from xdepthrecon.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import _profiles_dataset
 
 #: The 50 depth levels (m) of GLORYS12.
 GLORYS_LEVELS = np.array([

@@ -20,7 +20,7 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-from xdepthrecon.batches import PatchDataset, PrefetchLoader  # noqa: E402
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader  # noqa: E402
 
 LEVELS, PATCH, CHUNK = 50, 128, 256
 

@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 import xdepthrecon  # noqa: E402
-from xdepthrecon.batches import PatchDataset, PrefetchLoader  # noqa: E402
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader  # noqa: E402
 from xdepthrecon.diffusion import NoiseSchedule  # noqa: E402
 from xdepthrecon.diffusion.latent import LatentDiffusion  # noqa: E402
 from xdepthrecon.models.unet import ConditionalUNet  # noqa: E402
 from xdepthrecon.tiling import Tiling  # noqa: E402
-from xdepthrecon.training import pick_device  # noqa: E402
+from xdepthrecon.training.autoencoder import pick_device  # noqa: E402
 
 TRAIN_SCRIPT = """
 import json, os, sys, xdepthrecon

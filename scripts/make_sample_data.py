@@ -27,7 +27,7 @@ import xarray as xr
 
 import xdepthrecon
 from xdepthrecon._provenance import describe_call
-from xdepthrecon.datasets import _ASSETS
+from xdepthrecon.io.datasets import _ASSETS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data"

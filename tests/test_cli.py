@@ -7,7 +7,7 @@ import pytest
 import xdepthrecon
 from xdepthrecon.cli import main
 
-from .conftest import glorys_like
+from tests.conftest import glorys_like
 
 
 @pytest.mark.parametrize("command", ["demo", "train-ae", "train-diffusion", "reconstruct", "evaluate"])

@@ -11,7 +11,7 @@ import xarray as xr
 import xdepthrecon
 from xdepthrecon import DepthBandAutoencoder
 
-from .conftest import glorys_like
+from tests.conftest import glorys_like
 
 
 @pytest.fixture

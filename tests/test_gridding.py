@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 
 from xdepthrecon.gridding import grid_profiles, interpolate_levels
-from xdepthrecon.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import _profiles_dataset
 
-from .conftest import glorys_like
+from tests.conftest import glorys_like
 
 
 def _profiles(lat, lon, time, depth, temperature) -> xr.Dataset:

@@ -8,9 +8,9 @@ import torch
 import xarray as xr
 
 import xdepthrecon
-from xdepthrecon.diffusion.training import simulate_observations
+from xdepthrecon.training.diffusion import simulate_observations
 
-from .conftest import glorys_like
+from tests.conftest import glorys_like
 
 TINY = {"patch_size": 16, "dim": 8, "mults": (1, 2), "batch_size": 4, "progress": False, "diffusion_steps": 100}
 SAMPLING = {"members": 3, "steps": 4, "tile": 16, "overlap": 4, "eta": 1.0}

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 import xdepthrecon
 from xdepthrecon.gridding import _as_profile_times, grid_profiles
-from xdepthrecon.profiles import _is_canonical, read_profiles
+from xdepthrecon.io.profiles import _is_canonical, read_profiles
 from xdepthrecon.sampling import _cell_areas, sample_profiles
 
-from .conftest import glorys_like
+from tests.conftest import glorys_like
 
 
 def _assert_round_trip(truth: xr.Dataset, obs: xr.Dataset, depth_max: float | None) -> None:

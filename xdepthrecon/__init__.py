@@ -7,20 +7,20 @@ __version__ = "0.1.0"
 
 from xdepthrecon import accessor as _accessor  # noqa: E402,F401  (registers ds.depthrecon)
 from xdepthrecon.checkpoint import load  # noqa: E402
-from xdepthrecon.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standardize_surface  # noqa: E402
-from xdepthrecon.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
+from xdepthrecon.io.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standardize_surface  # noqa: E402
+from xdepthrecon.io.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
 from xdepthrecon.diffusion.latent import LatentDiffusion  # noqa: E402
-from xdepthrecon.diffusion.training import train_diffusion  # noqa: E402
+from xdepthrecon.training.diffusion import train_diffusion  # noqa: E402
 from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.gridding import grid_profiles  # noqa: E402
-from xdepthrecon.metrics import evaluate  # noqa: E402
+from xdepthrecon.evaluation.metrics import evaluate  # noqa: E402
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
-from xdepthrecon.osse import osse  # noqa: E402
-from xdepthrecon.profiles import PROFILE_DIMS, pressure_to_depth, read_profiles  # noqa: E402
+from xdepthrecon.evaluation.osse import osse  # noqa: E402
+from xdepthrecon.io.profiles import PROFILE_DIMS, pressure_to_depth, read_profiles  # noqa: E402
 from xdepthrecon.reconstruct import reconstruct  # noqa: E402
 from xdepthrecon.sampling import sample_profiles  # noqa: E402
-from xdepthrecon.sst import align_sst  # noqa: E402
-from xdepthrecon.training import train_autoencoder  # noqa: E402
+from xdepthrecon.io.sst import align_sst  # noqa: E402
+from xdepthrecon.training.autoencoder import train_autoencoder  # noqa: E402
 
 __all__ = [
     "CANONICAL_DIMS",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import xarray as xr
 
-from xdepthrecon import plot as _plot
-from xdepthrecon.cube import standardize, standardize_surface
+from xdepthrecon.evaluation import plot as _plot
+from xdepthrecon.io.cube import standardize, standardize_surface
 from xdepthrecon.encoding import decode, encode
 from xdepthrecon.gridding import grid_profiles
-from xdepthrecon.metrics import evaluate
+from xdepthrecon.evaluation.metrics import evaluate
 from xdepthrecon.reconstruct import reconstruct
 from xdepthrecon.sampling import sample_profiles
 
@@ -57,19 +57,19 @@ class DepthReconAccessor:
         return evaluate(self._obj, truth, **kwargs)
 
     def plot_map(self, depth: float, **kwargs):
-        """Map at one depth; see :func:`xdepthrecon.plot.plot_map`."""
+        """Map at one depth; see :func:`xdepthrecon.evaluation.plot.plot_map`."""
         return _plot.plot_map(self._obj, depth, **kwargs)
 
     def plot_section(self, latitude: float | None = None, longitude: float | None = None, **kwargs):
-        """Depth section along a latitude or longitude; see :func:`xdepthrecon.plot.plot_section`."""
+        """Depth section along a latitude or longitude; see :func:`xdepthrecon.evaluation.plot.plot_section`."""
         return _plot.plot_section(self._obj, latitude=latitude, longitude=longitude, **kwargs)
 
     def plot_profile(self, latitude: float | None = None, longitude: float | None = None, **kwargs):
-        """One column's profile with its spread; see :func:`xdepthrecon.plot.plot_profile`."""
+        """One column's profile with its spread; see :func:`xdepthrecon.evaluation.plot.plot_profile`."""
         return _plot.plot_profile(self._obj, latitude=latitude, longitude=longitude, **kwargs)
 
     def plot_scores(self, metric: str = "rmse", **kwargs):
-        """Scores of an ``evaluate`` output against depth; see :func:`xdepthrecon.plot.plot_scores`."""
+        """Scores of an ``evaluate`` output against depth; see :func:`xdepthrecon.evaluation.plot.plot_scores`."""
         return _plot.plot_scores(self._obj, metric=metric, **kwargs)
 
 

@@ -118,7 +118,7 @@ def _figures(out: Path, case, reconstruction: xr.Dataset, table: pd.DataFrame) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xdepthrecon import plot
+    from xdepthrecon.evaluation import plot
 
     month = int(np.flatnonzero(case.test_times.values)[0])
     truth = case.truth
@@ -245,7 +245,7 @@ def run_demo(out: str | Path = "report", device: str | None = None, quick: bool 
         ``scores.csv``, ``scores.json``, ``bands.csv``, ``summary.md`` and ``index.html``.
     """
     import xdepthrecon
-    from xdepthrecon.osse import band_scores, osse_case, score_case, standard_baselines
+    from xdepthrecon.evaluation.osse import band_scores, osse_case, score_case, standard_baselines
 
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
     out = Path(out)

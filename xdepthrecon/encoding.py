@@ -20,7 +20,7 @@ from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._halo import map_columns
 from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.cube import as_cube, is_global
+from xdepthrecon.io.cube import as_cube, is_global
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 
 _LATENT_ATTRS = {"long_name": "depth-band autoencoder latent", "units": "1"}

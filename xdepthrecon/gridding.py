@@ -16,8 +16,8 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.cube import CANONICAL_DIMS, is_global
-from xdepthrecon.profiles import _is_canonical, read_profiles
+from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
+from xdepthrecon.io.profiles import _is_canonical, read_profiles
 
 #: A profile sample within this many metres of a cube level is taken as the value at that level.
 _SNAP = 1e-3

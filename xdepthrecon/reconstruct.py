@@ -23,12 +23,12 @@ from xdepthrecon import checkpoint
 from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.cube import CANONICAL_DIMS, as_cube, is_global
+from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_global
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.gridding import grid_profiles, profile_windows
-from xdepthrecon.sst import align_sst
+from xdepthrecon.io.sst import align_sst
 from xdepthrecon.tiling import Tiling, tile_centres, tiled
-from xdepthrecon.training import pick_device
+from xdepthrecon.training.autoencoder import pick_device
 
 
 def _template(grid: xr.Dataset, model: LatentDiffusion) -> xr.Dataset:
@@ -266,7 +266,7 @@ def reconstruct(
     xarray.Dataset
         ``thetao`` (ensemble mean) and ``thetao_std`` (ensemble standard deviation, ddof 1, raised to the
         model's calibrated error where the ensemble is narrower; see
-        :class:`~xdepthrecon.diffusion.calibration.ErrorModel`) in degC,
+        :class:`~xdepthrecon.analysis.errors.ErrorModel`) in degC,
         ``observed(time, latitude, longitude)`` (columns with a profile), lazily computed per time step.
     """
     if members < 1:

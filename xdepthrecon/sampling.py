@@ -1,6 +1,6 @@
 """Observing-system simulation: sample profiles from a truth cube as an observing system would.
 
-The sampled profiles are canonical profiles (see :mod:`xdepthrecon.profiles`) read from the truth
+The sampled profiles are canonical profiles (see :mod:`xdepthrecon.io.profiles`) read from the truth
 at its own levels, columns and times, so that :func:`xdepthrecon.grid_profiles` on the truth's grid
 gives back the truth exactly where they were taken (with ``noise=0`` and a time window shorter than
 the truth's time step).
@@ -14,9 +14,9 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.cube import CANONICAL_DIMS
+from xdepthrecon.io.cube import CANONICAL_DIMS
 from xdepthrecon.gridding import _as_profile_times, _cell_halves, _spacing
-from xdepthrecon.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import _profiles_dataset
 
 #: Side (cells) of the square tile that ``per_tile`` counts profiles in, as in DepthDif's 128x128 patches.
 TILE_SIZE = 128

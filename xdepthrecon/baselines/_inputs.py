@@ -1,7 +1,7 @@
 """What every mapping baseline takes and gives: observations on a grid, the ocean, positions on the sphere.
 
 The baselines share one signature, ``method(profiles, sst=None, grid=None, training=None, **options)``
-(the methods of :mod:`xdepthrecon.osse`). This module turns those arguments into plain numpy arrays on
+(the methods of :mod:`xdepthrecon.evaluation.osse`). This module turns those arguments into plain numpy arrays on
 the grid and the results back into a reconstruction Dataset.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon._provenance import with_history
-from xdepthrecon.cube import CANONICAL_DIMS, is_global
+from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
 from xdepthrecon.gridding import _LEAP_YEAR_NS, _as_profile_times, _year_position, grid_profiles
-from xdepthrecon.profiles import _is_canonical
+from xdepthrecon.io.profiles import _is_canonical
 
 #: Mean Earth radius (km) used for every distance of the baselines.
 EARTH_RADIUS_KM = 6371.0

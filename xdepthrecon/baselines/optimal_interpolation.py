@@ -38,7 +38,7 @@ from scipy.spatial import cKDTree
 from xdepthrecon._provenance import describe_call
 from xdepthrecon.baselines._inputs import EARTH_RADIUS_KM, cell_vectors, grid_of, gridded_observations, reconstruction
 from xdepthrecon.baselines.climatology import climatology
-from xdepthrecon.cube import CANONICAL_DIMS
+from xdepthrecon.io.cube import CANONICAL_DIMS
 
 
 def _matern32(distance: np.ndarray, length: float) -> np.ndarray:

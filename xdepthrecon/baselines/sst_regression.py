@@ -25,8 +25,8 @@ from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.baselines._inputs import grid_of, reconstruction, seasonal_design, training_field
 from xdepthrecon.baselines.climatology import fit_seasonal, fit_seasonal_cube, seasonal_on_grid
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
-from xdepthrecon.cube import CANONICAL_DIMS
-from xdepthrecon.sst import align_sst
+from xdepthrecon.io.cube import CANONICAL_DIMS
+from xdepthrecon.io.sst import align_sst
 
 #: Fewest (anomaly, SST anomaly) pairs for a latitude band to get its own slope.
 MIN_PAIRS = 100

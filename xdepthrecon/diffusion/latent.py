@@ -6,8 +6,8 @@ The model generates the (normalised) latent of the full temperature cube, condit
 - ``z_x``: the normalised latent of the gridded observations, 0 where no column is observed;
 - the observed fraction of each column's levels (0 where unobserved);
 - with ``first_guess`` scales, successive-correction passes spreading ``z_x`` from the largest scale
-  to the smallest, each with its support (:func:`~xdepthrecon.diffusion.first_guess.first_guess`);
-- with a ``background`` (:class:`~xdepthrecon.diffusion.background.LatentBackground`), the first guess
+  to the smallest, each with its support (:func:`~xdepthrecon.stats.smoothing.first_guess`);
+- with a ``background`` (:class:`~xdepthrecon.analysis.background.LatentBackground`), the first guess
   spreads the observations' departures from the background latent, and the normalised latent of the
   *temperature guess* comes last (:meth:`LatentDiffusion.temperature_guess`: the decoded background, the
   SST's departure from it carried down by local regression slopes, and the observations' remaining
@@ -34,11 +34,11 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
-from xdepthrecon.diffusion.analysis import DepartureAnalysis
-from xdepthrecon.diffusion.background import LatentBackground
-from xdepthrecon.diffusion.calibration import ErrorModel
-from xdepthrecon.diffusion.first_guess import first_guess as _first_guess
-from xdepthrecon.diffusion.first_guess import gaussian_sum
+from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.analysis.background import LatentBackground
+from xdepthrecon.analysis.errors import ErrorModel
+from xdepthrecon.stats.smoothing import first_guess as _first_guess
+from xdepthrecon.stats.smoothing import gaussian_sum
 from xdepthrecon.diffusion.samplers import sample
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -92,13 +92,13 @@ class LatentDiffusion(nn.Module):
         Seasonal background of the latent (fitted to the training data); None for none.
     error_model
         The model's validation error by level and by a predictor of it (the analysis's error variance, or
-        the observation support) (:class:`~xdepthrecon.diffusion.calibration.ErrorModel`), fitted by
+        the observation support) (:class:`~xdepthrecon.analysis.errors.ErrorModel`), fitted by
         ``train_diffusion``; it floors the reported spread. None: the spread is the ensemble's alone. With
         a background it is measured against backgrounds fitted without each region, and holds where the
         training data did not reach.
     analysis
         Fitted covariances of the observations' departures from the temperature-space background
-        (:class:`~xdepthrecon.diffusion.analysis.DepartureAnalysis`), fitted by ``train_diffusion``; with
+        (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), fitted by ``train_diffusion``; with
         one, :meth:`temperature_guess` spreads the departures by optimal interpolation instead of the
         first guess's successive corrections. Needs a background.
     slope_scale
@@ -107,7 +107,7 @@ class LatentDiffusion(nn.Module):
     covered_error_model
         The same as ``error_model``, measured against backgrounds fitted without each time step: the error
         where the training data covered the cell (:meth:`LatentBackground.covered_at
-        <xdepthrecon.diffusion.background.LatentBackground.covered_at>`) but not the time. None: the
+        <xdepthrecon.analysis.background.LatentBackground.covered_at>`) but not the time. None: the
         ``error_model`` everywhere.
     """
 
@@ -240,7 +240,7 @@ class LatentDiffusion(nn.Module):
             Surface fields (batch, n_surface, H, W) in their units, NaN on land.
         background
             The background latent (batch, latent_channels, H, W) in autoencoder units, for a model with a
-            background (:meth:`LatentBackground.at <xdepthrecon.diffusion.background.LatentBackground.at>`).
+            background (:meth:`LatentBackground.at <xdepthrecon.analysis.background.LatentBackground.at>`).
         guess
             With a background, the temperature guess made from the same inputs
             (:meth:`temperature_guess` ``.value``).

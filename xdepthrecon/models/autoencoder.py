@@ -15,12 +15,12 @@ how to crop.
 With ``linear_path=True`` each side also has a linear 1x1 path added to its convolution stack:
 ``encode_linear`` (levels to latent) beside the encoder and ``decode_linear`` (latent to levels) beside
 the decoder. :meth:`DepthBandAutoencoder.init_linear_path` sets them to the EOFs of the training
-columns (the per-column PCA of :mod:`xdepthrecon.baselines.pca`) and zeroes ``to_latent`` and
+columns (the per-column PCA of :mod:`xdepthrecon.stats.pca`) and zeroes ``to_latent`` and
 ``to_output``, so the model starts exactly at PCA truncation and training learns the nonlinear, spatially
 aware correction on top. The linear path is not trained (its parameters have ``requires_grad=False``):
 training it as well measured worse than keeping it fixed. Below-bottom gaps of a column are filled, on
 the way in, with the EOFs' least-squares fit to the column's valid levels, regularised by the EOF
-variances (``gap_penalty``, a buffer saved with the weights; see :mod:`xdepthrecon.baselines.pca`), and
+variances (``gap_penalty``, a buffer saved with the weights; see :mod:`xdepthrecon.stats.pca`), and
 the linear path projects the filled column. For a complete column that is the PCA baseline's projection;
 for a cut one it stays close to the baseline's exact gappy fit, without the exact fit's latents of
 hundreds of standard deviations on shelf columns (which break diffusion training on the latents). Why it is worth it: on held-out regions and
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdepthrecon import checkpoint
-from xdepthrecon.baselines.pca import PCACompressor, gappy_amplitudes
+from xdepthrecon.stats.pca import PCACompressor, gappy_amplitudes
 from xdepthrecon.models.reference import load_reference_state_dict, read_config
 
 __all__ = ["DepthBandAutoencoder", "level_statistics", "load_reference_state_dict", "reconstruction_loss"]

@@ -1,0 +1,111 @@
+"""PatchDataset and PrefetchLoader: aligned patches, window reuse, reproducibility, land filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
+
+from tests.conftest import glorys_like
+
+
+def _fields(chunked: bool = False):
+    cube = glorys_like(times=3, depths=4, lats=40, lons=48, seed=3)
+    if chunked:
+        cube = cube.chunk({"time": 1, "latitude": 20, "longitude": 24})
+    index = xr.zeros_like(cube.thetao.isel(depth=0)) + np.arange(48) + 1000 * np.arange(40)[:, None]
+    return cube, {"y": cube.thetao, "index": index}
+
+
+def test_patches_are_aligned_across_fields_and_carry_position():
+    cube, fields = _fields()
+    dataset = PatchDataset(fields, patch_size=8, max_land_fraction=1.0)
+    for item in dataset:
+        rows = (item["index"][0] // 1000).numpy()
+        columns = (item["index"][0] % 1000).numpy()
+        top, left = int(rows[0, 0]), int(columns[0, 0])
+        assert np.all(np.diff(rows, axis=0) == 1) and np.all(np.diff(columns, axis=1) == 1)
+        assert item["y"].shape == (4, 8, 8)
+        expected = cube.thetao.values[:, :, top:top + 8, left:left + 8]
+        assert any(np.array_equal(item["y"].numpy(), expected[t], equal_nan=True) for t in range(3))
+        assert float(item["latitude"]) == pytest.approx(cube.latitude.values[top + 4])
+        assert float(item["longitude"]) == pytest.approx(cube.longitude.values[left + 4])
+        assert 1 <= float(item["day_of_year"]) <= 3
+        np.testing.assert_allclose(item["cell_latitude"].numpy(), cube.latitude.values[top:top + 8], rtol=1e-6)
+        np.testing.assert_allclose(item["cell_longitude"].numpy(), cube.longitude.values[left:left + 8], rtol=1e-6)
+
+
+def test_cell_coordinates_are_flipped_with_the_patch():
+    cube, fields = _fields()
+    dataset = PatchDataset(fields, patch_size=8, max_land_fraction=1.0, augment=True, seed=2)
+    flipped = set()
+    for item in dataset:
+        rows, columns = (item["index"][0] // 1000).long().numpy(), (item["index"][0] % 1000).long().numpy()
+        np.testing.assert_allclose(item["cell_latitude"].numpy(), cube.latitude.values[rows[:, 0]], rtol=1e-6)
+        np.testing.assert_allclose(item["cell_longitude"].numpy(), cube.longitude.values[columns[0]], rtol=1e-6)
+        flipped |= {("rows", rows[0, 0] > rows[-1, 0]), ("columns", columns[0, 0] > columns[0, -1])}
+    assert ("rows", True) in flipped and ("columns", True) in flipped
+
+
+def test_same_seed_and_epoch_give_the_same_batches_twice():
+    _, fields = _fields(chunked=True)
+    dataset = PatchDataset(fields, patch_size=8, augment=True, seed=7)
+    loader = PrefetchLoader(dataset, batch_size=5)
+    first = [b["y"] for b in loader]
+    second = [b["y"] for b in loader]
+    assert len(first) == len(loader) and all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(first, second))
+    dataset.set_epoch(1)
+    third = [b["y"] for b in loader]
+    assert not all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(first, third))
+
+
+def test_each_window_is_read_once_per_epoch(monkeypatch):
+    _, fields = _fields(chunked=True)
+    dataset = PatchDataset(fields, patch_size=8, patches_per_window=6, max_land_fraction=1.0)
+    reads = []
+    original = dataset.read
+    monkeypatch.setattr(dataset, "read", lambda window: reads.append(window) or original(window))
+    items = list(dataset)
+    assert len(dataset.all_windows()) == 3 * 2 * 2
+    assert len(reads) == 12 and len(set(reads)) == 12
+    assert len(items) == 12 * 6
+
+
+def test_land_patches_are_skipped():
+    cube, _ = _fields()
+    land = cube.thetao.where(cube.longitude > 0)
+    dataset = PatchDataset({"y": land}, patch_size=8, max_land_fraction=0.2)
+    for item in dataset:
+        assert torch.isnan(item["y"][0]).float().mean() <= 0.2
+
+
+def test_split_holds_out_whole_windows():
+    _, fields = _fields(chunked=True)
+    dataset = PatchDataset(fields, patch_size=8)
+    train, val = dataset.split(0.25)
+    assert len(val) == 3 and len(train) == 9 and not set(train) & set(val)
+    with pytest.raises(ValueError, match="leaves no training windows"):
+        dataset.split(0.99)
+
+
+def test_errors_are_clear():
+    cube, fields = _fields()
+    with pytest.raises(ValueError, match="fewer than the patch size"):
+        PatchDataset(fields, patch_size=64)
+    with pytest.raises(ValueError, match="not on the grid of the first field"):
+        PatchDataset({"y": cube.thetao, "z": cube.thetao.isel(latitude=slice(0, 10))}, patch_size=8)
+
+
+def test_loader_reraises_reader_errors():
+    _, fields = _fields()
+    dataset = PatchDataset(fields, patch_size=8)
+
+    def broken(window):
+        raise OSError("disk gone")
+
+    dataset.read = broken
+    with pytest.raises(OSError, match="disk gone"):
+        list(PrefetchLoader(dataset, batch_size=2))

@@ -1,0 +1,1 @@
+"""The classical analysis: background, SST regression, OI of departures, error model."""

@@ -1,0 +1,1 @@
+"""Scoring reconstructions: metrics, spectra, observing-system simulations, plots."""

@@ -1,0 +1,1 @@
+"""Reading and standardising data: cubes, SST, profiles, bundled samples."""

@@ -1,0 +1,370 @@
+"""Read the layouts profile data come in (EN4, Argo, argopy, plain tables) into plain arrays.
+
+Private to :mod:`xdepthrecon.io.profiles`. Here variables are found by name (tables in ``_names``),
+fill values and times are decoded, character or integer QC flags are compared with the accepted
+ones, Argo adjusted values are chosen, and table rows are grouped into profiles. Dropping and
+counting what fails quality control, and the canonical form, live in :mod:`xdepthrecon.io.profiles`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xdepthrecon.io import _names
+
+_KELVIN_OFFSET = 273.15
+#: Days since 1950-01-01: the time unit of EN4 and Argo ``JULD``, assumed when a ``JULD`` has no units.
+_JULD_UNITS = "days since 1950-01-01 00:00:00"
+_BLANK = ord(" ")
+
+
+@dataclass(frozen=True)
+class RawProfiles:
+    """Profiles as arrays before quality control; ``vertical`` is depth (m) or pressure (dbar)."""
+
+    temperature: np.ndarray  # (profile, level), degC
+    vertical: np.ndarray  # (profile, level)
+    vertical_is_pressure: bool
+    latitude: np.ndarray  # (profile,)
+    longitude: np.ndarray  # (profile,)
+    time: np.ndarray  # (profile,) datetime64[ns]
+    value_flag_ok: np.ndarray  # (profile, level) bool: the value's QC flags are accepted
+    profile_flag_ok: np.ndarray  # (profile,) bool: position, time and whole-profile flags are accepted
+    platform: np.ndarray | None
+    standard_name: str
+    attrs: dict
+
+
+def read_raw(
+    obj: object, names: Mapping[str, str | None], units: str | None, good_flags: Sequence[str]
+) -> RawProfiles:
+    """Read a path, DataFrame or Dataset of profiles (see :func:`xdepthrecon.read_profiles`)."""
+    if isinstance(obj, (str, os.PathLike)):
+        return _read_path(Path(obj), names, units, good_flags)
+    if isinstance(obj, pd.DataFrame):
+        return _read_dataset(_table_dataset(obj), names, units, good_flags)
+    if isinstance(obj, xr.Dataset):
+        return _read_dataset(obj, names, units, good_flags)
+    raise TypeError(
+        f"read_profiles expects a path, an xarray Dataset or a pandas DataFrame, got {type(obj).__name__}; "
+        "wrap arrays as a DataFrame with one row per measurement (lat, lon, time, depth, temperature)."
+    )
+
+
+def _read_path(path: Path, names, units, good_flags) -> RawProfiles:
+    if not path.exists():
+        raise FileNotFoundError(f"no profile file at {str(path)!r}")
+    if path.suffix.lower() in (".csv", ".txt"):
+        return _read_dataset(_table_dataset(pd.read_csv(path)), names, units, good_flags)
+    if path.suffix.lower() == ".parquet":
+        return _read_dataset(_table_dataset(pd.read_parquet(path)), names, units, good_flags)
+    try:
+        ds = xr.open_dataset(path)
+    except ValueError:  # times that cannot be decoded: decode the ones we need ourselves
+        ds = xr.open_dataset(path, decode_times=False)
+    with ds:
+        return _read_dataset(ds, names, units, good_flags)
+
+
+def _table_dataset(df: pd.DataFrame) -> xr.Dataset:
+    frame = df.reset_index(drop=isinstance(df.index, pd.RangeIndex))
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    frame.index = pd.RangeIndex(len(frame), name="row")
+    return xr.Dataset.from_dataframe(frame)
+
+
+def _find(ds: xr.Dataset, role: str, explicit: str | None, required: bool = True) -> Hashable | None:
+    if explicit is not None:
+        if explicit not in ds.variables:
+            raise ValueError(
+                f"{role}={explicit!r} is not a variable of these profiles; they have: "
+                f"{', '.join(map(str, ds.variables))}."
+            )
+        return explicit
+    for name in _names.PROFILE_NAMES[role]:
+        if name in ds.variables:
+            return name
+    if role == "temperature":
+        for standard_name in _names.TEMPERATURE_STANDARD_NAMES:
+            found = [n for n, v in ds.variables.items() if v.attrs.get("standard_name") == standard_name]
+            if len(found) == 1:
+                return found[0]
+    if required:
+        raise ValueError(
+            f"no {role} variable found among {', '.join(map(str, ds.variables))}; known names are "
+            f"{', '.join(_names.PROFILE_NAMES[role])}. Pass {role}='NAME' to say which one it is."
+        )
+    return None
+
+
+def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
+    t_name = _find(ds, "temperature", names.get("temperature"))
+    lat_name = _find(ds, "latitude", names.get("latitude"))
+    lon_name = _find(ds, "longitude", names.get("longitude"))
+    time_name = _find(ds, "time", names.get("time"))
+    z_name, is_pressure = _find_vertical(ds, names)
+    platform_name = _find(ds, "platform", None, required=False)
+    wanted = {t_name, lat_name, lon_name, time_name, z_name, platform_name, "DATA_MODE"}
+    for base in (t_name, z_name):
+        wanted |= {f"{base}_QC", f"{base}_qc", f"{base}_ADJUSTED", f"{base}_ADJUSTED_QC", _profile_flag_name(base)}
+    wanted |= {f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS, *_names.PROFILE_GROUP_COLUMNS}
+    present = [n for n in wanted if n is not None and n in ds.variables]
+    sub = xr.decode_cf(ds.reset_coords()[present])
+    temperature_var = sub[t_name]
+    if temperature_var.ndim not in (1, 2):
+        raise ValueError(
+            f"temperature {str(t_name)!r} has dims {temperature_var.dims}; expected (profile, level) as in "
+            "EN4/Argo files, or one row per measurement as in a table."
+        )
+    if sub[lat_name].ndim != 1 or sub[lat_name].dims[0] not in temperature_var.dims:
+        raise ValueError(
+            f"latitude {str(lat_name)!r} has dims {sub[lat_name].dims}, but one value per profile (or per row) "
+            f"along one of {temperature_var.dims} was expected."
+        )
+    profile_dim = sub[lat_name].dims[0]
+    level_dim = next((d for d in temperature_var.dims if d != profile_dim), None)
+    explicit_t = names.get("temperature") is not None
+    explicit_z = names.get("depth") is not None or names.get("pressure") is not None
+    columns = _Columns(sub, profile_dim, level_dim, good_flags)
+    temperature, t_ok = columns.measured(t_name, adjusted=not explicit_t)
+    vertical, z_ok = columns.measured(z_name, adjusted=not explicit_z)
+    if not is_pressure:
+        vertical = vertical * _depth_factor(sub[z_name])
+    profile_ok = columns.profile_flags_ok([f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS],
+                                          [_profile_flag_name(t_name)])
+    latitude = _float(sub[lat_name])
+    longitude = _float(sub[lon_name])
+    time = _times(sub[time_name], time_name)
+    platform = _strings(sub[platform_name].values) if platform_name is not None else None
+    temperature = _to_celsius(temperature, units or temperature_var.attrs.get("units"), t_name)
+    standard_name = temperature_var.attrs.get("standard_name") or (
+        "sea_water_potential_temperature" if str(t_name).startswith(("POTM", "theta")) else "sea_water_temperature"
+    )
+    value_ok = t_ok & z_ok
+    if level_dim is None:
+        extra_keys = {name: sub[name].values for name in _names.PROFILE_GROUP_COLUMNS if name in sub.variables}
+        return _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
+                           platform, extra_keys, standard_name, dict(ds.attrs))
+    return RawProfiles(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
+                       platform, standard_name, dict(ds.attrs))
+
+
+def _find_vertical(ds: xr.Dataset, names) -> tuple[Hashable, bool]:
+    if names.get("depth") is not None and names.get("pressure") is not None:
+        raise ValueError("pass depth= or pressure=, not both: profiles have one vertical coordinate.")
+    if names.get("pressure") is not None:
+        return _find(ds, "pressure", names["pressure"]), True
+    name = _find(ds, "depth", names.get("depth"), required=False)
+    if name is None:
+        name = _find(ds, "pressure", None, required=False)
+        if name is None:
+            raise ValueError(
+                f"no depth or pressure variable found among {', '.join(map(str, ds.variables))}; known names are "
+                f"{', '.join(_names.PROFILE_NAMES['depth'] + _names.PROFILE_NAMES['pressure'])}. "
+                "Pass depth='NAME' (metres) or pressure='NAME' (dbar)."
+            )
+        return name, True
+    units = ds[name].attrs.get("units")
+    return name, units is not None and _names.is_pressure(units)
+
+
+def _depth_factor(var: xr.DataArray) -> float:
+    units = var.attrs.get("units")
+    factor = 1.0 if units is None else _names.depth_factor(units)
+    if factor is None:
+        raise ValueError(
+            f"depth units {units!r} of {str(var.name)!r} are not understood; give depth in metres, or "
+            "pass pressure='NAME' if it is sea pressure in dbar."
+        )
+    return factor
+
+
+def _profile_flag_name(name: Hashable | None) -> str:
+    """``PROFILE_POTM_QC`` for ``POTM_CORRECTED``, ``PROFILE_TEMP_QC`` for ``TEMP`` (EN4 and Argo)."""
+    return f"PROFILE_{str(name).split('_')[0]}_QC"
+
+
+class _Columns:
+    """Values and flag checks of one dataset, laid out (profile, level) or (row,)."""
+
+    def __init__(self, sub: xr.Dataset, profile_dim: Hashable, level_dim: Hashable | None, good_flags) -> None:
+        self.sub = sub
+        self.dims = (profile_dim,) if level_dim is None else (profile_dim, level_dim)
+        self.shape = tuple(sub.sizes[d] for d in self.dims)
+        self.good = np.array([ord(f) for f in good_flags], dtype=np.uint32)
+
+    def values(self, name: Hashable) -> np.ndarray:
+        var = self.sub[name]
+        if var.dims == self.dims[1:]:  # one set of levels shared by all profiles
+            var = var.expand_dims({self.dims[0]: self.shape[0]})
+        return _float(var.transpose(*self.dims))
+
+    def flags_ok(self, name: Hashable, shape: tuple[int, ...]) -> np.ndarray:
+        """True where the flag ``name`` is accepted; True everywhere when there is no such flag."""
+        if name not in self.sub.variables:
+            return np.ones(shape, dtype=bool)
+        return np.isin(_flag_codes(self.sub[name].values, shape), self.good)
+
+    def measured(self, name: Hashable, adjusted: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Values and flag checks of ``name``, using Argo ``name_ADJUSTED`` for profiles that have it."""
+        values = self.values(name)
+        ok = self.flags_ok(f"{name}_QC", self.shape) & self.flags_ok(f"{name}_qc", self.shape)
+        adjusted_name = f"{name}_ADJUSTED"
+        if not adjusted or adjusted_name not in self.sub.variables:
+            return values, ok
+        adjusted_values = self.values(adjusted_name)
+        adjusted_ok = self.flags_ok(f"{adjusted_name}_QC", self.shape)
+        if "DATA_MODE" in self.sub.variables:  # Argo: 'A' and 'D' profiles use adjusted values, even if missing
+            mode = _flag_codes(self.sub["DATA_MODE"].values, self.shape[:1])
+            use = np.isin(mode, [ord("A"), ord("D")])
+        else:
+            use = np.isfinite(adjusted_values).reshape(self.shape[0], -1).any(axis=1)
+        use = use.reshape((-1,) + (1,) * (len(self.shape) - 1))
+        return np.where(use, adjusted_values, values), np.where(use, adjusted_ok, ok)
+
+    def profile_flags_ok(self, position_time: Sequence[str], whole_profile: Sequence[str]) -> np.ndarray:
+        shape = self.shape[:1]
+        ok = np.ones(shape, dtype=bool)
+        for name in dict.fromkeys(position_time):
+            ok &= self.flags_ok(name, shape)
+        reject = np.array([ord(f) for f in _names.PROFILE_REJECT_FLAGS], dtype=np.uint32)
+        for name in whole_profile:
+            if name in self.sub.variables:
+                ok &= ~np.isin(_flag_codes(self.sub[name].values, shape), reject)
+        return ok
+
+
+def _flag_codes(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """QC flags as character codes (uint32) of ``shape``; blank (' ') where there is no flag.
+
+    Accepts one character per value (``S1``/``U1``, as stored), strings joined along the level axis
+    (as xarray decodes netCDF char arrays: one string per profile), and integer or float flags
+    (argopy), NaN meaning no flag.
+    """
+    v = np.asarray(values)
+    if v.dtype.kind in "biuf":
+        f = v.astype("float64")
+        digits = np.mod(np.nan_to_num(f, nan=0.0), 10).astype(np.uint32) + ord("0")
+        codes = np.where(np.isfinite(f), digits, _BLANK).astype(np.uint32)[..., None]
+    else:
+        if v.dtype.kind == "O":
+            v = np.array([_flag_text(x) for x in v.ravel()], dtype="U").reshape(v.shape)
+        width = max(v.dtype.itemsize // (4 if v.dtype.kind == "U" else 1), 1)
+        v = v.astype(f"{v.dtype.kind}{width}")
+        codes = v.view(np.uint32 if v.dtype.kind == "U" else np.uint8).reshape(v.shape + (width,))
+        codes = np.where(codes == 0, _BLANK, codes).astype(np.uint32)
+    if codes.ndim - 1 == len(shape):  # one flag per value: keep its first character
+        return np.broadcast_to(codes[..., 0], shape)
+    if codes.ndim == len(shape) and codes.shape[:-1] == shape[:-1]:  # strings along the level axis
+        out = np.full(shape, _BLANK, dtype=np.uint32)
+        n = min(codes.shape[-1], shape[-1])
+        out[..., :n] = codes[..., :n]
+        return out
+    raise ValueError(f"QC flags of shape {v.shape} do not match the data of shape {shape}.")
+
+
+def _flag_text(x: object) -> str:
+    """One flag string, unstripped (a blank keeps the place of a level without a flag)."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    if isinstance(x, bytes):
+        return x.decode("ascii", "replace")
+    if isinstance(x, (float, np.floating)) and float(x).is_integer():
+        return str(int(x))
+    return str(x)
+
+
+def _float(var: xr.DataArray) -> np.ndarray:
+    values = np.asarray(var.values)
+    if values.dtype in (np.float32, np.float64):
+        return values
+    if values.dtype.kind in "iub":
+        return values.astype("float32" if values.dtype.itemsize <= 2 else "float64")
+    if values.dtype.kind == "f":
+        return values.astype("float32")
+    raise TypeError(f"{str(var.name)!r} has dtype {values.dtype}, not numbers; check that it is the right variable.")
+
+
+def _times(var: xr.DataArray, name: Hashable) -> np.ndarray:
+    values = np.asarray(var.values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[ns]")
+    if values.dtype.kind == "O":
+        try:
+            return pd.to_datetime([str(v) if hasattr(v, "calendar") else v for v in values]).to_numpy(
+                "datetime64[ns]")
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"times of {str(name)!r} cannot be read as dates ({err}); decode them first.") from None
+    if values.dtype.kind in "iuf":
+        units = var.attrs.get("units") or (_JULD_UNITS if str(name).upper() == "JULD" else None)
+        if units is None or " since " not in units:
+            raise ValueError(
+                f"time {str(name)!r} is numeric without CF units ('days since ...'); decode it "
+                "(xr.decode_cf) or give it units such as 'days since 1950-01-01'."
+            )
+        decoded = xr.decode_cf(xr.Dataset({"t": (var.dims, values, {"units": units})}))["t"].values
+        return np.asarray(decoded).astype("datetime64[ns]")
+    if values.dtype.kind in "SU":
+        return pd.to_datetime(values.astype("U")).to_numpy("datetime64[ns]")
+    raise TypeError(f"time {str(name)!r} has dtype {values.dtype}; give datetimes or CF-encoded numbers.")
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    return np.array([_flag_text(x).strip() for x in np.asarray(values).ravel()], dtype=object)
+
+
+def _to_celsius(values: np.ndarray, units: str | None, name: Hashable) -> np.ndarray:
+    if units is None:
+        finite = values[np.isfinite(values)]
+        median = float(np.median(finite)) if finite.size else 0.0
+        if 200.0 <= median <= 400.0:
+            raise ValueError(
+                f"temperature {str(name)!r} has no units and its values (median {median:.2f}) look like Kelvin; "
+                "pass units='K' to convert them, or units='degC' if they are Celsius."
+            )
+        return values
+    scale = _names.temperature_scale(units)
+    if scale is None:
+        raise ValueError(
+            f"temperature units {units!r} of {str(name)!r} are not understood; accepted are degC and K. "
+            "Pass units='degC' or units='K'."
+        )
+    return values - values.dtype.type(_KELVIN_OFFSET) if scale == "K" else values
+
+
+def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, row_profile_ok,
+                platform, extra_keys, standard_name, attrs) -> RawProfiles:
+    """Group table rows into profiles by position, time (and platform, cycle, direction); sort each by depth."""
+    keys = {"latitude": latitude, "longitude": longitude, "time": time, **extra_keys}
+    if platform is not None:
+        keys["platform"] = platform
+    group = pd.DataFrame(keys).groupby(list(keys), sort=False, dropna=False).ngroup().to_numpy()
+    order = np.lexsort((vertical, group))
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]]) if order.size else order
+    counts = np.diff(np.r_[starts, order.size])
+    n_profiles, n_levels = starts.size, int(counts.max()) if counts.size else 0
+    level = np.arange(order.size) - np.repeat(starts, counts)
+    profile = np.repeat(np.arange(n_profiles), counts)
+
+    def scatter(values: np.ndarray, fill) -> np.ndarray:
+        out = np.full((n_profiles, n_levels), fill, dtype=values.dtype)
+        out[profile, level] = values[order]
+        return out
+
+    first = order[starts]
+    profile_ok = np.minimum.reduceat(row_profile_ok[order], starts) if order.size else row_profile_ok[:0]
+    return RawProfiles(
+        scatter(temperature, np.nan), scatter(vertical, np.nan), is_pressure, latitude[first], longitude[first],
+        time[first], scatter(value_ok, False), profile_ok.astype(bool),
+        platform[first] if platform is not None else None, standard_name, attrs,
+    )

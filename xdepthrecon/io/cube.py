@@ -1,0 +1,325 @@
+"""Find, check and standardise ocean temperature cubes and surface temperature fields.
+
+Every other function of the library works on one canonical form: a Dataset holding
+``thetao(time, depth, latitude, longitude)`` in degC, depth in metres positive down and
+increasing, latitude increasing, longitude in [-180, 180) and increasing, land as NaN.
+:func:`standardize` turns the layouts real files come in into that form, lazily;
+:func:`standardize_surface` does the same for a surface field such as OSTIA SST,
+giving ``sst(time, latitude, longitude)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from xdepthrecon.io import _axes, _names
+from xdepthrecon._provenance import describe_call, with_history
+
+#: Dimension order of a standardised cube.
+CANONICAL_DIMS: tuple[str, ...] = ("time", "depth", "latitude", "longitude")
+#: Dimension order of a standardised surface field.
+SURFACE_DIMS: tuple[str, ...] = ("time", "latitude", "longitude")
+
+_KELVIN_OFFSET = 273.15
+#: Plausible range (degC) of sea temperature; a median outside it is not Celsius data.
+_CELSIUS_RANGE = (-5.0, 45.0)
+#: Plausible range (K) of sea temperature.
+_KELVIN_RANGE = (265.0, 320.0)
+_SAMPLE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class _Field:
+    """What one kind of field is called in files and in our canonical form."""
+
+    role: str
+    argument: str
+    output: str
+    dims: tuple[str, ...]
+    standard_names: tuple[str, ...]
+    names: tuple[str, ...]
+    default_standard_name: str
+    hint: str
+
+
+_CUBE = _Field(
+    role="temperature", argument="temperature", output="thetao", dims=CANONICAL_DIMS,
+    standard_names=_names.TEMPERATURE_STANDARD_NAMES, names=_names.TEMPERATURE_NAMES,
+    default_standard_name="sea_water_temperature",
+    hint="A surface field is not a cube: use xdepthrecon.standardize_surface for SST.",
+)
+_SURFACE = _Field(
+    role="sea surface temperature", argument="variable", output="sst", dims=SURFACE_DIMS,
+    standard_names=_names.SST_STANDARD_NAMES, names=_names.SST_NAMES,
+    default_standard_name="sea_surface_temperature",
+    hint="A depth cube is not a surface field: use xdepthrecon.standardize for it, or select one depth.",
+)
+
+
+def standardize(
+    ds: xr.Dataset | xr.DataArray,
+    temperature: str | None = None,
+    depth: str | None = None,
+    latitude: str | None = None,
+    longitude: str | None = None,
+    time: str | None = None,
+    units: str | None = None,
+) -> xr.Dataset:
+    """Return the canonical form of an ocean temperature cube.
+
+    Variables and axes are found by explicit argument first, then through cf_xarray
+    (``standard_name``, ``axis``, ``positive``, ``units``), then from a table of names used by
+    GLORYS, EN4, WOA and Ferret files. Nothing is computed on dask-backed data, except a small
+    sample of values when the temperature has no units (pass ``units=`` to avoid it).
+
+    Parameters
+    ----------
+    ds
+        A Dataset holding a temperature cube, or the cube itself as a DataArray.
+    temperature
+        Name of the temperature variable, where it cannot be found from metadata.
+    depth, latitude, longitude, time
+        Names of the dimensions holding each axis, where they cannot be found from metadata.
+    units
+        Units of the temperature (``"degC"`` or ``"K"``); overrides the file's ``units`` attribute.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``thetao(time, depth, latitude, longitude)`` in degC, float, with CF attributes on the
+        variable and its coordinates and a new ``history`` line. Other variables are dropped.
+        A cube without a time axis gets a length-1 ``time`` dimension (with the file's scalar
+        time coordinate as its value where there is one). Longitudes are wrapped to
+        [-180, 180) by rolling the grid, so a regional grid that crosses the dateline comes out
+        in two parts.
+
+    Raises
+    ------
+    ValueError
+        When the temperature or an axis cannot be found or is ambiguous, an axis is not monotonic
+        or repeats values, units are unknown or missing on Kelvin-like values, or all data are NaN.
+    TypeError
+        When the input is not an xarray object or the temperature is not numeric.
+
+    Examples
+    --------
+    >>> import xarray as xr, xdepthrecon
+    >>> raw = xr.open_dataset("ocean_atlas_subset.nc", decode_times=False)  # doctest: +SKIP
+    >>> cube = xdepthrecon.standardize(raw, units="degC")  # doctest: +SKIP
+    >>> cube.thetao.dims  # doctest: +SKIP
+    ('time', 'depth', 'latitude', 'longitude')
+    """
+    call = describe_call("xdepthrecon.standardize", temperature=temperature, depth=depth, latitude=latitude,
+                         longitude=longitude, time=time, units=units)
+    axes = {"time": time, "depth": depth, "latitude": latitude, "longitude": longitude}
+    return _standardize(ds, _CUBE, temperature, axes, units, call)
+
+
+def standardize_surface(
+    ds: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    latitude: str | None = None,
+    longitude: str | None = None,
+    time: str | None = None,
+    units: str | None = None,
+) -> xr.Dataset:
+    """Return the canonical form of a sea surface temperature field, such as OSTIA or COADS SST.
+
+    The same rules as :func:`standardize` apply (Kelvin converted, longitudes wrapped and
+    rolled, latitude increasing, missing time added, lazy on dask input).
+
+    Parameters
+    ----------
+    ds
+        A Dataset holding the surface field, or the field itself as a DataArray.
+    variable
+        Name of the SST variable, where it cannot be found from metadata.
+    latitude, longitude, time
+        Names of the dimensions holding each axis, where they cannot be found from metadata.
+    units
+        Units of the field (``"degC"`` or ``"K"``); overrides the file's ``units`` attribute.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sst(time, latitude, longitude)`` in degC with CF attributes and a ``history`` line.
+
+    Examples
+    --------
+    >>> ostia = xr.open_dataset("ostia_monthly.nc")  # doctest: +SKIP
+    >>> xdepthrecon.standardize_surface(ostia).sst.attrs["units"]  # doctest: +SKIP
+    'degC'
+    """
+    call = describe_call("xdepthrecon.standardize_surface", variable=variable, latitude=latitude,
+                         longitude=longitude, time=time, units=units)
+    axes = {"time": time, "latitude": latitude, "longitude": longitude}
+    return _standardize(ds, _SURFACE, variable, axes, units, call)
+
+
+def _standardize(
+    ds: xr.Dataset | xr.DataArray,
+    field: _Field,
+    variable: str | None,
+    explicit_axes: dict[str, str | None],
+    units: str | None,
+    call: str,
+) -> xr.Dataset:
+    dataset = _as_dataset(ds, field)
+    name = _find_variable(dataset, field, variable)
+    source = dataset[name]
+    if not np.issubdtype(source.dtype, np.number) or np.issubdtype(source.dtype, np.complexfloating):
+        raise TypeError(
+            f"{field.role} variable {str(name)!r} has dtype {source.dtype}, not a real number type; "
+            "decode the file (xr.open_dataset decodes by default) or convert with .astype('float32')."
+        )
+    spatial = field.dims[1:]
+    if source.ndim < len(spatial):
+        raise ValueError(
+            f"{str(name)!r} is {source.ndim}-D with dims {tuple(map(str, source.dims))}, but "
+            f"({', '.join(field.dims)}) or ({', '.join(spatial)}) was expected. {field.hint}"
+        )
+    found = _axes.find_axes(dataset, source, field.dims, explicit_axes)
+    missing = [axis for axis in spatial if axis not in found]
+    if missing:
+        raise ValueError(
+            f"could not find the {' and '.join(missing)} axis of {str(name)!r} among its dims "
+            f"{tuple(map(str, source.dims))}: no CF metadata (standard_name, axis, positive, units) or known "
+            f"name identifies it. Pass {', '.join(f'{m}=' + repr('DIM') for m in missing)} to say which "
+            f"dimension it is. {field.hint}"
+        )
+    da = _axes.to_canonical_dims(dataset, source, found, field.dims)
+    if "depth" in field.dims:
+        da = _axes.standard_depth(da)
+    da = _axes.standard_latitude(da)
+    da = _axes.standard_longitude(da)
+    da = _axes.standard_time(da)
+    da = _to_celsius(da, name, units)
+    standard_name = source.attrs.get("standard_name")
+    da.attrs = {
+        "standard_name": standard_name if standard_name in field.standard_names else field.default_standard_name,
+        "long_name": source.attrs.get("long_name", field.role),
+        "units": "degC",
+    }
+    da.encoding = {}
+    da = _axes.set_axis_attrs(da)
+    out = xr.Dataset({field.output: da.rename(field.output)}, attrs=with_history(dataset.attrs, call))
+    return out.transpose(*field.dims)
+
+
+def _as_dataset(ds: xr.Dataset | xr.DataArray, field: _Field) -> xr.Dataset:
+    if isinstance(ds, xr.DataArray):
+        return ds.to_dataset(name=ds.name if ds.name is not None else field.output)
+    if isinstance(ds, xr.Dataset):
+        return ds
+    raise TypeError(
+        f"expected an xarray Dataset or DataArray, got {type(ds).__name__}; "
+        "open files with xr.open_dataset(path) or wrap arrays with xr.DataArray(values, dims=..., coords=...)."
+    )
+
+
+def _describe_variables(dataset: xr.Dataset) -> str:
+    parts = []
+    for var_name, var in dataset.data_vars.items():
+        standard_name = var.attrs.get("standard_name")
+        label = f"{var_name}{tuple(str(d) for d in var.dims)}"
+        parts.append(f"{label} standard_name={standard_name!r}" if standard_name else label)
+    return ", ".join(parts) if parts else "no data variables"
+
+
+def _find_variable(dataset: xr.Dataset, field: _Field, explicit: str | None) -> Hashable:
+    if explicit is not None:
+        if explicit not in dataset.data_vars:
+            raise ValueError(
+                f"{field.argument}={explicit!r} is not a data variable of this dataset; it has: "
+                f"{_describe_variables(dataset)}."
+            )
+        return explicit
+    by_standard_name = dataset.cf.standard_names
+    for standard_name in field.standard_names:
+        found = [n for n in by_standard_name.get(standard_name, []) if n in dataset.data_vars]
+        if found:
+            return _axes.single(field.role, found, field.argument, f"standard_name {standard_name!r}")
+    found = [n for n in field.names if n in dataset.data_vars]
+    if found:
+        return _axes.single(field.role, found, field.argument, f"a known {field.role} name")
+    if len(dataset.data_vars) == 1:
+        return next(iter(dataset.data_vars))
+    raise ValueError(
+        f"no {field.role} variable found: none has a standard_name ({', '.join(field.standard_names)}) or a "
+        f"known name ({', '.join(field.names)}). Seen: {_describe_variables(dataset)}. "
+        f"Pass {field.argument}='NAME' to say which one it is."
+    )
+
+
+def _sample(da: xr.DataArray) -> np.ndarray:
+    """Read at most about ``_SAMPLE_SIZE`` values, spread over the field, from the first time step."""
+    first = da.isel(time=0)
+    stride = max(1, int(np.ceil((first.size / _SAMPLE_SIZE) ** 0.5)))
+    return np.asarray(first.isel(latitude=slice(None, None, stride), longitude=slice(None, None, stride)).values)
+
+
+def _to_celsius(da: xr.DataArray, name: Hashable, units: str | None) -> xr.DataArray:
+    given = units if units is not None else da.attrs.get("units")
+    if not np.issubdtype(da.dtype, np.floating):
+        da = da.astype("float32")
+    if given is None:
+        sample = _sample(da)
+        if np.all(np.isnan(sample)):
+            _raise_all_nan(name)
+        median = float(np.nanmedian(sample))
+        if _KELVIN_RANGE[0] <= median <= _KELVIN_RANGE[1]:
+            raise ValueError(
+                f"{str(name)!r} has no units attribute and its values (median {median:.2f}) look like "
+                "Kelvin; pass units='K' to convert to degC, or units='degC' if they really are Celsius."
+            )
+        if not _CELSIUS_RANGE[0] <= median <= _CELSIUS_RANGE[1]:
+            raise ValueError(
+                f"{str(name)!r} has no units attribute and its values (median {median:.4g}) look like "
+                "neither degC nor K: check for undecoded scale_factor/add_offset or fill values, then pass units=."
+            )
+        scale = "degC"
+    else:
+        scale = _names.temperature_scale(given)
+        if scale is None:
+            raise ValueError(
+                f"temperature units {given!r} of {str(name)!r} are not understood; accepted are degC and K "
+                "(with their usual spellings). Convert the data or pass units='degC' or units='K'."
+            )
+    if isinstance(da.data, np.ndarray) and da.size and np.all(np.isnan(da.values)):
+        _raise_all_nan(name)
+    if scale == "K":
+        da = da - da.dtype.type(_KELVIN_OFFSET)
+    return da
+
+
+def _raise_all_nan(name: Hashable) -> None:
+    raise ValueError(
+        f"{str(name)!r} is all NaN: there is no ocean data in it. Check the fill value "
+        "(_FillValue/missing_value) and that the region and depths you selected hold ocean."
+    )
+
+
+def as_cube(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """Return ``ds`` unchanged when it is already a canonical cube, else :func:`standardize` it."""
+    if (
+        isinstance(ds, xr.Dataset)
+        and "thetao" in ds.data_vars
+        and ds.thetao.dims == CANONICAL_DIMS
+        and ds.thetao.attrs.get("units") == "degC"
+        and ds.depth.attrs.get("positive") == "down"
+    ):
+        return ds
+    return standardize(ds)
+
+
+def is_global(longitude: np.ndarray) -> bool:
+    """True when a regular longitude axis covers the whole circle, so that it wraps around."""
+    values = np.asarray(longitude, dtype="float64")
+    if values.size < 3:
+        return False
+    step = np.diff(values)
+    return bool(np.allclose(step, step[0], rtol=1e-3) and abs(values.size * step[0] - 360.0) < 1e-3 * 360.0)

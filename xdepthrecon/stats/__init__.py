@@ -1,0 +1,1 @@
+"""Numerical kernels with no xarray: geometry, seasonal fits, covariances, PCA, smoothing."""

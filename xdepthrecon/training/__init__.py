@@ -1,0 +1,1 @@
+"""Training the models: one loop, settings, the two trainers, batches, replicas."""
