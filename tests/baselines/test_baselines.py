@@ -8,11 +8,13 @@ import pytest
 import xarray as xr
 
 from tests.conftest import glorys_like
-from xdepthrecon.baselines.climatology import climatology, fit_seasonal
-from xdepthrecon.baselines.interpolation import interpolate, interpolate_levels
-from xdepthrecon.baselines.optimal_interpolation import KERNELS, Covariance, optimal_interpolation, predict
+from xdepthrecon.baselines._inputs import cell_vectors
+from xdepthrecon.baselines.climatology import climatology
+from xdepthrecon.baselines.interpolation import interpolate
+from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.baselines.sst_regression import sst_regression
-from xdepthrecon.baselines._inputs import EARTH_RADIUS_KM, cell_vectors, unit_vectors
+from xdepthrecon.stats.covariance import KERNELS
+from xdepthrecon.stats.geometry import EARTH_RADIUS_KM
 from xdepthrecon.sampling import sample_profiles
 
 DIMS = ("time", "depth", "latitude", "longitude")
@@ -55,21 +57,6 @@ def test_oi_recovers_gp_length_scale_and_beats_nearest(gp_fields):
     assert np.std(z) == pytest.approx(1.0, abs=0.15)  # the posterior std is calibrated
 
 
-@pytest.mark.parametrize("kernel", sorted(KERNELS))
-def test_predict_std_small_at_observations_and_prior_far_away(kernel):
-    cov = Covariance(kernel, length_scale=500.0, signal_variance=4.0, noise_variance=1e-4)
-    lat, lon = np.array([0.0, 1.0, -1.0, 2.0]), np.array([0.0, 1.0, 2.0, -1.0])
-    sources, values = unit_vectors(lat, lon), np.array([1.0, 2.0, 0.5, -1.0])
-    targets = unit_vectors(np.array([0.0, 0.5, 10.0, 0.0]), np.array([0.0, 0.5, 0.0, 180.0]))
-    mean, variance = predict(sources, values, targets, np.arange(4), cov, local_variance=False)
-    std = np.sqrt(variance)
-    assert mean[0] == pytest.approx(1.0, abs=1e-3)  # at an observation
-    assert std[0] < 0.02
-    assert std[0] < std[1] < std[2] < std[3]
-    assert std[3] == pytest.approx(np.sqrt(4.0 + 1e-4), rel=1e-6)  # the antipode: the prior
-    assert mean[3] == pytest.approx(0.0, abs=1e-9)
-
-
 def test_oi_std_tends_to_prior_far_from_observations(gp_fields):
     truth, observed, gridded = gp_fields
     lon = gridded.longitude.values
@@ -108,9 +95,6 @@ def test_interpolation_wraps_longitude():
     for method in ("nearest", "inverse_distance"):
         out = interpolate(_gridded(values, lat, lon, 1), method=method).thetao.values[0, 0, 0]
         assert out[-1] == pytest.approx(1.0, abs=0.05)  # 179 E is 2 degrees from 179 W
-    filled = interpolate_levels(np.array([[[1.0, np.nan, np.nan, 3.0]]]), np.ones((1, 1, 4), bool),
-                                np.array([0.0]), np.array([-135.0, -45.0, 45.0, 135.0]), method="nearest")
-    np.testing.assert_allclose(filled[0, 0], [1.0, 1.0, 3.0, 3.0])
 
 
 def test_interpolation_rejects_unknown_method(cube):
@@ -143,15 +127,6 @@ def test_climatology_predicts_held_out_months_and_fills_held_out_region():
     expected = training.thetao.mean("time").values
     kept = np.isfinite(expected)
     np.testing.assert_allclose(annual.thetao.isel(time=0).values[kept], expected[kept], atol=1e-4)
-
-
-def test_fit_seasonal_falls_back_to_the_mean_when_ill_posed():
-    design = np.stack([np.ones(4), np.cos([0.0, 1.0, 2.0, 3.0]), np.sin([0.0, 1.0, 2.0, 3.0])], axis=1)
-    values = np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan], [5.0, np.nan, np.nan], [7.0, np.nan, np.nan]])
-    coefficients = fit_seasonal(values, design)
-    assert np.isfinite(coefficients[:, 0]).all()
-    np.testing.assert_allclose(coefficients[:, 1], [2.0, 0.0, 0.0])
-    assert np.isnan(coefficients[:, 2]).all()
 
 
 def test_climatology_needs_training(cube):

@@ -12,11 +12,10 @@ import xarray as xr
 
 from xdepthrecon._provenance import with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
-from xdepthrecon.gridding import _LEAP_YEAR_NS, _as_profile_times, _year_position, grid_profiles
+from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.profiles import _is_canonical
-
-#: Mean Earth radius (km) used for every distance of the baselines.
-EARTH_RADIUS_KM = 6371.0
+from xdepthrecon.stats.geometry import unit_vectors
+from xdepthrecon.stats.seasonal import seasonal_design  # noqa: F401  (old path, until analysis/ imports stats/)
 
 
 def grid_of(grid: xr.Dataset | xr.DataArray | None,
@@ -88,39 +87,15 @@ def training_field(training: xr.Dataset | xr.DataArray | None, coords: xr.Datase
     return field
 
 
-def unit_vectors(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere ``(..., 3)`` for latitudes and longitudes in degrees."""
-    lat, lon = np.deg2rad(np.asarray(latitude, dtype="float64")), np.deg2rad(np.asarray(longitude, dtype="float64"))
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
-
-
 def cell_vectors(coords: xr.Dataset) -> np.ndarray:
     """Unit vectors ``(latitude * longitude, 3)`` of the grid cells, row-major."""
     lat, lon = np.meshgrid(coords["latitude"].values, coords["longitude"].values, indexing="ij")
     return unit_vectors(lat.ravel(), lon.ravel())
 
 
-def great_circle_km(chord: np.ndarray) -> np.ndarray:
-    """Great-circle distance (km) from the chord length between unit vectors."""
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0))
-
-
 def wraps(coords: xr.Dataset) -> bool:
     """Whether the grid's longitude spans the circle."""
     return is_global(np.asarray(coords["longitude"].values))
-
-
-def seasonal_design(times: np.ndarray, harmonics: int) -> np.ndarray:
-    """Regressors ``(time, 1 + 2 * harmonics)``: 1, cos and sin of k x the phase of the year, k = 1..harmonics.
-
-    Climatological cftime axes (year 0 or 1) count by their month and day, as :func:`grid_profiles` does.
-    """
-    dates, _ = _as_profile_times(np.asarray(times))
-    phase = 2.0 * np.pi * _year_position(dates.astype("datetime64[ns]")) / _LEAP_YEAR_NS
-    columns = [np.ones_like(phase)]
-    for k in range(1, harmonics + 1):
-        columns += [np.cos(k * phase), np.sin(k * phase)]
-    return np.stack(columns, axis=-1)
 
 
 def reconstruction(coords: xr.Dataset, thetao: np.ndarray, std: np.ndarray | None, method: str, call: str,

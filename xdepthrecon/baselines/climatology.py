@@ -7,23 +7,18 @@ that are missing from the training period (held-out months of an OSSE). A cell w
 values for the harmonics (fewer than 1 + 2 harmonics values, or values all in one season) falls back to
 fewer harmonics, down to the mean. Ocean cells without any training value (held-out regions) take the
 coefficients interpolated linearly from the cells around them, level by level (see
-:func:`~xdepthrecon.baselines.interpolation.interpolate_levels`).
+:func:`~xdepthrecon.stats.interpolation.fill_cells`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call
-from xdepthrecon.baselines._inputs import grid_of, reconstruction, seasonal_design, training_field, wraps
-from xdepthrecon.baselines.interpolation import interpolate_levels
-
-#: Width (cells) of the ring of known cells that held-out cells are interpolated from.
-RING = 3
-#: Smallest eigenvalue of the (count-normalised) normal matrix for a harmonic fit to count as well posed.
-_MIN_EIGENVALUE = 1e-3
+from xdepthrecon.baselines._inputs import grid_of, reconstruction, training_field, wraps
+from xdepthrecon.stats.interpolation import fill_cells
+from xdepthrecon.stats.seasonal import fit_seasonal, seasonal_design
 
 
 def climatology(
@@ -79,56 +74,16 @@ def fit_seasonal_cube(field: xr.DataArray, harmonics: int) -> np.ndarray:
     return out
 
 
-def fit_seasonal(values: np.ndarray, design: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients ``(regressor, cell)`` of ``values (time, cell)`` on ``design (time, regressor)``.
-
-    NaN values are left out. A cell whose fit is ill posed with all regressors drops the last
-    harmonic (two columns) until it is well posed; cells without any value are NaN.
-    """
-    valid = np.isfinite(values)
-    filled = np.where(valid, values, 0.0)
-    weights = valid.astype("float64")
-    count = weights.sum(axis=0)
-    coefficients = np.full((design.shape[1], values.shape[1]), np.nan)
-    for order in range(design.shape[1], 0, -2):
-        todo = np.flatnonzero(np.isnan(coefficients[0]) & (count >= order))
-        if todo.size == 0:
-            continue
-        regressors = design[:, :order]
-        normal = np.einsum("tc,tk,tl->ckl", weights[:, todo], regressors, regressors)
-        smallest = np.linalg.eigvalsh(normal / count[todo, None, None])[:, 0]
-        posed = smallest > _MIN_EIGENVALUE if order > 1 else np.ones(todo.size, dtype=bool)
-        todo, normal = todo[posed], normal[posed]
-        right = np.einsum("tc,tk->ck", filled[:, todo], regressors)
-        coefficients[:order, todo] = np.linalg.solve(normal, right[..., None])[..., 0].T
-        coefficients[order:, todo] = 0.0
-    return coefficients
-
-
 def seasonal_on_grid(coefficients: np.ndarray, coords: xr.Dataset, ocean: np.ndarray) -> np.ndarray:
     """The seasonal fit at the grid's times, ``(time, depth, latitude, longitude)``, NaN on land.
 
     Ocean cells without coefficients take them interpolated linearly from the cells that have them
-    within :data:`RING` cells (the nearest one where none is that close).
+    within :data:`~xdepthrecon.stats.interpolation.RING` cells (the nearest one where none is that close).
     """
     stacked = coefficients.reshape(-1, *coefficients.shape[2:])
     wanted = np.tile(ocean.any(axis=0), (coefficients.shape[0], 1, 1)) & np.isnan(stacked)
-    filled = np.where(wanted, fill_cells(stacked, wanted, coords), stacked).reshape(coefficients.shape)
+    latitude, longitude = coords["latitude"].values, coords["longitude"].values
+    filled = fill_cells(stacked, wanted, latitude, longitude, periodic=wraps(coords))
+    filled = np.where(wanted, filled, stacked).reshape(coefficients.shape)
     design = seasonal_design(coords["time"].values, (coefficients.shape[0] - 1) // 2)
     return np.where(ocean, np.einsum("tp,plyx->tlyx", design, filled), np.nan)
-
-
-def fill_cells(values: np.ndarray, wanted: np.ndarray, coords: xr.Dataset) -> np.ndarray:
-    """Linear interpolation of ``values (level, lat, lon)`` into the ``wanted`` cells from the ring around them."""
-    periodic = wraps(coords)
-    lat, lon = coords["latitude"].values, coords["longitude"].values
-    pad = RING if periodic else 0
-    padded = np.pad(wanted, ((0, 0), (0, 0), (pad, pad)), mode="wrap")
-    near = scipy.ndimage.binary_dilation(padded, structure=np.ones((1, 2 * RING + 1, 2 * RING + 1), dtype=bool))
-    ring = near[:, :, pad:near.shape[2] - pad]
-    filled = interpolate_levels(np.where(ring, values, np.nan), wanted, lat, lon, method="linear", periodic=periodic)
-    missing = wanted & np.isnan(filled)
-    if missing.any():
-        filled = np.where(missing, interpolate_levels(values, missing, lat, lon, method="nearest", periodic=periodic),
-                          filled)
-    return filled

@@ -22,14 +22,13 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.baselines._inputs import grid_of, reconstruction, seasonal_design, training_field
-from xdepthrecon.baselines.climatology import fit_seasonal, fit_seasonal_cube, seasonal_on_grid
+from xdepthrecon.baselines._inputs import grid_of, reconstruction, training_field
+from xdepthrecon.baselines.climatology import fit_seasonal_cube, seasonal_on_grid
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.io.cube import CANONICAL_DIMS
 from xdepthrecon.io.sst import align_sst
-
-#: Fewest (anomaly, SST anomaly) pairs for a latitude band to get its own slope.
-MIN_PAIRS = 100
+from xdepthrecon.stats.regression import MIN_PAIRS, level_slopes
+from xdepthrecon.stats.seasonal import fit_seasonal, seasonal_design
 
 
 def sst_regression(
@@ -99,7 +98,8 @@ def sst_regression(
     slope = np.zeros((coords.sizes["depth"], latitude.size))
     for level in range(coords.sizes["depth"]):
         values = np.asarray(field.isel(depth=level).values, dtype="float64")
-        slope[level] = level_slopes(values, coefficients[:, level], design, train_anomaly, latitude, band, min_pairs)
+        slope[level] = level_slopes(values, coefficients[:, level], design, train_anomaly, latitude=latitude,
+                                    band=band, min_pairs=min_pairs)
     background = climate + slope[None, :, :, None] * grid_anomaly[:, None]
 
     coefficient = xr.DataArray(slope, dims=("depth", "latitude"),
@@ -127,33 +127,3 @@ def _sst_values(sst: xr.Dataset | xr.DataArray, like: xr.Dataset | xr.DataArray)
     if not same:
         field = align_sst(sst, like=like).sst
     return np.asarray(field.transpose("time", "latitude", "longitude").values, dtype="float64")
-
-
-def level_slopes(values: np.ndarray, coefficients: np.ndarray, design: np.ndarray, sst_anomaly: np.ndarray,
-                 latitude: np.ndarray, band: float, min_pairs: int) -> np.ndarray:
-    """Slope per latitude of one level's departure from its seasonal fit on the SST anomaly.
-
-    ``values (time, lat, lon)`` are the level's training values, ``coefficients (regressor, lat, lon)`` their
-    seasonal fit on ``design (time, regressor)``; cells with no more values than regressors are left out
-    (an exact fit leaves no residual). See :func:`_band_slopes` for the pooling.
-    """
-    residual = values - np.einsum("tp,pyx->tyx", design, coefficients)
-    residual[:, np.isfinite(values).sum(axis=0) <= design.shape[1]] = np.nan
-    return _band_slopes(residual, sst_anomaly, latitude, band, min_pairs)
-
-
-def _band_slopes(residual: np.ndarray, sst_anomaly: np.ndarray, latitude: np.ndarray, band: float,
-                 min_pairs: int) -> np.ndarray:
-    """Slope per latitude of ``residual`` on ``sst_anomaly`` (both ``(time, lat, lon)``), pooled per band."""
-    valid = np.isfinite(residual) & np.isfinite(sst_anomaly)
-    product = np.where(valid, residual * sst_anomaly, 0.0).sum(axis=(0, 2))
-    power = np.where(valid, sst_anomaly**2, 0.0).sum(axis=(0, 2))
-    pairs = valid.sum(axis=(0, 2))
-    overall = product.sum() / power.sum() if power.sum() > 0 else 0.0
-    bands = np.floor((latitude + 90.0) / band).astype(int)
-    slope = np.full(latitude.size, overall)
-    for label in np.unique(bands):
-        rows = bands == label
-        if pairs[rows].sum() >= min_pairs and power[rows].sum() > 0:
-            slope[rows] = product[rows].sum() / power[rows].sum()
-    return slope
