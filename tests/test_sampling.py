@@ -9,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import xdepthrecon
-from xdepthrecon.gridding import _as_profile_times, grid_profiles
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.io.times import as_profile_times
 from xdepthrecon.io.profiles import _is_canonical, read_profiles
 from xdepthrecon.sampling import _cell_areas, sample_profiles
 
@@ -20,7 +21,7 @@ def _assert_round_trip(truth: xr.Dataset, obs: xr.Dataset, depth_max: float | No
     """Gridding the samples back gives the truth exactly at the sampled columns, and nothing elsewhere."""
     gridded = grid_profiles(obs, like=truth, window="1h")
     expected = np.zeros(truth.thetao.shape, dtype=bool)
-    times, _ = _as_profile_times(truth.time.values)
+    times, _ = as_profile_times(truth.time.values)
     for p in range(obs.sizes["profile"]):
         t = int(np.flatnonzero(times == obs.time.values[p])[0])
         i = int(np.flatnonzero(truth.latitude.values == obs.latitude.values[p])[0])

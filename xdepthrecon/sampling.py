@@ -15,7 +15,8 @@ import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS
-from xdepthrecon.gridding import _as_profile_times, _cell_halves, _spacing
+from xdepthrecon.gridding import _cell_halves, _spacing
+from xdepthrecon.io.times import as_profile_times
 from xdepthrecon.io.profiles import _profiles_dataset
 
 #: Side (cells) of the square tile that ``per_tile`` counts profiles in, as in DepthDif's 128x128 patches.
@@ -90,7 +91,7 @@ def sample_profiles(
     lat = np.asarray(thetao["latitude"].values, dtype="float64")
     lon = np.asarray(thetao["longitude"].values, dtype="float64")
     area = _cell_areas(lat, lon).ravel()
-    times, _ = _as_profile_times(thetao["time"].values)
+    times, _ = as_profile_times(thetao["time"].values)
 
     columns, cells, steps = [], [], []
     for t in range(thetao.sizes["time"]):

@@ -38,7 +38,8 @@ from xdepthrecon.baselines.interpolation import interpolate
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.baselines.sst_regression import sst_regression
 from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube
-from xdepthrecon.gridding import _as_profile_times, grid_profiles
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.io.times import as_profile_times
 from xdepthrecon.evaluation.metrics import evaluate
 from xdepthrecon.sampling import sample_profiles
 from xdepthrecon.io.sst import align_sst
@@ -302,7 +303,7 @@ def time_mask(times: xr.DataArray | Sequence[int] | None, like: xr.Dataset) -> x
     months = np.asarray(list(times))
     if months.size and (months.min() < 1 or months.max() > 12):
         raise ValueError(f"test_times {list(months)} are not calendar months 1-12.")
-    dates, _ = _as_profile_times(np.asarray(index.values))
+    dates, _ = as_profile_times(np.asarray(index.values))
     month = dates.astype("datetime64[M]").astype("int64") % 12 + 1
     return xr.DataArray(np.isin(month, months), dims="time", coords={"time": index})
 

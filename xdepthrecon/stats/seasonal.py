@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xdepthrecon.gridding import _LEAP_YEAR_NS, _as_profile_times, _year_position
+from xdepthrecon.io.times import LEAP_YEAR_NS, as_profile_times, year_position
 
 #: Smallest eigenvalue of the (count-normalised) normal matrix for a harmonic fit to count as well posed.
 _MIN_EIGENVALUE = 1e-3
@@ -13,10 +13,10 @@ _MIN_EIGENVALUE = 1e-3
 def seasonal_design(times: np.ndarray, harmonics: int) -> np.ndarray:
     """Regressors ``(time, 1 + 2 * harmonics)``: 1, cos and sin of k x the phase of the year, k = 1..harmonics.
 
-    Climatological cftime axes (year 0 or 1) count by their month and day, as :func:`grid_profiles` does.
+    Climatological cftime axes (year 0 or 1) count by their month and day, as :func:`~xdepthrecon.grid_profiles` does.
     """
-    dates, _ = _as_profile_times(np.asarray(times))
-    phase = 2.0 * np.pi * _year_position(dates.astype("datetime64[ns]")) / _LEAP_YEAR_NS
+    dates, _ = as_profile_times(np.asarray(times))
+    phase = 2.0 * np.pi * year_position(dates.astype("datetime64[ns]")) / LEAP_YEAR_NS
     columns = [np.ones_like(phase)]
     for k in range(1, harmonics + 1):
         columns += [np.cos(k * phase), np.sin(k * phase)]
