@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from xdepthrecon.gridding import grid_profiles, interpolate_levels
-from xdepthrecon.io.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import profiles_dataset
 
 from tests.conftest import glorys_like
 
@@ -17,8 +17,8 @@ from tests.conftest import glorys_like
 def _profiles(lat, lon, time, depth, temperature) -> xr.Dataset:
     depth = np.atleast_2d(np.asarray(depth, dtype="float64"))
     temperature = np.atleast_2d(np.asarray(temperature, dtype="float64"))
-    return _profiles_dataset(temperature, depth, np.atleast_1d(lat), np.atleast_1d(lon),
-                             np.atleast_1d(np.asarray(time, dtype="datetime64[ns]")), attrs={})
+    return profiles_dataset(temperature, depth, np.atleast_1d(lat), np.atleast_1d(lon),
+                            time=np.atleast_1d(np.asarray(time, dtype="datetime64[ns]")), attrs={})
 
 
 def _grid(times=3, depth=(0.0, 10.0, 50.0, 100.0), lat=(0.0, 1.0, 2.0), lon=(10.0, 11.0, 12.0),
@@ -134,8 +134,8 @@ def test_land_cells_of_the_cube_are_masked_and_counted(cube):
 
 def test_zero_and_one_profile():
     like = _grid()
-    empty = _profiles_dataset(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0),
-                              np.empty(0, dtype="datetime64[ns]"), attrs={})
+    empty = profiles_dataset(np.empty((0, 0)), np.empty((0, 0)), np.empty(0), np.empty(0),
+                             time=np.empty(0, dtype="datetime64[ns]"), attrs={})
     out = grid_profiles(empty, like=like)
     assert out.x.shape == (3, 4, 3, 3) and not out.x_mask.values.any()
     assert out.attrs["profiles_total"] == 0

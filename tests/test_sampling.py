@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import xdepthrecon
 from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.times import as_profile_times
-from xdepthrecon.io.profiles import _is_canonical, read_profiles
+from xdepthrecon.io.profiles import is_canonical, read_profiles
 from xdepthrecon.sampling import _cell_areas, sample_profiles
 
 from tests.conftest import glorys_like
@@ -46,7 +46,7 @@ def test_round_trip_through_grid_profiles_is_exact(times, depths, lats, lons, se
     assume(np.isfinite(cube.thetao.values).any())
     truth = xdepthrecon.standardize(cube)  # rolls the 0..360 grids
     obs = sample_profiles(truth, per_tile=4000.0, depth_max=depth_max, seed=seed)
-    assert _is_canonical(obs)
+    assert is_canonical(obs)
     _assert_round_trip(truth, obs, depth_max)
 
 

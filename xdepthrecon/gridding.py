@@ -17,7 +17,7 @@ import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
-from xdepthrecon.io.profiles import _is_canonical, read_profiles
+from xdepthrecon.io.profiles import is_canonical, read_profiles
 from xdepthrecon.io.times import TimeWindows
 from xdepthrecon.io.times import profile_windows  # noqa: F401  (old path, until reconstruct.py and demo.py import io.times)
 
@@ -91,7 +91,7 @@ def grid_profiles(
     """
     call = describe_call("xdepthrecon.grid_profiles", window=str(window), max_gap=max_gap,
                          max_gap_fraction=max_gap_fraction, mask_land=mask_land)
-    if not _is_canonical(profiles):
+    if not is_canonical(profiles):
         profiles = read_profiles(profiles)
     thetao, coords = _cube_parts(like)
     levels = np.asarray(coords["depth"].values, dtype="float64")
@@ -104,8 +104,8 @@ def grid_profiles(
     values = interpolate_levels(profiles["depth"].values, profiles["temperature"].values, levels,
                                 max_gap, max_gap_fraction, dtype)
     has_level = np.isfinite(values).any(axis=1)
-    lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, _spacing(lon), periodic=False)
-    lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, _spacing(lat), periodic=is_global(lon))
+    lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, grid_spacing(lon), periodic=False)
+    lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, grid_spacing(lat), periodic=is_global(lon))
     inside = lat_inside & lon_inside
     cell = lat_index * lon.size + lon_index
     windows = TimeWindows(coords["time"].values, profiles["time"].values, window)
@@ -247,11 +247,12 @@ def _cube_parts(like: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray | None, x
     return thetao, coords
 
 
-def _spacing(centres: np.ndarray) -> float:
+def grid_spacing(centres: np.ndarray) -> float:
+    """Typical (median) spacing of increasing cell centres; 1 degree for an axis of one cell."""
     return float(np.median(np.diff(centres))) if centres.size > 1 else _FALLBACK_CELL
 
 
-def _cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
+def cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
     """Distances from each centre to its cell's lower and upper bounds.
 
     Bounds lie half-way between neighbouring centres; the outer cells extend by half their inner
@@ -269,7 +270,7 @@ def _cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.n
 def _nearest_cell(x: np.ndarray, centres: np.ndarray, fallback: float, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
     """Index of the cell holding each ``x`` and whether it lies in any cell at all."""
     x = np.asarray(x, dtype="float64")
-    lower, upper = _cell_halves(centres, fallback)
+    lower, upper = cell_halves(centres, fallback)
     if periodic:
         start = centres[0] - lower[0]
         x = start + np.mod(x - start, 360.0)

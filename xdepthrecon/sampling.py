@@ -15,13 +15,13 @@ import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS
-from xdepthrecon.gridding import _cell_halves, _spacing
+from xdepthrecon.gridding import cell_halves, grid_spacing
 from xdepthrecon.io.times import as_profile_times
-from xdepthrecon.io.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import profiles_dataset
+from xdepthrecon.stats.geometry import EARTH_RADIUS_KM
 
 #: Side (cells) of the square tile that ``per_tile`` counts profiles in, as in DepthDif's 128x128 patches.
 TILE_SIZE = 128
-_EARTH_RADIUS_KM = 6371.0
 
 
 def sample_profiles(
@@ -138,8 +138,8 @@ def sample_profiles(
     if depth_max is not None:
         attrs["osse_depth_max"] = float(depth_max)
     standard_name = thetao.attrs.get("standard_name", "sea_water_potential_temperature")
-    return _profiles_dataset(temperature[:, :n_levels], depth[:, :n_levels], lat[rows], lon[cols], times[step],
-                             standard_name=standard_name, attrs=attrs)
+    return profiles_dataset(temperature[:, :n_levels], depth[:, :n_levels], lat[rows], lon[cols], time=times[step],
+                            standard_name=standard_name, attrs=attrs)
 
 
 def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
@@ -157,9 +157,9 @@ def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
 
 def _cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Area (km^2) of each grid cell ``(latitude, longitude)`` on a sphere, with the gridding's cell bounds."""
-    lat_lower, lat_upper = _cell_halves(lat, _spacing(lon))
-    lon_lower, lon_upper = _cell_halves(lon, _spacing(lat))
+    lat_lower, lat_upper = cell_halves(lat, grid_spacing(lon))
+    lon_lower, lon_upper = cell_halves(lon, grid_spacing(lat))
     south = np.deg2rad(np.clip(lat - lat_lower, -90.0, 90.0))
     north = np.deg2rad(np.clip(lat + lat_upper, -90.0, 90.0))
     width = np.deg2rad(lon_lower + lon_upper)
-    return _EARTH_RADIUS_KM**2 * (np.sin(north) - np.sin(south))[:, None] * width[None, :]
+    return EARTH_RADIUS_KM**2 * (np.sin(north) - np.sin(south))[:, None] * width[None, :]

@@ -13,7 +13,7 @@ import xarray as xr
 from xdepthrecon._provenance import with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
 from xdepthrecon.gridding import grid_profiles
-from xdepthrecon.io.profiles import _is_canonical
+from xdepthrecon.io.profiles import is_canonical
 from xdepthrecon.stats.geometry import unit_vectors
 from xdepthrecon.stats.seasonal import seasonal_design  # noqa: F401  (old path, until analysis/ imports stats/)
 
@@ -58,7 +58,7 @@ def gridded_observations(observations: xr.Dataset, coords: xr.Dataset, ocean: np
     Canonical profiles are gridded with :func:`xdepthrecon.grid_profiles` (``window``); gridded
     observations (``x``, as that function returns) must be on the grid's coordinates already.
     """
-    if _is_canonical(observations):
+    if is_canonical(observations):
         observations = grid_profiles(observations, like=coords, window=window, mask_land=False)
     if not isinstance(observations, xr.Dataset) or "x" not in observations:
         raise ValueError("observations must be canonical profiles (xdepthrecon.read_profiles / sample_profiles) or "

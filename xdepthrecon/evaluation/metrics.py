@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.special
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
+from xdepthrecon.evaluation.crps import crps_ensemble, crps_gaussian
+from xdepthrecon.evaluation.predictions import MEMBER, Prediction, prediction_parts, thetao_field
 from xdepthrecon.evaluation.spectra import effective_resolution
 
-#: Name of the ensemble dimension.
-MEMBER = "member"
 #: Values of the ``columns`` dimension when ``observed`` is given.
 COLUMNS: tuple[str, str, str] = ("all", "observed", "unobserved")
 #: Dimensions a score is averaged over unless kept with ``by``.
 _AVERAGED = ("time", "latitude", "longitude")
-
-
-@dataclass(frozen=True)
-class _Prediction:
-    """A prediction taken apart: the point estimate and, for probabilistic ones, members or a std."""
-
-    mean: xr.DataArray
-    members: xr.DataArray | None = None
-    std: xr.DataArray | None = None
 
 
 def evaluate(
@@ -114,7 +103,7 @@ def evaluate(
     >>> scores.rmse.sel(columns="unobserved").to_series()  # doctest: +SKIP
     """
     target = _truth_field(truth)
-    parts = _prediction_parts(prediction)
+    parts = prediction_parts(prediction)
     keep, labels = _groups(by, target)
     mask = None if mask is None else _boolean(mask, "mask")
     observed = None if observed is None else _observed_columns(observed)
@@ -184,66 +173,6 @@ def evaluate(
     return out
 
 
-def crps_ensemble(members: xr.DataArray, truth: xr.DataArray, fair: bool = False, dim: str = MEMBER) -> xr.DataArray:
-    """CRPS of an ensemble at every point: mean_i |X_i - y| - 1/(2 M^2) sum_ij |X_i - X_j|.
-
-    The pair sum is computed from the sorted members in O(M log M):
-    sum_ij |X_i - X_j| = 2 sum_k (2k - M + 1) X_(k), k = 0 .. M - 1.
-
-    Parameters
-    ----------
-    members
-        Ensemble members along ``dim``.
-    truth
-        The verifying values, broadcastable against ``members`` without ``dim``.
-    fair
-        Divide the pair sum by 2 M (M - 1) instead of 2 M^2: the fair CRPS (Ferro 2014), which
-        estimates the CRPS of the distribution the members were drawn from.
-    dim
-        Name of the ensemble dimension.
-
-    Returns
-    -------
-    xarray.DataArray
-        The CRPS (units of the data), NaN where a member or the truth is NaN.
-    """
-    return xr.apply_ufunc(
-        _crps_ensemble_kernel, members, truth, kwargs={"fair": fair},
-        input_core_dims=[[dim], []], dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"allow_rechunk": True},
-    )
-
-
-def crps_gaussian(mean: xr.DataArray, std: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
-    """CRPS of a Gaussian N(mean, std^2) at every point (Gneiting et al. 2005); |mean - truth| where std = 0.
-
-    Parameters
-    ----------
-    mean, std
-        The Gaussian's mean and standard deviation (std >= 0).
-    truth
-        The verifying values.
-
-    Returns
-    -------
-    xarray.DataArray
-        sigma [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)] with z = (truth - mean) / sigma.
-    """
-    sigma = std.where(std > 0)
-    z = (truth - mean) / sigma
-    density = np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
-    crps = sigma * (z * (2.0 * scipy.special.ndtr(z) - 1.0) + 2.0 * density - 1.0 / np.sqrt(np.pi))
-    return xr.where(std > 0, crps, abs(truth - mean))
-
-
-def _crps_ensemble_kernel(members: np.ndarray, truth: np.ndarray, fair: bool) -> np.ndarray:
-    size = members.shape[-1]
-    skill = np.abs(members - truth[..., None]).mean(-1)
-    ranks = 2.0 * np.arange(size) - size + 1.0
-    pair_sum = 2.0 * (np.sort(members, axis=-1) * ranks).sum(-1)
-    return skill - pair_sum / (2.0 * size * (size - 1 if fair else size))
-
-
 def _correlation(mean: xr.DataArray, target: xr.DataArray, valid: xr.DataArray, average) -> xr.DataArray:
     """Weighted Pearson correlation, from moments about a per-depth reference (no cancellation)."""
     others = [d for d in target.dims if d != "depth"]
@@ -273,7 +202,7 @@ def _resolution(
 
 
 def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
-    field = _thetao(truth, "truth")
+    field = thetao_field(truth, "truth")
     if MEMBER in field.dims:
         raise ValueError(f"the truth has a {MEMBER!r} dimension; select one member or pass the truth cube.")
     missing = [d for d in ("depth", "latitude", "longitude") if d not in field.dims]
@@ -283,35 +212,6 @@ def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
             "bring it to the canonical layout with xdepthrecon.standardize first."
         )
     return field
-
-
-def _thetao(obj: xr.Dataset | xr.DataArray, role: str) -> xr.DataArray:
-    if isinstance(obj, xr.DataArray):
-        return obj
-    if "thetao" not in obj:
-        raise ValueError(
-            f"the {role} has no 'thetao' variable (it has {list(map(str, obj.data_vars))}); pass a canonical "
-            "cube (see xdepthrecon.standardize) or the temperature DataArray."
-        )
-    return obj["thetao"]
-
-
-def _prediction_parts(prediction: xr.Dataset | xr.DataArray) -> _Prediction:
-    """Split a prediction into point estimate and members or std (see :func:`evaluate`)."""
-    if isinstance(prediction, xr.Dataset) and "thetao_members" in prediction:
-        members = prediction["thetao_members"]
-    else:
-        field = _thetao(prediction, "prediction")
-        members = field if MEMBER in field.dims else None
-        if members is None:
-            std = prediction.get("thetao_std") if isinstance(prediction, xr.Dataset) else None
-            return _Prediction(field, std=std)
-    if MEMBER not in members.dims or members.sizes[MEMBER] < 2:
-        raise ValueError(
-            f"an ensemble needs a {MEMBER!r} dimension of 2 or more members (got dims "
-            f"{dict(members.sizes)}); score a single member as a deterministic prediction with .isel({MEMBER}=0)."
-        )
-    return _Prediction(members.mean(MEMBER, skipna=False), members=members)
 
 
 def _boolean(array: xr.DataArray, name: str) -> xr.DataArray:
@@ -402,7 +302,8 @@ def _check_overlap(target: xr.DataArray, prediction_dims: tuple[Hashable, ...]) 
         raise ValueError(f"the prediction lacks the truth's dimensions {missing}; standardise both cubes the same way.")
 
 
-_LONG_NAMES = {
+#: Long name and fixed units (None: the data's) of every score.
+LONG_NAMES = {
     "rmse": ("root-mean-square error", None),
     "mae": ("mean absolute error", None),
     "bias": ("mean error, prediction - truth", None),
@@ -416,11 +317,11 @@ _LONG_NAMES = {
 
 
 def _attrs(name: str, units: str) -> dict[str, str]:
-    long_name, fixed = _LONG_NAMES[name]
+    long_name, fixed = LONG_NAMES[name]
     return {"long_name": long_name, "units": fixed or units}
 
 
-def _describe(parts: _Prediction, ensemble_size: int | None, fair: bool) -> str:
+def _describe(parts: Prediction, ensemble_size: int | None, fair: bool) -> str:
     if ensemble_size is not None:
         crps = "fair ensemble CRPS" if fair else "ensemble CRPS of the empirical distribution"
         return f"ensemble of {ensemble_size} members: mean scored, {crps}"

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xdepthrecon.evaluation.metrics import _LONG_NAMES, MEMBER, _prediction_parts, _thetao
+from xdepthrecon.evaluation._score_lines import score_lines
+from xdepthrecon.evaluation.metrics import LONG_NAMES
+from xdepthrecon.evaluation.predictions import MEMBER, prediction_parts, thetao_field
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -175,7 +177,7 @@ def plot_profile(
     -------
     matplotlib.axes.Axes
     """
-    parts = _prediction_parts(ds)
+    parts = prediction_parts(ds)
     where = {"time": time, "latitude": latitude, "longitude": longitude}
     mean = _column(parts.mean, where)
     spread = None
@@ -189,7 +191,7 @@ def plot_profile(
         ax.fill_betweenx(mean.depth, mean - spread, mean + spread, color=line.get_color(), alpha=0.25,
                          linewidth=0, label=f"{label} +- 1 std")
     if truth is not None:
-        column = _column(_thetao(truth, "truth"), where)
+        column = _column(thetao_field(truth, "truth"), where)
         ax.plot(column, column.depth, "k--", label="truth")
     if observations is not None:
         depth, values = _observations_at(observations, ds, mean, time)
@@ -232,13 +234,13 @@ def plot_scores(
     -------
     matplotlib.axes.Axes
     """
-    lines = _score_lines(scores, metric, columns)
+    lines = score_lines(scores, metric, columns)
     ax = _new_axes(ax, (4.8, 5.5))
     for name, series in lines.items():
         ax.plot(series.to_numpy(), series.index.to_numpy(), marker="o", markersize=3, label=name, **kwargs)
     if metric in _REFERENCE:
         ax.axvline(_REFERENCE[metric], color="0.5", linewidth=0.8, zorder=0)
-    long_name, units = _LONG_NAMES.get(metric, (metric, None))
+    long_name, units = LONG_NAMES.get(metric, (metric, None))
     ax.set(xlabel=f"{metric} ({units or 'degC'})", ylabel=_DEPTH_LABEL,
            title=f"{long_name}" + ("" if columns == "all" else f", {columns} columns"))
     ax.invert_yaxis()
@@ -255,14 +257,14 @@ def _field(
     """The field to draw for ``kind``, and its colour bar label."""
     if kind not in CMAPS:
         raise ValueError(f"kind={kind!r} is not one of {list(CMAPS)}.")
-    parts = _prediction_parts(ds)
+    parts = prediction_parts(ds)
     units = parts.mean.attrs.get("units", "degC")
     if kind == "temperature":
         return parts.mean, f"temperature ({units})"
     if kind == "error":
         if truth is None:
             raise ValueError("kind='error' needs the truth: pass truth=<truth cube>.")
-        prediction, target = xr.align(parts.mean, _thetao(truth, "truth"), join="inner")
+        prediction, target = xr.align(parts.mean, thetao_field(truth, "truth"), join="inner")
         return prediction - target, f"prediction - truth ({units})"
     if parts.members is not None:
         return parts.members.std(MEMBER, ddof=1, skipna=False), f"ensemble spread, std ({units})"
@@ -359,7 +361,7 @@ def _observations_at(
         values = _select(_thetao_or_x(observations), time=time, latitude=float(column.latitude),
                          longitude=float(column.longitude))
         return values.depth.values, values.values
-    grid = _prediction_parts(ds).mean
+    grid = prediction_parts(ds).mean
     half_lat = 0.5 * _spacing(grid.latitude.values)
     half_lon = 0.5 * _spacing(grid.longitude.values)
     lat_distance = np.abs(observations.latitude.values - float(column.latitude))
@@ -374,48 +376,8 @@ def _thetao_or_x(observations: xr.Dataset | xr.DataArray) -> xr.DataArray:
         return observations
     if "x" in observations:
         return observations["x"]
-    return _thetao(observations, "observations")
+    return thetao_field(observations, "observations")
 
 
 def _spacing(values: np.ndarray) -> float:
     return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else 1.0
-
-
-def _score_lines(scores, metric: str, columns: str) -> dict[str, pd.Series]:
-    """One depth-indexed series per method."""
-    if isinstance(scores, pd.DataFrame):
-        return _table_lines(scores, metric, columns)
-    if isinstance(scores, xr.Dataset):
-        scores = {scores.attrs.get("method", "prediction"): scores}
-    lines = {}
-    for name, table in scores.items():
-        if metric not in table:
-            raise ValueError(f"the scores of {name!r} have no {metric!r}; they have {list(map(str, table.data_vars))}.")
-        values = table[metric]
-        if "columns" in values.dims:
-            values = values.sel(columns=columns)
-        extra = [str(d) for d in values.dims if d != "depth"]
-        if extra:
-            raise ValueError(f"the {metric!r} scores of {name!r} have dims {extra} besides depth; "
-                             f"select one value of each, e.g. scores.sel({extra[0]}=...).")
-        lines[str(name)] = values.to_series()
-    return lines
-
-
-def _table_lines(table: pd.DataFrame, metric: str, columns: str) -> dict[str, pd.Series]:
-    missing = [c for c in ("method", "depth") if c not in table.columns]
-    if missing:
-        raise ValueError(f"a score table needs the columns {missing}; it has {list(table.columns)}.")
-    if "columns" in table.columns:
-        table = table[table["columns"] == columns]
-    if "metric" in table.columns and "value" in table.columns:
-        table = table[table["metric"] == metric]
-        value = "value"
-    elif metric in table.columns:
-        value = metric
-    else:
-        raise ValueError(f"the score table has no {metric!r}: give a 'metric' + 'value' pair or a {metric!r} column.")
-    if table.duplicated(["method", "depth"]).any():
-        raise ValueError("the score table has several rows per method and depth; filter it to one (e.g. one region).")
-    groups = table.groupby("method", sort=False)
-    return {str(name): rows.set_index("depth")[value].sort_index() for name, rows in groups}

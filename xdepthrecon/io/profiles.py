@@ -157,7 +157,9 @@ def read_profiles(
         vertical = pressure_to_depth(vertical, raw.latitude[:, None]).astype(raw.vertical.dtype)
     kept, report = _quality_control(raw, vertical)
     attrs = {key: value for key, value in raw.attrs.items() if not key.startswith("qc_")}
-    out = _profiles_dataset(*kept, standard_name=raw.standard_name, attrs=with_history(attrs, call))
+    temperature, depth, latitude, longitude, time, platform = kept
+    out = profiles_dataset(temperature, depth, latitude, longitude, time=time, platform=platform,
+                           standard_name=raw.standard_name, attrs=with_history(attrs, call))
     summary = report.summary(good)
     out.attrs.update(qc_dropped_values=report.dropped_values, qc_dropped_profiles=report.dropped_profiles,
                      qc_summary=summary)
@@ -166,14 +168,14 @@ def read_profiles(
     return out
 
 
-def _profiles_dataset(
+def profiles_dataset(
     temperature: np.ndarray,
     depth: np.ndarray,
     latitude: np.ndarray,
     longitude: np.ndarray,
+    *,
     time: np.ndarray,
     platform: np.ndarray | None = None,
-    *,
     standard_name: str = "sea_water_temperature",
     attrs: dict | None = None,
 ) -> xr.Dataset:
@@ -208,7 +210,7 @@ def _profiles_dataset(
     )
 
 
-def _is_canonical(ds: object) -> bool:
+def is_canonical(ds: object) -> bool:
     """True if ``ds`` is already in the canonical profile form (as :func:`read_profiles` returns)."""
     return (
         isinstance(ds, xr.Dataset)

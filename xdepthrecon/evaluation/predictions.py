@@ -1,0 +1,49 @@
+"""A prediction taken apart: its point estimate and, for probabilistic ones, its members or standard deviation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import xarray as xr
+
+#: Name of the ensemble dimension.
+MEMBER = "member"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction taken apart: the point estimate and, for probabilistic ones, members or a std."""
+
+    mean: xr.DataArray
+    members: xr.DataArray | None = None
+    std: xr.DataArray | None = None
+
+
+def thetao_field(obj: xr.Dataset | xr.DataArray, role: str) -> xr.DataArray:
+    """The temperature of a cube (its ``thetao``) or the DataArray itself; ``role`` names it in errors."""
+    if isinstance(obj, xr.DataArray):
+        return obj
+    if "thetao" not in obj:
+        raise ValueError(
+            f"the {role} has no 'thetao' variable (it has {list(map(str, obj.data_vars))}); pass a canonical "
+            "cube (see xdepthrecon.standardize) or the temperature DataArray."
+        )
+    return obj["thetao"]
+
+
+def prediction_parts(prediction: xr.Dataset | xr.DataArray) -> Prediction:
+    """Split a prediction into point estimate and members or std (see :func:`~xdepthrecon.evaluate`)."""
+    if isinstance(prediction, xr.Dataset) and "thetao_members" in prediction:
+        members = prediction["thetao_members"]
+    else:
+        field = thetao_field(prediction, "prediction")
+        members = field if MEMBER in field.dims else None
+        if members is None:
+            std = prediction.get("thetao_std") if isinstance(prediction, xr.Dataset) else None
+            return Prediction(field, std=std)
+    if MEMBER not in members.dims or members.sizes[MEMBER] < 2:
+        raise ValueError(
+            f"an ensemble needs a {MEMBER!r} dimension of 2 or more members (got dims "
+            f"{dict(members.sizes)}); score a single member as a deterministic prediction with .isel({MEMBER}=0)."
+        )
+    return Prediction(members.mean(MEMBER, skipna=False), members=members)
