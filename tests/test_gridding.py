@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from xdepthrecon.gridding import grid_profiles, interpolate_levels
+from xdepthrecon.gridding import grid_profiles, interpolate_vertical
 from xdepthrecon.io.profiles import profiles_dataset
 
 from tests.conftest import glorys_like
@@ -32,12 +32,12 @@ def test_interpolation_never_extrapolates_or_bridges_big_gaps():
     depth = [[5.0, 10.0, 20.0, 100.0, 110.0, np.nan]]
     temperature = [[20.0, 19.0, 18.0, 10.0, 9.0, np.nan]]
     levels = np.array([0.0, 7.5, 10.0, 15.0, 50.0, 105.0, 110.0, 120.0])
-    out = interpolate_levels(depth, temperature, levels, dtype="float64")[0]
+    out = interpolate_vertical(depth, temperature, levels, dtype="float64")[0]
     np.testing.assert_allclose(out, [np.nan, 19.5, 19.0, 18.5, np.nan, 9.5, 9.0, np.nan])
-    bridged = interpolate_levels(depth, temperature, levels, max_gap=np.inf, dtype="float64")[0]
+    bridged = interpolate_vertical(depth, temperature, levels, max_gap=np.inf, dtype="float64")[0]
     assert bridged[4] == pytest.approx(18.0 - 8.0 * 30.0 / 80.0)
     assert np.isnan(bridged[0]) and np.isnan(bridged[-1])
-    constant = interpolate_levels(depth, temperature, levels, max_gap=5.0, max_gap_fraction=0.0, dtype="float64")[0]
+    constant = interpolate_vertical(depth, temperature, levels, max_gap=5.0, max_gap_fraction=0.0, dtype="float64")[0]
     assert np.isnan(constant[3]) and constant[1] == 19.5  # the 10 m gap at 15 m is now too big
 
 
@@ -45,11 +45,11 @@ def test_interpolation_takes_samples_at_levels_exactly_and_handles_any_sample_or
     levels = np.array([0.494025, 1.541375, 2.645669])
     depth = np.array([[2.645669, 0.494025, np.nan, 1.541375]], dtype="float32")  # float32 rounding, unsorted
     temperature = np.array([[3.0, 1.0, 7.0, 2.0]], dtype="float32")
-    out = interpolate_levels(depth, temperature, levels)
+    out = interpolate_vertical(depth, temperature, levels)
     np.testing.assert_array_equal(out, [[1.0, 2.0, 3.0]])
     assert out.dtype == np.float32
-    assert interpolate_levels(np.empty((0, 0)), np.empty((0, 0)), levels).shape == (0, 3)
-    assert np.isnan(interpolate_levels([[5.0]], [[1.0]], levels)).all()  # one sample, at no level
+    assert interpolate_vertical(np.empty((0, 0)), np.empty((0, 0)), levels).shape == (0, 3)
+    assert np.isnan(interpolate_vertical([[5.0]], [[1.0]], levels)).all()  # one sample, at no level
 
 
 def test_profiles_are_averaged_in_their_cell_and_time():

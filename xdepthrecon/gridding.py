@@ -101,8 +101,8 @@ def grid_profiles(
     if max_gap < 0 or max_gap_fraction < 0:
         raise ValueError(f"max_gap ({max_gap}) and max_gap_fraction ({max_gap_fraction}) must be >= 0.")
 
-    values = interpolate_levels(profiles["depth"].values, profiles["temperature"].values, levels,
-                                max_gap, max_gap_fraction, dtype)
+    values = interpolate_vertical(profiles["depth"].values, profiles["temperature"].values, levels,
+                                  max_gap=max_gap, max_gap_fraction=max_gap_fraction, dtype=dtype)
     has_level = np.isfinite(values).any(axis=1)
     lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, grid_spacing(lon), periodic=False)
     lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, grid_spacing(lat), periodic=is_global(lon))
@@ -148,10 +148,11 @@ def grid_profiles(
     )
 
 
-def interpolate_levels(
+def interpolate_vertical(
     depth: np.ndarray,
     temperature: np.ndarray,
     levels: np.ndarray,
+    *,
     max_gap: float = 25.0,
     max_gap_fraction: float = 0.25,
     dtype: np.dtype | type = np.float32,
