@@ -12,22 +12,10 @@ bilinearly by ``k``. This is where the reference system pools, so its weights ke
 Height and width must be multiples of ``k``; anything else is refused with a ValueError that says
 how to crop.
 
-With ``linear_path=True`` each side also has a linear 1x1 path added to its convolution stack:
-``encode_linear`` (levels to latent) beside the encoder and ``decode_linear`` (latent to levels) beside
-the decoder. :meth:`DepthBandAutoencoder.init_linear_path` sets them to the EOFs of the training
-columns (the per-column PCA of :mod:`xdepthrecon.stats.pca`) and zeroes ``to_latent`` and
-``to_output``, so the model starts exactly at PCA truncation and training learns the nonlinear, spatially
-aware correction on top. The linear path is not trained (its parameters have ``requires_grad=False``):
-training it as well measured worse than keeping it fixed. Below-bottom gaps of a column are filled, on
-the way in, with the EOFs' least-squares fit to the column's valid levels, regularised by the EOF
-variances (``gap_penalty``, a buffer saved with the weights; see :mod:`xdepthrecon.stats.pca`), and
-the linear path projects the filled column. For a complete column that is the PCA baseline's projection;
-for a cut one it stays close to the baseline's exact gappy fit, without the exact fit's latents of
-hundreds of standard deviations on shelf columns (which break diffusion training on the latents). Why it is worth it: on held-out regions and
-months of the sample atlas (``benchmarks/bench_autoencoder_quality.py``) the reference architecture,
-trained on a CPU budget, stays far behind PCA at the same latent size, while the model with the linear
-path beats PCA in every depth band. The reference architecture has no such path; it is off by default, so
-reference weights and configs load unchanged.
+With ``linear_path=True`` the model also has a fixed linear 1x1 path beside each convolution stack,
+set to the EOFs of the training columns so that training starts at PCA truncation; see
+:mod:`xdepthrecon.models.linear_path`. The reference architecture has no such path; it is off by
+default, so reference weights and configs load unchanged.
 
 Parameter names, which are also the layout of the reference state dicts once their ``model.`` prefix
 is removed (:mod:`xdepthrecon.models.reference` reads reference configs and weights): ``encoder.0``,
@@ -40,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -52,16 +39,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdepthrecon import checkpoint
-from xdepthrecon.stats.pca import PCACompressor, gappy_amplitudes
-from xdepthrecon.models.reference import load_reference_state_dict, read_config
+from xdepthrecon.models.levels import as_numpy, check_levels, level_statistics
+from xdepthrecon.models.linear_path import fill_gaps, full_precision, set_eof_path
+from xdepthrecon.models.reference import read_config
+from xdepthrecon.stats.pca import PCACompressor
 
-__all__ = ["DepthBandAutoencoder", "level_statistics", "load_reference_state_dict", "reconstruction_loss"]
+__all__ = ["DepthBandAutoencoder"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float], float]
-
-#: Two depth levels are the same level when they agree to this tolerance (m); float32 files round depths.
-_DEPTH_RTOL, _DEPTH_ATOL = 1e-6, 1e-3
-_LISTED = 8
 
 
 class DepthBandAutoencoder(nn.Module):
@@ -175,7 +160,7 @@ class DepthBandAutoencoder(nn.Module):
         if values is None:
             self._depth = None
             return
-        levels = np.array(_as_numpy(values), dtype=np.float64)
+        levels = np.array(as_numpy(values), dtype=np.float64)
         if levels.shape != (self.in_channels,) or not np.all(np.isfinite(levels)):
             raise ValueError(
                 f"depth must hold {self.in_channels} finite levels (m), one per channel; got shape {levels.shape}"
@@ -248,13 +233,14 @@ class DepthBandAutoencoder(nn.Module):
         lead = h.shape[:-3]
         h = h.reshape(-1, *h.shape[-3:])
         if self.linear_path:
-            h = self._fill_gaps(h, invalid.expand(*lead, *h.shape[-3:]).reshape(h.shape))
+            h = fill_gaps(h, invalid.expand(*lead, *h.shape[-3:]).reshape(h.shape), self.decode_linear,
+                          self.gap_penalty)
         h = h.to(self.to_latent.weight.dtype)
         if self.spatial_downsample > 1:
             h = F.avg_pool2d(h, self.spatial_downsample)
         z = self.to_latent(self.encoder(h))
         if self.linear_path:
-            z = z + _full_precision(self.encode_linear, h)
+            z = z + full_precision(self.encode_linear, h)
         return z.reshape(*lead, *z.shape[-3:])
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -264,7 +250,7 @@ class DepthBandAutoencoder(nn.Module):
         h = z.reshape(-1, *z.shape[-3:]).to(self.to_output.weight.dtype)
         y = self.to_output(self.decoder(h))
         if self.linear_path:
-            y = y + _full_precision(self.decode_linear, h)
+            y = y + full_precision(self.decode_linear, h)
         if self.spatial_downsample > 1:
             y = F.interpolate(y, scale_factor=self.spatial_downsample, mode="bilinear", align_corners=False)
         y = self.denormalize(y if y.dtype == torch.float64 else y.float())
@@ -304,24 +290,7 @@ class DepthBandAutoencoder(nn.Module):
                 "this autoencoder records no depth levels, so new data cannot be checked against them; "
                 "set ae.depth to the levels it was trained on"
             )
-        trained = self._depth
-        given = np.asarray(_as_numpy(depth_values), dtype=np.float64)
-        span = f"{trained[0]:g} ... {trained[-1]:g} m"
-        if given.shape != trained.shape:
-            raise ValueError(
-                f"the data has {given.size} depth levels but the autoencoder was trained on {trained.size} "
-                f"({span}); select those levels, e.g. cube.sel(depth=ae.depth, method='nearest'), "
-                "or train an autoencoder on the data's levels"
-            )
-        differ = np.flatnonzero(~np.isclose(given, trained, rtol=_DEPTH_RTOL, atol=_DEPTH_ATOL))
-        if differ.size:
-            listed = "; ".join(f"level {i}: data {given[i]:g} m, trained {trained[i]:g} m" for i in differ[:_LISTED])
-            more = f" (and {differ.size - _LISTED} more)" if differ.size > _LISTED else ""
-            raise ValueError(
-                f"{differ.size} of {trained.size} depth levels differ from those the autoencoder was trained on: "
-                f"{listed}{more}; interpolate the data to them (cube.interp(depth=ae.depth)) "
-                "or train an autoencoder on the data's levels"
-            )
+        check_levels(self._depth, depth_values)
 
     def fit_normalization(
         self, x: ArrayLike, mask: ArrayLike | None = None, min_std: float = 1e-3
@@ -350,13 +319,10 @@ class DepthBandAutoencoder(nn.Module):
         return self
 
     def init_linear_path(self, eofs: PCACompressor) -> DepthBandAutoencoder:
-        """Start the model at EOF truncation: linear path from ``eofs``, convolution stacks silent.
+        """Start the model at EOF truncation: linear path from ``eofs``, convolution stacks silent; return the model.
 
-        Sets ``encode_linear`` to ``z = V.T @ (x_n - offset)`` and ``decode_linear`` to
-        ``x_n = offset + V @ z`` (``V`` the EOFs, ``x_n`` the per-level normalised column), keeps the
-        EOFs' :attr:`~xdepthrecon.baselines.PCACompressor.prior_penalty` for filling gaps, and zeroes the
-        weights and biases of ``to_latent`` and ``to_output``, so that the model's output is the EOF
-        truncation until training changes it. Return the model.
+        See :func:`xdepthrecon.models.linear_path.set_eof_path`: the model's output is the EOF
+        truncation until training changes it.
 
         Parameters
         ----------
@@ -364,26 +330,7 @@ class DepthBandAutoencoder(nn.Module):
             EOFs fitted with this model's normalisation, e.g.
             ``PCACompressor.fit(cube, ae.latent_channels, mean=ae.mean, std=ae.std)``.
         """
-        if not self.linear_path:
-            raise ValueError("this autoencoder has no linear path; build it with linear_path=True")
-        if eofs.components.shape != (self.in_channels, self.latent_channels):
-            raise ValueError(f"the EOFs are shaped {eofs.components.shape} (levels, components); this autoencoder "
-                             f"needs ({self.in_channels}, {self.latent_channels})")
-        mean, std = self.mean.cpu().numpy(), self.std.cpu().numpy()
-        if not (np.allclose(eofs.mean, mean, rtol=1e-5, atol=1e-6) and np.allclose(eofs.std, std, rtol=1e-5)):
-            raise ValueError("the EOFs were fitted with other normalisation statistics than this autoencoder's; "
-                             "fit them with PCACompressor.fit(cube, k, mean=ae.mean, std=ae.std)")
-        basis = torch.as_tensor(eofs.components, dtype=torch.float32)
-        centre = torch.as_tensor(eofs.offset, dtype=torch.float32)
-        with torch.no_grad():
-            for layer, weight, bias in ((self.encode_linear, basis.T, -basis.T @ centre),
-                                        (self.decode_linear, basis, centre)):
-                layer.weight.copy_(weight[:, :, None, None])
-                layer.bias.copy_(bias)
-            self.gap_penalty.copy_(torch.as_tensor(eofs.prior_penalty))
-            for layer in (self.to_latent, self.to_output):
-                layer.weight.zero_()
-                layer.bias.zero_()
+        set_eof_path(self, eofs)
         return self
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
@@ -391,7 +338,7 @@ class DepthBandAutoencoder(nn.Module):
         return checkpoint.save(self, path, training_state=training_state)
 
     def _level_vector(self, name: str, values: ArrayLike) -> torch.Tensor:
-        vector = np.asarray(_as_numpy(values), dtype=np.float64)
+        vector = np.asarray(as_numpy(values), dtype=np.float64)
         if vector.ndim == 0:
             vector = np.full(self.in_channels, float(vector))
         if vector.shape != (self.in_channels,) or not np.all(np.isfinite(vector)):
@@ -403,22 +350,6 @@ class DepthBandAutoencoder(nn.Module):
             raise ValueError("std must be positive at every level")
         return torch.tensor(vector, dtype=torch.float32)
 
-    def _fill_gaps(self, h: torch.Tensor, invalid: torch.Tensor) -> torch.Tensor:
-        """Fill gaps of partly valid columns of ``h`` (N, C, H, W) with the linear path's fit to their valid levels."""
-        partial = invalid.any(1) & ~invalid.all(1)
-        if not bool(partial.any()):
-            return h
-        columns = h.permute(0, 2, 3, 1)
-        valid = ~invalid.permute(0, 2, 3, 1)[partial]
-        with torch.no_grad(), torch.autocast(h.device.type, enabled=False):
-            basis = self.decode_linear.weight[:, :, 0, 0].double()
-            centre = self.decode_linear.bias.double()
-            amplitudes = gappy_amplitudes(columns[partial].double() - centre, valid, basis, self.gap_penalty.double())
-            fit = centre + amplitudes @ basis.T
-        filled = columns.clone()
-        filled[partial] = torch.where(valid, columns[partial], fit.to(h.dtype))
-        return filled.permute(0, 3, 1, 2)
-
     def _check_divisible(self, x: torch.Tensor, name: str) -> None:
         k = self.spatial_downsample
         height, width = x.shape[-2:]
@@ -429,75 +360,12 @@ class DepthBandAutoencoder(nn.Module):
             )
 
 
-def level_statistics(x: ArrayLike, mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-level mean and standard deviation of data with gaps.
-
-    Parameters
-    ----------
-    x
-        Values shaped ``(..., level, H, W)`` (numpy, torch or an xarray DataArray in canonical order);
-        NaN marks missing values.
-    mask
-        Optional validity mask broadcastable to ``x`` (True: valid).
-
-    Returns
-    -------
-    mean, std : numpy.ndarray
-        float64 arrays, one value per level, as ``np.nanmean``/``np.nanstd`` (ddof 0) over all other
-        axes; NaN for a level without valid values.
-    """
-    values = np.array(_as_numpy(x), dtype=np.float64)
-    if values.ndim < 3:
-        raise ValueError(f"x has shape {values.shape}; expected (..., level, H, W)")
-    if mask is not None:
-        values = np.where(np.broadcast_to(_as_numpy(mask).astype(bool), values.shape), values, np.nan)
-    per_level = np.moveaxis(values, -3, 0).reshape(values.shape[-3], -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(per_level, axis=1), np.nanstd(per_level, axis=1)
-
-
-def reconstruction_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    l1_weight: float = 1.0,
-    l2_weight: float = 0.5,
-) -> torch.Tensor:
-    """``l1_weight * L1 + l2_weight * MSE``, each a mean over the valid values.
-
-    Parameters
-    ----------
-    pred, target
-        Tensors of the same shape (e.g. normalised ``(..., level, H, W)``). NaN in ``target`` is never valid.
-    mask
-        Optional validity mask broadcastable to ``target`` (True: valid), per level and pixel.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar loss; 0 when nothing is valid.
-    """
-    valid = ~torch.isnan(target)
-    if mask is not None:
-        valid = valid & torch.as_tensor(mask, device=target.device).bool()
-    error = torch.where(valid, pred - target, 0.0)
-    count = valid.expand_as(error).sum().clamp_min(1)
-    return (l1_weight * error.abs().sum() + l2_weight * error.square().sum()) / count
-
-
 def _conv_stack(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for width in widths:
         layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.GELU()]
         in_channels = width
     return nn.Sequential(*layers), in_channels
-
-
-def _full_precision(layer: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
-    """``layer(h)`` in the layer's own dtype even under autocast: the linear path carries most of the signal."""
-    with torch.autocast(h.device.type, enabled=False):
-        return layer(h.to(layer.weight.dtype))
 
 
 def _check_shape(x: torch.Tensor, channels: int | None, name: str) -> None:
@@ -509,10 +377,4 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must hold positive integers, got {value!r}")
     return int(value)
-
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
 
