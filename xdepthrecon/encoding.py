@@ -92,6 +92,7 @@ def _check_autoencoder(autoencoder: DepthBandAutoencoder) -> None:
 def encode(
     ds: xr.Dataset | xr.DataArray,
     autoencoder: DepthBandAutoencoder,
+    *,
     batch_size: int = 16,
     tile: int = 128,
     device: str | torch.device | None = None,
@@ -153,6 +154,7 @@ def encode(
 def decode(
     ds: xr.Dataset,
     autoencoder: DepthBandAutoencoder,
+    *,
     batch_size: int = 16,
     tile: int = 128,
     device: str | torch.device | None = None,

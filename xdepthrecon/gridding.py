@@ -19,7 +19,6 @@ from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
 from xdepthrecon.io.profiles import is_canonical, read_profiles
 from xdepthrecon.io.times import TimeWindows
-from xdepthrecon.io.times import profile_windows  # noqa: F401  (old path, until reconstruct.py and demo.py import io.times)
 
 #: A profile sample within this many metres of a cube level is taken as the value at that level.
 _SNAP = 1e-3
@@ -34,6 +33,7 @@ _FALLBACK_CELL = 1.0
 def grid_profiles(
     profiles: xr.Dataset,
     like: xr.Dataset | xr.DataArray,
+    *,
     window: str | pd.Timedelta | _dt.timedelta | np.timedelta64 = "7D",
     max_gap: float = 25.0,
     max_gap_fraction: float = 0.25,
@@ -249,8 +249,8 @@ def _cube_parts(like: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray | None, x
 
 
 def grid_spacing(centres: np.ndarray) -> float:
-    """Typical (median) spacing of increasing cell centres; 1 degree for an axis of one cell."""
-    return float(np.median(np.diff(centres))) if centres.size > 1 else _FALLBACK_CELL
+    """Typical (median) spacing of cell centres, increasing or decreasing; 1 degree for an axis of one cell."""
+    return float(np.median(np.abs(np.diff(centres)))) if centres.size > 1 else _FALLBACK_CELL
 
 
 def cell_halves(centres: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ TILE_SIZE = 128
 
 def sample_profiles(
     truth: xr.Dataset | xr.DataArray,
+    *,
     density: float | None = None,
     per_tile: float | None = None,
     depth_max: float | None = None,

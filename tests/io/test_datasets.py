@@ -76,7 +76,8 @@ def test_open_sample_is_canonical(name: str, variable: str, dims: tuple[str, ...
     assert np.all(np.diff(ds.latitude.values) > 0)
     assert isinstance(ds.time.values[0], cftime.datetime)
     assert [t.month for t in ds.time.values] == list(range(1, 13))
-    assert ds.attrs["history"].splitlines()[0].endswith(f"xdepthrecon.open_sample(name={name!r}) (xdepthrecon 0.1.0)")
+    assert ds.attrs["history"].splitlines()[0].endswith(
+        f"xdepthrecon.open_sample(name={name!r}) (xdepthrecon {xdepthrecon.__version__})")
     assert "scripts/make_sample_data.py" in ds.attrs["history"]
     values = da.values
     assert np.isnan(values).any() and -3 <= np.nanmin(values) and np.nanmax(values) < 36

@@ -15,7 +15,6 @@ from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
 from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.profiles import is_canonical
 from xdepthrecon.stats.geometry import unit_vectors
-from xdepthrecon.stats.seasonal import seasonal_design  # noqa: F401  (old path, until analysis/ imports stats/)
 
 
 def grid_of(grid: xr.Dataset | xr.DataArray | None,

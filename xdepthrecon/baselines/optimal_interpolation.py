@@ -23,7 +23,6 @@ from xdepthrecon.baselines._inputs import cell_vectors, grid_of, gridded_observa
 from xdepthrecon.baselines.climatology import climatology
 from xdepthrecon.io.cube import CANONICAL_DIMS
 from xdepthrecon.stats.covariance import KERNELS, fit_levels, predict, tile_labels
-from xdepthrecon.stats.covariance import Covariance, MIN_FIT_OBSERVATIONS  # noqa: F401  (old path, until analysis/ and training/ import stats/)
 
 
 def optimal_interpolation(
@@ -36,7 +35,6 @@ def optimal_interpolation(
     kernel: str = "matern32",
     neighbours: int = 32,
     tile: int = 8,
-    block: int = 200,
     max_blocks: int = 16,
     local_variance: bool = True,
     seed: int = 0,
@@ -63,8 +61,9 @@ def optimal_interpolation(
         Observations used for each tile.
     tile
         Side (cells) of the square tiles that share their observations.
-    block, max_blocks
-        Largest block and number of blocks of the composite likelihood of the fit.
+    max_blocks
+        Number of blocks of the composite likelihood of the fit (each of at most 200 observations; see
+        :func:`~xdepthrecon.stats.covariance.fit_covariance`).
     local_variance
         Scale each tile's variances to its neighbours' anomalies (see
         :func:`~xdepthrecon.stats.covariance.predict`), so that the
@@ -88,8 +87,8 @@ def optimal_interpolation(
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r} is not one of {tuple(KERNELS)}.")
-    if neighbours < 1 or tile < 1 or block < 2 or max_blocks < 1:
-        raise ValueError("neighbours, tile, max_blocks must be >= 1 and block >= 2.")
+    if neighbours < 1 or tile < 1 or max_blocks < 1:
+        raise ValueError("neighbours, tile and max_blocks must be >= 1.")
     coords, ocean = grid_of(grid, profiles)
     x = gridded_observations(profiles, coords, ocean, window)
     prior = _background(background, x, coords, ocean, training)
@@ -97,7 +96,7 @@ def optimal_interpolation(
     vectors = cell_vectors(coords)
     rng = np.random.default_rng(seed)
     fields = anomaly.reshape(*anomaly.shape[:2], -1)
-    fits = fit_levels([vectors] * len(fields), list(fields), kernel, block=block, max_blocks=max_blocks, rng=rng)
+    fits = fit_levels([vectors] * len(fields), list(fields), kernel, max_blocks=max_blocks, rng=rng)
 
     mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
     rows, cols = x.shape[2:]
@@ -120,7 +119,7 @@ def optimal_interpolation(
                       {"long_name": "fitted noise (nugget) standard deviation", "units": "degC"}),
     }
     call = describe_call("xdepthrecon.baselines.optimal_interpolation", kernel=kernel, neighbours=neighbours,
-                         tile=tile, block=block, max_blocks=max_blocks, local_variance=local_variance, seed=seed,
+                         tile=tile, max_blocks=max_blocks, local_variance=local_variance, seed=seed,
                          background="given" if background is not None else None)
     extra = {name: xr.DataArray(values, dims=dims, coords={"depth": coords["depth"].values}, attrs=attrs)
              for name, (dims, values, attrs) in extra.items()}

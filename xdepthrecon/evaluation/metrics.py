@@ -33,8 +33,8 @@ def evaluate(
     truth: xr.Dataset | xr.DataArray,
     mask: xr.DataArray | None = None,
     observed: xr.DataArray | None = None,
-    by: str | xr.DataArray | Sequence[str | xr.DataArray] | None = None,
     *,
+    by: str | xr.DataArray | Sequence[str | xr.DataArray] | None = None,
     fair: bool = False,
     resolution: bool = True,
 ) -> xr.Dataset:

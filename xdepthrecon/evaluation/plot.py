@@ -20,6 +20,7 @@ import xarray as xr
 from xdepthrecon.evaluation._score_lines import score_lines
 from xdepthrecon.evaluation.metrics import LONG_NAMES
 from xdepthrecon.evaluation.predictions import MEMBER, prediction_parts, thetao_field
+from xdepthrecon.gridding import grid_spacing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,14 +39,12 @@ _DEPTH_LABEL = "depth (m)"
 def plot_map(
     ds: xr.Dataset | xr.DataArray,
     depth: float,
+    *,
     time: int | Any = 0,
     ax: Axes | None = None,
     observations: xr.Dataset | xr.DataArray | None = None,
     kind: str = "temperature",
     truth: xr.Dataset | xr.DataArray | None = None,
-    cmap: str | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
     **kwargs: Any,
 ) -> Axes:
     """Map of temperature, error or ensemble spread at one depth and time.
@@ -70,10 +69,9 @@ def plot_map(
         ``"spread"`` (``thetao_std``, or the members' standard deviation).
     truth
         The truth cube, needed for ``kind="error"``.
-    cmap, vmin, vmax
-        Override the colour map and limits (errors default to limits symmetric about 0).
     **kwargs
-        Passed to ``pcolormesh``.
+        Passed to ``pcolormesh``: ``cmap``, ``vmin`` and ``vmax`` override the colour map of ``kind``
+        and the limits (errors default to limits symmetric about 0).
 
     Returns
     -------
@@ -82,7 +80,7 @@ def plot_map(
     field, label = _field(ds, kind, truth)
     field = _select(field, time=time, depth=depth)
     ax = _new_axes(ax, (8.0, 4.2))
-    image = _mesh(ax, field.longitude, field.latitude, field, kind, cmap, vmin, vmax, **kwargs)
+    image = _mesh(ax, field.longitude, field.latitude, field, kind, **kwargs)
     ax.figure.colorbar(image, ax=ax, label=label)
     if observations is not None:
         _overlay_positions(ax, observations, time, float(field.depth))
@@ -95,13 +93,11 @@ def plot_section(
     ds: xr.Dataset | xr.DataArray,
     latitude: float | None = None,
     longitude: float | None = None,
+    *,
     time: int | Any = 0,
     ax: Axes | None = None,
     kind: str = "temperature",
     truth: xr.Dataset | xr.DataArray | None = None,
-    cmap: str | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
     **kwargs: Any,
 ) -> Axes:
     """Vertical section along a latitude (zonal) or a longitude (meridional), depth downward.
@@ -113,7 +109,7 @@ def plot_section(
         mean, ``cube.mean("longitude")``) needs neither ``latitude`` nor ``longitude``.
     latitude, longitude
         Give one: the section runs along that latitude (nearest row) or longitude (nearest column).
-    time, ax, kind, truth, cmap, vmin, vmax, **kwargs
+    time, ax, kind, truth, **kwargs
         As for :func:`plot_map`.
 
     Returns
@@ -132,7 +128,7 @@ def plot_section(
         )
     along = across[0]
     ax = _new_axes(ax, (8.0, 4.2))
-    image = _mesh(ax, field[along], field.depth, field.transpose("depth", along), kind, cmap, vmin, vmax, **kwargs)
+    image = _mesh(ax, field[along], field.depth, field.transpose("depth", along), kind, **kwargs)
     ax.figure.colorbar(image, ax=ax, label=label)
     place = "" if latitude is None and longitude is None else (
         f" at {_latitude_text(field.latitude)}" if latitude is not None else f" at {_longitude_text(field.longitude)}")
@@ -146,6 +142,7 @@ def plot_profile(
     ds: xr.Dataset | xr.DataArray,
     latitude: float | None = None,
     longitude: float | None = None,
+    *,
     time: int | Any = 0,
     ax: Axes | None = None,
     observations: xr.Dataset | xr.DataArray | None = None,
@@ -301,15 +298,17 @@ def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return plt.subplots(figsize=size, layout="constrained")[1]
 
 
-def _mesh(ax: Axes, x, y, field: xr.DataArray, kind: str, cmap, vmin, vmax, **kwargs: Any):
+def _mesh(ax: Axes, x, y, field: xr.DataArray, kind: str, **kwargs: Any):
+    """``pcolormesh`` of ``field`` with the colour map of ``kind``, errors symmetric about 0, unless overridden."""
     values = np.asarray(field.values, dtype="float64")
-    if kind == "error" and vmin is None and vmax is None:
+    if kind == "error" and kwargs.get("vmin") is None and kwargs.get("vmax") is None:
         largest = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
-        vmax = float(largest) if largest > 0 else 1.0
-        vmin = -vmax
+        kwargs["vmax"] = float(largest) if largest > 0 else 1.0
+        kwargs["vmin"] = -kwargs["vmax"]
+    kwargs["cmap"] = kwargs.get("cmap") or CMAPS[kind]
+    kwargs.setdefault("shading", "auto")
     ax.set_facecolor(LAND_COLOR)
-    return ax.pcolormesh(np.asarray(x), np.asarray(y), values, cmap=cmap or CMAPS[kind], vmin=vmin, vmax=vmax,
-                         shading="auto", **kwargs)
+    return ax.pcolormesh(np.asarray(x), np.asarray(y), values, **kwargs)
 
 
 def _latitude_text(value) -> str:
@@ -362,8 +361,8 @@ def _observations_at(
                          longitude=float(column.longitude))
         return values.depth.values, values.values
     grid = prediction_parts(ds).mean
-    half_lat = 0.5 * _spacing(grid.latitude.values)
-    half_lon = 0.5 * _spacing(grid.longitude.values)
+    half_lat = 0.5 * grid_spacing(grid.latitude.values)
+    half_lon = 0.5 * grid_spacing(grid.longitude.values)
     lat_distance = np.abs(observations.latitude.values - float(column.latitude))
     lon_distance = np.abs((observations.longitude.values - float(column.longitude) + 180.0) % 360.0 - 180.0)
     near = (lat_distance <= half_lat) & (lon_distance <= half_lon)
@@ -377,7 +376,3 @@ def _thetao_or_x(observations: xr.Dataset | xr.DataArray) -> xr.DataArray:
     if "x" in observations:
         return observations["x"]
     return thetao_field(observations, "observations")
-
-
-def _spacing(values: np.ndarray) -> float:
-    return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else 1.0

@@ -62,6 +62,7 @@ _SURFACE = _Field(
 
 def standardize(
     ds: xr.Dataset | xr.DataArray,
+    *,
     temperature: str | None = None,
     depth: str | None = None,
     latitude: str | None = None,
@@ -121,6 +122,7 @@ def standardize(
 
 def standardize_surface(
     ds: xr.Dataset | xr.DataArray,
+    *,
     variable: str | None = None,
     latitude: str | None = None,
     longitude: str | None = None,

@@ -18,6 +18,7 @@ _MIN_SUPPORT = 0.25
 def align_sst(
     sst: xr.Dataset | xr.DataArray,
     like: xr.Dataset | xr.DataArray,
+    *,
     tolerance: str | pd.Timedelta | _dt.timedelta | None = None,
     variable: str | None = None,
     units: str | None = None,

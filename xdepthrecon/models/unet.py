@@ -176,6 +176,7 @@ class ConditionalUNet(nn.Module):
         x: torch.Tensor,
         t: torch.Tensor,
         condition: torch.Tensor,
+        *,
         latitude: torch.Tensor | None = None,
         longitude: torch.Tensor | None = None,
         day_of_year: torch.Tensor | None = None,
