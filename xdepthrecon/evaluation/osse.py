@@ -94,37 +94,22 @@ def osse(
     sst: xr.Dataset,
     methods: Mapping[str, Method],
     *,
-    density: float | None = None,
-    per_tile: float | None = None,
-    test_regions: xr.DataArray | Sequence[tuple[float, float, float, float]] | None = None,
-    test_times: xr.DataArray | Sequence[int] | None = None,
-    noise: float = 0.01,
-    seed: int = 0,
-    depth_max: float | None = None,
-    window: str = "7D",
     resolution: bool = False,
+    **sampling: Any,
 ) -> pd.DataFrame:
     """Run an observing-system simulation and score every method (see the module description).
 
     Parameters
     ----------
-    truth
-        Canonical cube taken as the truth.
-    sst
-        An SST product, independent of the truth, in any layout :func:`xdepthrecon.align_sst` reads.
+    truth, sst
+        As in :func:`osse_case`.
     methods
         Name -> method (see the module description), e.g. :func:`standard_baselines`.
-    density, per_tile, noise, seed, depth_max
-        Sampling of the profiles, see :func:`xdepthrecon.sample_profiles`; ``noise`` in degC.
-    test_regions
-        Boolean ``(latitude, longitude)`` DataArray, True where held out, or boxes
-        ``(south, north, west, east)`` in degrees (``west > east`` crosses the dateline).
-    test_times
-        Boolean ``(time,)`` DataArray, True where held out, or calendar months (1-12).
-    window
-        Time window of the gridding of the profiles.
     resolution
         Also score the effective resolution (wavenumber spectra; slower).
+    **sampling
+        ``density``, ``per_tile``, ``test_regions``, ``test_times``, ``noise``, ``seed``, ``depth_max``,
+        ``window``: the sampling and the split, see :func:`osse_case`.
 
     Returns
     -------
@@ -141,9 +126,7 @@ def osse(
     ...               test_regions=[(20, 50, -60, -20)])  # doctest: +SKIP
     >>> band_scores(scores).query("metric == 'rmse'")  # doctest: +SKIP
     """
-    case = osse_case(truth, sst, density=density, per_tile=per_tile, test_regions=test_regions,
-                     test_times=test_times, noise=noise, seed=seed, depth_max=depth_max, window=window)
-    return score_case(case, methods, resolution=resolution)
+    return score_case(osse_case(truth, sst, **sampling), methods, resolution=resolution)
 
 
 def osse_case(
@@ -159,7 +142,24 @@ def osse_case(
     depth_max: float | None = None,
     window: str = "7D",
 ) -> OSSECase:
-    """Sample the observations and split the truth (steps 1 and 2 of :func:`osse`, same arguments)."""
+    """Sample the observations and split the truth (steps 1 and 2 of :func:`osse`).
+
+    Parameters
+    ----------
+    truth
+        Canonical cube taken as the truth.
+    sst
+        An SST product, independent of the truth, in any layout :func:`xdepthrecon.align_sst` reads.
+    density, per_tile, noise, seed, depth_max
+        Sampling of the profiles, see :func:`xdepthrecon.sample_profiles`; ``noise`` in degC.
+    test_regions
+        Boolean ``(latitude, longitude)`` DataArray, True where held out, or boxes
+        ``(south, north, west, east)`` in degrees (``west > east`` crosses the dateline).
+    test_times
+        Boolean ``(time,)`` DataArray, True where held out, or calendar months (1-12).
+    window
+        Time window of the gridding of the profiles.
+    """
     truth = as_cube(truth)
     thetao = truth["thetao"]
     profiles = sample_profiles(truth, density=density, per_tile=per_tile, depth_max=depth_max, noise=noise,

@@ -69,22 +69,6 @@ _FAR_KM = 1e12
 _BATCH_VALUES = 4_000_000
 
 
-#: Correlation functions of (distance, length scale): Matern-3/2, exponential, Gaussian.
-KERNELS = {"matern32": _matern32, "exponential": _exponential, "gaussian": _gaussian}
-#: Fewest observations at a level to fit its covariance; levels with fewer take the nearest fitted level's.
-MIN_FIT_OBSERVATIONS = 20
-#: Weight (in observations) of the fitted variance in each tile's local variance.
-PRIOR_WEIGHT = 8.0
-#: Bounds of the noise-to-signal variance ratio.
-_RATIO_BOUNDS = (1e-6, 1e2)
-#: Relative jitter on the diagonal.
-_JITTER = 1e-9
-#: Distance (km) that puts padding far from everything (correlation 0).
-_FAR_KM = 1e12
-#: Largest number of float64 values in one batch of tile solves.
-_BATCH_VALUES = 4_000_000
-
-
 @dataclass(frozen=True)
 class Covariance:
     """A fitted covariance: ``signal_variance * kernel(d / length_scale) + noise_variance`` on the diagonal."""
