@@ -25,7 +25,7 @@ METHODS: tuple[str, ...] = ("linear", "nearest", "inverse_distance")
 #: Width (cells) of the ring of known cells that held-out cells are interpolated from.
 RING = 3
 #: Triangles (nearest by centroid) tried for each target before searching all of them.
-_CANDIDATES = 12
+_CANDIDATES = 128
 #: Targets searched against all triangles at a time.
 _BRUTE_CHUNK = 512
 #: Tolerance of the barycentric weights for a point to count as inside a triangle.
