@@ -3,13 +3,18 @@
 ``import xdepthrecon`` registers the ``depthrecon`` accessor on xarray Datasets and DataArrays.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from xdepthrecon import accessor as _accessor  # noqa: E402,F401  (registers ds.depthrecon)
+from xdepthrecon.analysis.classical import Analysis, AnalysisConfig  # noqa: E402
 from xdepthrecon.checkpoint import load  # noqa: E402
 from xdepthrecon.io.cube import CANONICAL_DIMS, SURFACE_DIMS, standardize, standardize_surface  # noqa: E402
 from xdepthrecon.io.datasets import available_samples, fetch_asset, open_sample  # noqa: E402
 from xdepthrecon.diffusion.latent import LatentDiffusion  # noqa: E402
+from xdepthrecon.diffusion.samplers import SamplingOptions  # noqa: E402
+from xdepthrecon.training.analysis import fit_analysis  # noqa: E402
+from xdepthrecon.training.config import (AutoencoderConfig, DiffusionConfig, ObservationConfig,  # noqa: E402
+                                         TrainingConfig)
 from xdepthrecon.training.diffusion import train_diffusion  # noqa: E402
 from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.gridding import grid_profiles  # noqa: E402
@@ -23,7 +28,14 @@ from xdepthrecon.io.sst import align_sst  # noqa: E402
 from xdepthrecon.training.autoencoder import train_autoencoder  # noqa: E402
 
 __all__ = [
+    "Analysis",
+    "AnalysisConfig",
+    "AutoencoderConfig",
     "CANONICAL_DIMS",
+    "DiffusionConfig",
+    "ObservationConfig",
+    "SamplingOptions",
+    "TrainingConfig",
     "SURFACE_DIMS",
     "DepthBandAutoencoder",
     "LatentDiffusion",
@@ -35,6 +47,7 @@ __all__ = [
     "encode",
     "evaluate",
     "fetch_asset",
+    "fit_analysis",
     "grid_profiles",
     "load",
     "open_sample",

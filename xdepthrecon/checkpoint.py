@@ -45,6 +45,7 @@ _TRAINING_PREFIX = "training."
 _HEADER_KEYS = frozenset({"library_version", "model_class", "config", "arrays", "sha256", "training"})
 #: The model classes a checkpoint may name, with the module defining each (imported when loading).
 _MODEL_CLASSES = {
+    "Analysis": "xdepthrecon.analysis.classical",
     "DepthBandAutoencoder": "xdepthrecon.models.autoencoder",
     "LatentDiffusion": "xdepthrecon.diffusion.latent",
 }

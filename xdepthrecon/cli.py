@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
+import typing
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
+
+from xdepthrecon.analysis.classical import AnalysisConfig
+from xdepthrecon.diffusion.samplers import SamplingOptions
+from xdepthrecon.training.config import (AUTOENCODER_TRAINING, DIFFUSION_TRAINING, AutoencoderConfig,
+                                         DiffusionConfig, ObservationConfig)
 
 _EPILOG = "Run 'xdepthrecon COMMAND --help' for the options of one command."
 
@@ -48,14 +57,14 @@ def _write(ds: xr.Dataset, path: str) -> None:
 
 
 def _load_model(path: str, kind: str):
-    from xdepthrecon import DepthBandAutoencoder, LatentDiffusion, load
+    from xdepthrecon import Analysis, DepthBandAutoencoder, LatentDiffusion, load
 
     if not Path(path).is_file():
         raise CommandError(f"{path}: no such model file; train one first (xdepthrecon train-ae / train-diffusion).")
     model = load(path)
-    wanted = DepthBandAutoencoder if kind == "autoencoder" else LatentDiffusion
+    wanted = (DepthBandAutoencoder,) if kind == "autoencoder" else (LatentDiffusion, Analysis)
     if not isinstance(model, wanted):
-        raise CommandError(f"{path} holds a {type(model).__name__}, not a {wanted.__name__}.")
+        raise CommandError(f"{path} holds a {type(model).__name__}, not a {' or '.join(w.__name__ for w in wanted)}.")
     return model
 
 
@@ -64,14 +73,42 @@ def _cube_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", choices=["degC", "K"], help="temperature units, when the file has none")
 
 
-def _training_arguments(parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: float) -> None:
+def config_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """One option per field of the settings dataclass instance ``defaults`` (``--field-name``), with its
+    value as the default: the command line offers exactly what the library's settings hold."""
+    group = parser.add_argument_group(f"{type(defaults).__name__} (see its documentation)")
+    hints = typing.get_type_hints(type(defaults))
+    for field in fields(defaults):
+        default, kind = getattr(defaults, field.name), _plain_type(hints[field.name])
+        flag = "--" + field.name.replace("_", "-")
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                               help="(default: %(default)s)")
+        elif kind is tuple:
+            item = typing.get_args(hints[field.name])[0]
+            group.add_argument(flag, type=item, nargs="+", default=default, help="(default: %(default)s)")
+        else:
+            group.add_argument(flag, type=kind, default=default, help="(default: %(default)s)")
+
+
+def config_from_arguments(defaults: Any, args: argparse.Namespace) -> Any:
+    """The settings ``defaults`` with the values given on the command line."""
+    return replace(defaults, **{f.name: tuple(v) if isinstance(v := getattr(args, f.name), list) else v
+                                for f in fields(defaults)})
+
+
+def _plain_type(hint: Any) -> type:
+    """``X`` of a hint ``X``, ``X | None`` or ``tuple[X, ...]`` (the kinds of field the settings use)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    origin = typing.get_origin(hint)
+    return origin if origin is not None else hint
+
+
+def _training_arguments(parser: argparse.ArgumentParser, training: Any) -> None:
     parser.add_argument("--out", required=True, help="model file to write (.safetensors); saved after every epoch")
-    parser.add_argument("--epochs", type=int, default=epochs, help="number of epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="patches per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
-    parser.add_argument("--patch-size", type=int, default=64, help="patch size in grid cells (default: %(default)s)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    config_arguments(parser, training)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,11 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         "processes: torchrun --nproc_per_node N -m xdepthrecon train-ae ... (rank 0 writes --out).")
     train_ae.add_argument("cube", help="temperature cube (netCDF file or zarr store)")
     _cube_arguments(train_ae)
-    _training_arguments(train_ae, epochs=10, batch_size=16, lr=1e-4)
-    train_ae.add_argument("--latent", type=int, default=12, help="latent channels (default: %(default)s)")
-    train_ae.add_argument("--linear-path", action="store_true",
-                          help="start from the EOFs of the cube and learn the nonlinear correction (beats PCA at the "
-                          "same latent size; use with --lr 1e-3)")
+    _training_arguments(train_ae, AUTOENCODER_TRAINING)
+    config_arguments(train_ae, AutoencoderConfig())
 
     train_dm = commands.add_parser(
         "train-diffusion", help="train the conditional latent diffusion model",
@@ -112,14 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     train_dm.add_argument("--autoencoder", required=True, help="trained autoencoder (.safetensors)")
     train_dm.add_argument("--profiles", help="real profiles (EN4/Argo netCDF, CSV or parquet table)")
     _cube_arguments(train_dm)
-    _training_arguments(train_dm, epochs=10, batch_size=8, lr=5e-5)
-    train_dm.add_argument("--dim", type=int, default=32, help="denoiser base width (default: %(default)s)")
-    train_dm.add_argument("--first-guess", type=float, nargs="*", default=[], metavar="CELLS",
-                          help="length scales (grid cells) of a first guess spread from the observed columns, "
-                          "e.g. --first-guess 2 6 (default: none)")
-    train_dm.add_argument("--background", action="store_true",
-                          help="fit a seasonal background of the latent with an SST regression to CUBE and "
-                          "reconstruct as departures from it (saved with the model)")
+    _training_arguments(train_dm, DIFFUSION_TRAINING)
+    for defaults in (DiffusionConfig(), ObservationConfig(), AnalysisConfig()):
+        config_arguments(train_dm, defaults)
 
     rec = commands.add_parser(
         "reconstruct", help="reconstruct temperature from profiles and SST",
@@ -130,11 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("sst", help="sea surface temperature (Kelvin or degC, any grid)")
     rec.add_argument("--model", required=True, help="trained latent diffusion model (.safetensors)")
     rec.add_argument("--out", required=True, help="output (.nc or .zarr)")
-    rec.add_argument("--members", type=int, default=8, help="ensemble size (default: %(default)s)")
-    rec.add_argument("--steps", type=int, default=50, help="DDIM steps (default: %(default)s)")
     rec.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     rec.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    rec.add_argument("--replace", action="store_true", help="keep observed values in the samples")
+    rec.add_argument("--window", default="7D", help="time window for gridding the profiles (default: %(default)s)")
+    config_arguments(rec, SamplingOptions())
 
     ev = commands.add_parser(
         "evaluate", help="score a reconstruction against a truth cube, per depth",
@@ -167,24 +195,24 @@ def _run(args: argparse.Namespace) -> None:
     cube_options = {"temperature": getattr(args, "variable", None), "units": getattr(args, "units", None)}
     if args.command == "train-ae":
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
-        model = xdepthrecon.train_autoencoder(cube, latent_channels=args.latent, epochs=args.epochs,
-                                              batch_size=args.batch_size, lr=args.lr, patch_size=args.patch_size,
-                                              device=args.device, seed=args.seed, checkpoint=args.out,
-                                              linear_path=args.linear_path)
+        model = xdepthrecon.train_autoencoder(cube, config_from_arguments(AutoencoderConfig(), args),
+                                              training=config_from_arguments(AUTOENCODER_TRAINING, args),
+                                              device=args.device, checkpoint=args.out)
     elif args.command == "train-diffusion":
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
         profiles = xdepthrecon.read_profiles(open_data(args.profiles)) if args.profiles else None
         model = xdepthrecon.train_diffusion(cube, open_data(args.sst), _load_model(args.autoencoder, "autoencoder"),
-                                            profiles=profiles, epochs=args.epochs, batch_size=args.batch_size,
-                                            lr=args.lr, patch_size=args.patch_size, device=args.device,
-                                            seed=args.seed, checkpoint=args.out, dim=args.dim,
-                                            first_guess=tuple(args.first_guess), background=args.background)
+                                            config_from_arguments(DiffusionConfig(), args),
+                                            analysis=config_from_arguments(AnalysisConfig(), args), profiles=profiles,
+                                            observations=config_from_arguments(ObservationConfig(), args),
+                                            training=config_from_arguments(DIFFUSION_TRAINING, args),
+                                            device=args.device, checkpoint=args.out)
     else:
-        model = _load_model(args.model, "diffusion")
+        model = _load_model(args.model, "reconstruction")
         result = xdepthrecon.reconstruct(open_data(args.grid), xdepthrecon.read_profiles(open_data(args.profiles)),
                                          open_data(args.sst), model,
-                                         members=args.members, steps=args.steps, seed=args.seed, device=args.device,
-                                         replace=args.replace)
+                                         options=config_from_arguments(SamplingOptions(), args),
+                                         seed=args.seed, device=args.device, window=args.window)
         _write(result, args.out)
         return
     # the checkpoint at --out already holds the trained model (and its training state, for resuming)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,76 +21,69 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xdepthrecon.analysis.classical import AnalysisConfig
+from xdepthrecon.diffusion.samplers import SamplingOptions
+from xdepthrecon.training.config import (AUTOENCODER_TRAINING, DIFFUSION_TRAINING, AutoencoderConfig,
+                                         DiffusionConfig, ObservationConfig, TrainingConfig)
+
 #: Held-out boxes (south, north, west, east): North Atlantic, equatorial Pacific across the dateline,
 #: South Indian Ocean; the same split as the baselines benchmark (benchmarks/bench_baselines.py).
 TEST_REGIONS: tuple[tuple[float, float, float, float], ...] = (
     (20.0, 50.0, -60.0, -20.0), (-10.0, 10.0, 160.0, -120.0), (-45.0, -20.0, 60.0, 100.0))
 #: Held-out calendar months.
 TEST_TIMES: tuple[int, ...] = (2, 5, 8, 11)
-#: How the summary names what the network corrects with ``background=True``.
-_GUESS = ("temperature guess (seasonal background, local SST regression, optimal interpolation of the profiles) "
-          "corrected by the network, ")
-
 #: Profiles per 10^6 km^2 of ocean per month: about 3 % of the atlas' ocean columns.
 DENSITY = 0.9
-#: Baselines too slow for the quick run (about a minute each on two cores).
-_SLOW_BASELINES = ("linear", "optimal_interpolation", "sst_regression_oi")
 #: Depths (m) of the report's maps.
 MAP_DEPTHS = (0.0, 100.0, 300.0, 700.0)
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo's models and ensemble; :meth:`quick` is the smoke-test size."""
+    """The demo's settings: the library's defaults (the recipe that works); :meth:`quick` is the smoke-test
+    size."""
 
-    latent: int = 8
-    ae_widths: tuple[int, ...] = (32, 48, 64)
-    ae_epochs: int = 15
-    dim: int = 16
-    diffusion_epochs: int = 20
-    patch: int = 32
-    members: int = 8
-    steps: int = 25
-    #: Length scales (grid cells) of the first guess spread from the observed columns (see train_diffusion).
-    first_guess: tuple[float, ...] = (4.0, 1.5)
-    #: Seasonal background of the latent with SST regression, fitted to the training data (see train_diffusion).
-    background: bool = True
+    autoencoder: AutoencoderConfig = AutoencoderConfig()
+    autoencoder_training: TrainingConfig = AUTOENCODER_TRAINING
+    diffusion: DiffusionConfig = DiffusionConfig()
+    diffusion_training: TrainingConfig = DIFFUSION_TRAINING
+    analysis: AnalysisConfig = AnalysisConfig()
+    sampling: SamplingOptions = SamplingOptions()
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        """Tiny models and ensemble, fast baselines only: checks the pipeline in a minute, proves nothing."""
-        return cls(latent=4, ae_widths=(8, 8), ae_epochs=1, dim=8, diffusion_epochs=1, members=2, steps=3)
+        """Tiny models and ensemble: checks the pipeline in a minute, proves nothing."""
+        return cls(autoencoder=AutoencoderConfig(latent_channels=4, encoder_channels=(8, 8), decoder_channels=(8, 8)),
+                   autoencoder_training=replace(AUTOENCODER_TRAINING, epochs=1),
+                   diffusion=DiffusionConfig(dim=8), diffusion_training=replace(DIFFUSION_TRAINING, epochs=1),
+                   sampling=SamplingOptions(members=2, steps=3))
 
 
 def _models(case, settings: DemoSettings, device: str | None, progress: bool):
     import xdepthrecon
 
-    ae = xdepthrecon.train_autoencoder(case.training, latent_channels=settings.latent, epochs=settings.ae_epochs,
-                                       encoder_channels=settings.ae_widths,
-                                       decoder_channels=tuple(reversed(settings.ae_widths)),
-                                       patch_size=settings.patch, batch_size=16, lr=1e-3, lr_schedule="cosine",
-                                       linear_path=True, device=device, progress=progress)
+    ae = xdepthrecon.train_autoencoder(case.training, settings.autoencoder, training=settings.autoencoder_training,
+                                       device=device, progress=progress)
     fraction = case.info["observed_column_fraction"]
-    model = xdepthrecon.train_diffusion(case.training, case.sst, ae, density=(fraction / 3, min(3 * fraction, 1.0)),
-                                        epochs=settings.diffusion_epochs, patch_size=settings.patch, batch_size=16,
-                                        lr=1e-3, ema=0.999, dim=settings.dim, mults=(1, 2),
-                                        first_guess=settings.first_guess, background=settings.background,
+    observations = ObservationConfig(density=(fraction / 3, min(3 * fraction, 1.0)))
+    model = xdepthrecon.train_diffusion(case.training, case.sst, ae, settings.diffusion, analysis=settings.analysis,
+                                        observations=observations, training=settings.diffusion_training,
                                         device=device, progress=progress)
     return ae, model
 
 
 def _reconstruct(model, case, settings: DemoSettings, device: str | None) -> xr.Dataset:
-    """The ensemble reconstruction of the held-out months (NaN at the other months, which are not scored)."""
+    """The reconstruction of the held-out months by ``model`` (a diffusion model or its classical analysis;
+    NaN at the other months, which are not scored)."""
     import xdepthrecon
-    from xdepthrecon.gridding import profile_windows
+    from xdepthrecon.io.times import profile_windows
 
     grid = case.grid
     cube = grid.assign(thetao=xr.zeros_like(grid.ocean, dtype="float32").where(grid.ocean))
     months = cube.isel(time=np.flatnonzero(case.test_times.values))
     in_months = np.unique(np.concatenate(profile_windows(months.time.values, case.profiles.time.values, "7D")))
     result = xdepthrecon.reconstruct(months, case.profiles.isel(profile=in_months), case.sst, model,
-                                     members=settings.members, steps=settings.steps, tile=64, overlap=16,
-                                     device=device, window="7D").compute()
+                                     options=settings.sampling, device=device, window="7D").compute()
     return result.reindex(time=grid.time)
 
 
@@ -190,11 +183,12 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         f"ocean columns). Held out from training: {len(TEST_REGIONS)} regions "
         f"({100 * case.info['test_region_ocean_fraction']:.0f} % of the ocean) and months {list(TEST_TIMES)}.",
         "",
-        f"Models: autoencoder latent {settings.latent}, widths {list(settings.ae_widths)}, {settings.ae_epochs} "
-        f"epochs (linear EOF path); diffusion denoiser width {settings.dim}, {settings.diffusion_epochs} epochs, "
-        f"{_GUESS if settings.background else ''}"
-        f"first guess at {list(settings.first_guess)} cells; ensemble of "
-        f"{settings.members} members, {settings.steps} DDIM steps."
+        f"Models: the classical analysis (seasonal background, local SST regression, optimal interpolation of the "
+        f"profiles, calibrated error) alone, and corrected by latent diffusion: autoencoder latent "
+        f"{settings.autoencoder.latent_channels}, widths {list(settings.autoencoder.encoder_channels)}, "
+        f"{settings.autoencoder_training.epochs} epochs (linear EOF path); denoiser width {settings.diffusion.dim}, "
+        f"{settings.diffusion_training.epochs} epochs; ensemble of {settings.sampling.members} members, "
+        f"{settings.sampling.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
         "",
         "## RMSE (degC) on the held-out regions and months, by depth band",
@@ -221,7 +215,7 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
     return text
 
 
-def run_demo(out: str | Path = "report", device: str | None = None, quick: bool = False,
+def run_demo(out: str | Path = "report", *, device: str | None = None, quick: bool = False,
              progress: bool = True, settings: DemoSettings | None = None) -> Path:
     """Run the demo on the bundled samples and write the report folder.
 
@@ -263,7 +257,11 @@ def run_demo(out: str | Path = "report", device: str | None = None, quick: bool 
     reconstruction = _reconstruct(model, case, settings, device)
     seconds["reconstruction"] = time.perf_counter() - began
     began = time.perf_counter()
-    table = score_case(case, {"diffusion": lambda **_: reconstruction, **standard_baselines(window="7D")})
+    analysed = _reconstruct(model.analysis, case, settings, device)
+    seconds["classical analysis"] = time.perf_counter() - began
+    began = time.perf_counter()
+    table = score_case(case, {"diffusion": lambda **_: reconstruction, "classical_analysis": lambda **_: analysed,
+                              **standard_baselines(window="7D")})
     seconds["baselines and scores"] = time.perf_counter() - began
     bands = band_scores(table)
     table.to_csv(out / "scores.csv", index=False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from dataclasses import replace
+from typing import NamedTuple
 
 import dask
 import dask.array as dsa
@@ -21,22 +23,25 @@ import xarray as xr
 
 from xdepthrecon import checkpoint
 from xdepthrecon._allocator import relax_heap_trimming
-from xdepthrecon._precision import network_precision
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_global
+from xdepthrecon.analysis.classical import Analysis, AnalysisInputs
+from xdepthrecon.diffusion.guidance import ConditionedDenoiser, Replacement
 from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.gridding import grid_profiles, profile_windows
+from xdepthrecon.diffusion.samplers import SamplingOptions, sample
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.io.times import profile_windows
 from xdepthrecon.io.sst import align_sst
-from xdepthrecon.tiling import Tiling, tile_centres, tiled
-from xdepthrecon.training.autoencoder import pick_device
+from xdepthrecon.tiling import Tiling, tile_centres
+from xdepthrecon.training.loop import pick_device
 
 
-def _template(grid: xr.Dataset, model: LatentDiffusion) -> xr.Dataset:
-    """The grid as a canonical Dataset at the model's levels (with ``thetao`` when the grid has it)."""
-    depth = model.autoencoder.depth
+def _template(grid: xr.Dataset, analysis: Analysis) -> xr.Dataset:
+    """The grid as a canonical Dataset at the analysis's levels (with ``thetao`` when the grid has it)."""
+    depth = analysis.depth.cpu().numpy()
     if "thetao" in grid.data_vars:
         cube = as_cube(grid)
-        model.autoencoder.check_levels(cube.depth.values)
+        analysis.check_levels(cube.depth.values)
         return cube
     missing = [name for name in ("time", "latitude", "longitude") if name not in grid.coords]
     if missing:
@@ -63,135 +68,121 @@ def _generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
 
 
-def _sample_step(
-    model: LatentDiffusion, x: np.ndarray, x_mask: np.ndarray, sst: np.ndarray, valid: np.ndarray,
-    latitude: np.ndarray, longitude: np.ndarray, day_of_year: float, members: int, steps: int, sampler: str,
-    eta: float, generator: torch.Generator, tile: int, overlap: int, batch_size: int, replace: bool,
-    device: torch.device, keep_members: bool, fast: bool = False, times: np.ndarray | None = None,
-) -> np.ndarray:
-    """Ensemble mean, standard deviation (ddof 1) and, with ``keep_members``, the members of one time step.
+class _Step(NamedTuple):
+    """One time step's arrays: gridded observations (depth, lat, lon), SST (lat, lon), valid cells and the
+    grid's coordinates, time and day of year."""
 
-    Returns (2 [+ members], depth, lat, lon), NaN outside ``valid``. ``times`` (the step's time, one value)
-    places a model's background in the season.
-    """
-    height, width = x.shape[-2:]
+    x: np.ndarray
+    x_mask: np.ndarray
+    sst: np.ndarray
+    valid: np.ndarray
+    latitude: np.ndarray
+    longitude: np.ndarray
+    times: np.ndarray
+    day_of_year: float
+
+
+def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisInputs:
+    """The analysis inputs of one time step (a batch of one)."""
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(device)  # noqa: E731
-    x_t, mask_t = as_tensor(x), as_tensor(x_mask) > 0
-    surface = as_tensor(sst)[:, None] if sst.ndim == 2 else as_tensor(sst)
-    with torch.no_grad():
-        background = guess = None
-        if model.background is not None:
-            background = model.background.at(times, latitude, longitude,
-                                             sst.reshape(-1, *sst.shape[-2:])[:1])  # the first field, from the host
-            guess = model.temperature_guess(x_t, mask_t, background, surface, as_tensor(latitude),
-                                            as_tensor(longitude))
-        condition = model.condition(x_t, mask_t, surface, background, None if guess is None else guess.value)
-        tiling = Tiling(height, width, tile, overlap, periodic=is_global(longitude))
-        centres = [torch.from_numpy(c).float().to(device) for c in tile_centres(tiling, latitude, longitude)]
-        condition_tiles = tiling.cut(condition).repeat_interleave(members, dim=0)
-        context = {"latitude": centres[0].repeat_interleave(members),
-                   "longitude": centres[1].repeat_interleave(members),
-                   "day_of_year": torch.full((len(centres[0]) * members,), day_of_year, device=device)}
+    sst = step.sst.reshape(-1, *step.sst.shape[-2:])[:1]
+    background = analysis.background_at(step.times, step.latitude, step.longitude, sst).to(device)
+    return AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
+                          as_tensor(step.latitude), as_tensor(step.longitude))
 
-        def network(z_tiles: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            out = []
-            for start in range(0, len(z_tiles), batch_size):
-                part = slice(start, start + batch_size)
-                with network_precision(device, fast):
-                    out.append(model.predict(z_tiles[part], t[part], condition_tiles[part],
-                                             **{k: v[part] for k, v in context.items()}).float())
-            return torch.cat(out)
 
-        project = _replacement(model, x_t, mask_t) if replace else None
-        z = model.sample_latent(condition.expand(members, -1, -1, -1), {}, steps=steps, sampler=sampler, eta=eta,
-                                generator=generator, denoiser=tiled(network, tiling), project=project)
-        offset = model.decoded_offset(None if guess is None else guess.value, condition)
-        mean = np.zeros(valid.shape, dtype=np.float64)
-        squares = np.zeros(valid.shape, dtype=np.float64)
-        kept = []
-        for count, latent in enumerate(z, start=1):  # one member decoded at a time: memory ~ a few fields
-            decoded = model.decode_latent(latent[None])
-            if offset is not None:
-                decoded = decoded + offset
-            if replace:
-                decoded = torch.where(mask_t, x_t, decoded)
-            values = np.where(valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
-            delta = values - mean
-            mean += delta / count
-            squares += delta * (values - mean)
-            if keep_members:
-                kept.append(values)
-        variance = squares / (members - 1) if members > 1 else np.zeros(valid.shape)
-        if model.error_model is not None:  # never less than the model's calibrated error
-            observed = mask_t.any(dim=1, keepdim=True)
-            floor = model.error_model.expected_variance(observed, None if guess is None else guess.variance)
-            if model.covered_error_model is not None:  # where the training data reached, a trained region's error
-                covered = model.background.covered_at(latitude, longitude)
-                floor = torch.where(covered, model.covered_error_model.expected_variance(observed, guess.variance),
-                                    floor)
-            variance = np.maximum(variance, floor[0].cpu().numpy())
-    spread = np.where(valid, np.sqrt(variance), np.nan)
+@torch.no_grad()
+def _analysis_step(analysis: Analysis, step: _Step, device: torch.device) -> np.ndarray:
+    """The classical analysis of one time step: mean and calibrated error (2, depth, lat, lon)."""
+    guess = analysis(_inputs(analysis, step, device))
+    variance = analysis.error_variance(guess, analysis.background.covered_at(step.latitude, step.longitude))
+    stats = torch.cat([guess.mean, variance.sqrt()]).cpu().numpy()
+    return np.where(step.valid, stats, np.nan).astype(np.float32)
+
+
+@torch.no_grad()
+def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions, generator: torch.Generator,
+                   device: torch.device) -> np.ndarray:
+    """Ensemble mean, standard deviation (ddof 1) and, with ``keep_members``, the members of one time step:
+    (2 [+ members], depth, lat, lon), NaN outside the valid cells."""
+    members = options.members
+    inputs = _inputs(model.analysis, step, device)
+    prepared = model.prepare(inputs, with_variance=True)
+    height, width = step.x.shape[-2:]
+    tiling = Tiling(height, width, options.tile, options.overlap, periodic=is_global(step.longitude))
+    centres = [torch.from_numpy(c).float().to(device) for c in tile_centres(tiling, step.latitude, step.longitude)]
+    context = {"latitude": centres[0].repeat_interleave(members), "longitude": centres[1].repeat_interleave(members),
+               "day_of_year": torch.full((len(centres[0]) * members,), step.day_of_year, device=device)}
+    denoiser = ConditionedDenoiser(model, prepared.condition.expand(members, -1, -1, -1), context, tiling=tiling,
+                                   batch_size=options.batch_size, fast=options.fast)
+    project = Replacement(model, prepared, inputs.x, inputs.mask) if options.replace else None
+    residuals = sample(denoiser, (members, *prepared.base.shape[1:]), model.schedule, steps=options.steps,
+                       sampler=options.sampler, eta=options.eta, generator=generator, device=device, project=project)
+    mean = np.zeros(step.valid.shape, dtype=np.float64)
+    squares = np.zeros(step.valid.shape, dtype=np.float64)
+    kept = []
+    for count, residual in enumerate(residuals, start=1):  # one member decoded at a time: memory ~ a few fields
+        decoded = model.decode_residual(residual[None], prepared)
+        if options.replace:
+            decoded = torch.where(inputs.mask, inputs.x, decoded)
+        values = np.where(step.valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
+        delta = values - mean
+        mean += delta / count
+        squares += delta * (values - mean)
+        if options.keep_members:
+            kept.append(values)
+    variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
+    floor = model.error_variance(prepared, model.analysis.background.covered_at(step.latitude, step.longitude))
+    if floor is not None:  # never less than the model's calibrated error
+        variance = np.maximum(variance, floor[0].cpu().numpy())
+    spread = np.where(step.valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)
-    return np.concatenate([stats, np.stack(kept)]) if keep_members else stats
+    return np.concatenate([stats, np.stack(kept)]) if options.keep_members else stats
 
 
-def _replacement(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor):
-    """Projection keeping observed values: decode the estimate, put the observations in, re-encode."""
-    observed_columns = mask.any(dim=1, keepdim=True)
-
-    def project(z0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        decoded = model.decode_latent(z0)
-        corrected = torch.where(mask, x, decoded)
-        return torch.where(observed_columns, model.encode_target(corrected), z0)
-
-    return project
-
-
-class _EnsembleSampler:
+class _Estimator:
     """The model and the sampling options, picklable and tokenized by the model's weights.
 
-    A dask graph holds one sampler as a single key, so a cluster ships the model to each worker once,
+    A dask graph holds one estimator as a single key, so a cluster ships the model to each worker once,
     not inside every task; the copy on the target device is made on first use in each process.
     """
 
-    def __init__(self, model: LatentDiffusion, device: str | torch.device | None, members: int, steps: int,
-                 sampler: str, eta: float, tile: int, overlap: int, batch_size: int, replace: bool,
-                 keep_members: bool, fast: bool) -> None:
-        self.model, self.device = model, device
-        self.options = dict(members=members, steps=steps, sampler=sampler, eta=eta, tile=tile, overlap=overlap,
-                            batch_size=batch_size, replace=replace, keep_members=keep_members, fast=fast)
+    def __init__(self, model: LatentDiffusion | Analysis, device: str | torch.device | None,
+                 options: SamplingOptions) -> None:
+        self.model, self.device, self.options = model, device, options
         self.identity = checkpoint.digest(model.state_dict()) + json.dumps(model.config, sort_keys=True)
-        self._runner: tuple[LatentDiffusion, torch.device] | None = None
+        self._runner: tuple[LatentDiffusion | Analysis, torch.device] | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_runner": None}
 
     def __dask_tokenize__(self) -> tuple:
-        return (type(self).__name__, self.identity, str(self.device), sorted(self.options.items()))
+        return (type(self).__name__, self.identity, str(self.device), repr(self.options))
 
-    def _prepare(self) -> tuple[LatentDiffusion, torch.device]:
+    def _prepare(self) -> tuple[LatentDiffusion | Analysis, torch.device]:
         if self._runner is None:
             relax_heap_trimming()  # dask workers trim the heap eagerly: slow for big tensors
             target = pick_device(self.device)
             model = self.model
-            if next(model.parameters()).device != target:
+            if next(iter(model.buffers())).device != target:
                 model = copy.deepcopy(model).to(target)
             self._runner = (model.eval(), target)
         return self._runner
 
     def __call__(self, gridded: tuple[np.ndarray, np.ndarray], template: xr.Dataset, surface: np.ndarray,
                  index: int, seed: int) -> np.ndarray:
-        """Sample one time step's ensemble from its gridded profiles: (2 [+ members], depth, lat, lon)."""
+        """One time step's estimate from its gridded profiles: (2 [+ members], depth, lat, lon)."""
         model, device = self._prepare()
         x, x_mask = gridded
-        return _sample_step(model, x, x_mask, surface, _valid_cells(template, surface), template.latitude.values,
-                            template.longitude.values, _day_of_year(template)[0],
-                            generator=_generator(seed, index), device=device, times=template.time.values,
-                            **self.options)
+        step = _Step(x, x_mask, surface, _valid_cells(template, surface), template.latitude.values,
+                     template.longitude.values, template.time.values, float(_day_of_year(template)[0]))
+        if isinstance(model, Analysis):
+            return _analysis_step(model, step, device)
+        return _ensemble_step(model, step, self.options, _generator(seed, index), device)
 
 
-def _run_sampler(sampler: _EnsembleSampler, *args) -> np.ndarray:
-    return sampler(*args)
+def _run_estimator(estimator: _Estimator, *args) -> np.ndarray:
+    return estimator(*args)
 
 
 def _grid_step(profiles: xr.Dataset, template: xr.Dataset, window: str) -> tuple[np.ndarray, np.ndarray]:
@@ -209,22 +200,16 @@ def reconstruct(
     grid: xr.Dataset,
     profiles: xr.Dataset,
     sst: xr.Dataset | xr.DataArray,
-    model: LatentDiffusion,
-    members: int = 8,
-    steps: int = 50,
-    sampler: str = "ddim",
-    eta: float = 0.0,
+    model: LatentDiffusion | Analysis,
+    *,
+    options: SamplingOptions | None = None,
+    members: int | None = None,
+    steps: int | None = None,
     seed: int = 0,
-    tile: int = 64,
-    overlap: int = 16,
-    batch_size: int = 16,
     device: str | torch.device | None = None,
-    keep_members: bool = False,
-    replace: bool = False,
     window: str = "7D",
-    fast: bool = False,
 ) -> xr.Dataset:
-    """Reconstruct the temperature cube on ``grid`` from ``profiles`` and ``sst`` with an ensemble.
+    """Reconstruct the temperature cube on ``grid`` from ``profiles`` and ``sst``.
 
     Parameters
     ----------
@@ -237,29 +222,18 @@ def reconstruct(
     sst
         Surface temperature on any grid, aligned with :func:`xdepthrecon.align_sst`.
     model
-        A trained :class:`~xdepthrecon.diffusion.latent.LatentDiffusion`.
-    members
-        Ensemble size.
-    steps, sampler, eta
-        Reverse diffusion: DDIM with ``steps`` steps and stochasticity ``eta``, or DDPM.
+        A trained :class:`~xdepthrecon.LatentDiffusion` (an ensemble), or a fitted
+        :class:`~xdepthrecon.Analysis` (the classical analysis alone: its mean and calibrated error).
+    options
+        How the ensemble is sampled (default :class:`~xdepthrecon.SamplingOptions`: 8 members, 25 DDIM steps).
+    members, steps
+        Shortcuts for ``options``' ensemble size and number of steps.
     seed
         Seed of the ensemble; time step ``i`` draws from ``(seed, i)``, so results do not depend on chunking.
-    tile, overlap
-        Tile size and overlap (grid cells) of the denoiser passes.
-    batch_size
-        Tiles x members per network call.
     device
         Where the network runs; default CUDA when available.
-    keep_members
-        Also return ``thetao_members(member, time, depth, latitude, longitude)``.
-    replace
-        Keep the sample consistent with the observed values: at every step the clean estimate is decoded,
-        the observations put in and the result re-encoded, and the decoded members carry the observed
-        values exactly where observed.
     window
         Time window for gridding the profiles.
-    fast
-        Run the denoiser in bfloat16 autocast (GPUs, CPUs with AMX); the sampling arithmetic stays fp32.
 
     Returns
     -------
@@ -267,23 +241,26 @@ def reconstruct(
         ``thetao`` (ensemble mean) and ``thetao_std`` (ensemble standard deviation, ddof 1, raised to the
         model's calibrated error where the ensemble is narrower; see
         :class:`~xdepthrecon.analysis.errors.ErrorModel`) in degC,
-        ``observed(time, latitude, longitude)`` (columns with a profile), lazily computed per time step.
+        ``observed(time, latitude, longitude)`` (columns with a profile), and with ``keep_members``
+        ``thetao_members(member, time, depth, latitude, longitude)``, lazily computed per time step.
     """
-    if members < 1:
-        raise ValueError(f"members must be at least 1, got {members}")
-    template = _template(grid, model)
+    options = replace(options or SamplingOptions(), **{name: value for name, value in
+                                                       (("members", members), ("steps", steps)) if value is not None})
+    if isinstance(model, Analysis) and options.keep_members:
+        raise ValueError("a classical Analysis gives a mean and its calibrated error, no members: use "
+                         "keep_members=False, or reconstruct with a LatentDiffusion for an ensemble")
+    template = _template(grid, model if isinstance(model, Analysis) else model.analysis)
     surface = align_sst(sst, template).sst.transpose("time", "latitude", "longitude")
     windows = profile_windows(template.time.values, profiles.time.values, window)
     _warn_outside_windows(profiles.sizes["profile"], windows, window)
-    sampler_key = dask.delayed(_EnsembleSampler(model, device, members, steps, sampler, eta, tile, overlap,
-                                                batch_size, replace, keep_members, fast), pure=True)
-    shape = (2 + members * keep_members, template.sizes["depth"], template.sizes["latitude"],
+    estimator = dask.delayed(_Estimator(model, device, options), pure=True)
+    shape = (2 + options.members * options.keep_members, template.sizes["depth"], template.sizes["latitude"],
              template.sizes["longitude"])
     samples, observed = [], []
     for index, members_in_window in enumerate(windows):
         step = template.isel(time=[index])
         gridded = dask.delayed(_grid_step, pure=True)(profiles.isel(profile=members_in_window), step, window)
-        task = dask.delayed(_run_sampler, pure=True)(sampler_key, gridded, step, surface.data[index], index, seed)
+        task = dask.delayed(_run_estimator, pure=True)(estimator, gridded, step, surface.data[index], index, seed)
         samples.append(dsa.from_delayed(task, shape=shape, dtype=np.float32))
         columns = dask.delayed(_observed_columns, pure=True)(gridded)
         observed.append(dsa.from_delayed(columns, shape=shape[2:], dtype=bool))
@@ -300,11 +277,14 @@ def reconstruct(
                                  coords={name: template[name] for name in ("time", "latitude", "longitude")},
                                  attrs={"long_name": "column holds an observation"}),
     })
-    if keep_members:
+    if options.keep_members:
         out["thetao_members"] = xr.DataArray(stacked[2:], dims=("member", *CANONICAL_DIMS), coords=coords,
                                              attrs={"long_name": "ensemble members", **attrs})
-    call = describe_call("xdepthrecon.reconstruct", members=members, steps=steps, sampler=sampler, eta=eta,
-                         seed=seed, tile=tile, overlap=overlap, replace=replace or None, fast=fast or None)
+    described = {"model": type(model).__name__, "seed": seed} if isinstance(model, Analysis) else {
+        "members": options.members, "steps": options.steps, "sampler": options.sampler, "eta": options.eta,
+        "seed": seed, "tile": options.tile, "overlap": options.overlap, "replace": options.replace or None,
+        "fast": options.fast or None}
+    call = describe_call("xdepthrecon.reconstruct", **described)
     out.attrs = with_history({k: v for k, v in template.attrs.items() if k != "history"}, call)
     return out
 

@@ -1,26 +1,26 @@
-"""The background a reconstruction departs from: the training data's seasonal cycle of the latent, plus the
-SST anomaly carried down.
+"""The background an analysis departs from: the training data's seasonal cycle at each cell and level, plus
+the SST anomaly carried down.
 
-Far from any profile, the observed latents say nothing; there the best guess is what the training data
-say about that place and season, corrected by the surface. The background is, per latent channel ``c``,
+Far from any profile, the observations say nothing; there the best guess is what the training data say
+about that place and season, corrected by the surface. The background is, per level (channel) ``c``,
 
-``z_b(t, c, cell) = a(c, cell) + sum_k b_k(c, cell) cos(k w t) + c_k(c, cell) sin(k w t) + beta(c, lat) SST'(t, cell)``
+``T_b(t, c, cell) = a(c, cell) + sum_k b_k(c, cell) cos(k w t) + c_k(c, cell) sin(k w t) + beta(c, lat) SST'(t, cell)``
 
-- the seasonal coefficients are least-squares fits of the training latents at each cell (as the
+- the seasonal coefficients are least-squares fits of the training field at each cell (as the
   climatology baseline fits temperature); cells without training values (held-out regions, land) take
-  them interpolated from the cells around them (:func:`~xdepthrecon.baselines.climatology.fill_cells`);
+  them interpolated from the cells around them;
 - ``SST'`` is the SST minus its own seasonal fit over the same training cells (filled the same way),
   0 where the SST is missing;
-- ``beta`` is the slope of the latent's departure from its seasonal fit on ``SST'``, pooled per latitude
-  band (:func:`~xdepthrecon.baselines.sst_regression.level_slopes`).
+- ``beta`` is the slope of the field's departure from its seasonal fit on ``SST'``, pooled per latitude
+  band.
 
-It is the latent counterpart of the ``sst_regression`` baseline's background. The model keeps it on the
-training grid (as buffers saved with the weights) and evaluates it on any grid by the nearest stored cell.
+It is the background of the ``sst_regression`` baseline, kept on the training grid (as buffers saved with
+the analysis) and evaluated on any grid by the nearest stored cell.
 
-A background fitted on the very cells it is evaluated at is better there than in a region the training data did
-not cover (in-sample); :func:`cross_validated_background` gives the training cells backgrounds fitted without
-their own block of the map, as wrong as a held-out region's: ``train_diffusion`` calibrates the model's error
-with them.
+A background fitted on the very cells it is evaluated at is better there than in a region the training data
+did not cover (in-sample); :func:`cross_validated_background` gives the training cells backgrounds fitted
+without their own block of the map (or of the times), as wrong as a held-out region's (or season's): the
+analysis fits its covariances and calibrates its error with them.
 """
 
 from __future__ import annotations
@@ -32,17 +32,17 @@ import torch
 import xarray as xr
 from torch import nn
 
-from xdepthrecon.baselines._inputs import seasonal_design
-from xdepthrecon.baselines.climatology import fill_cells, fit_seasonal
-from xdepthrecon.baselines.sst_regression import MIN_PAIRS, level_slopes
 from xdepthrecon.io.cube import is_global
+from xdepthrecon.stats.interpolation import fill_cells
+from xdepthrecon.stats.regression import MIN_PAIRS, level_slopes
+from xdepthrecon.stats.seasonal import fit_seasonal, seasonal_design
 
 #: Latitude band width (degrees) that shares one SST slope.
 BAND = 10.0
 
 
-class LatentBackground(nn.Module):
-    """Seasonal cycle of the latent plus SST regression on a stored grid (see the module docstring).
+class SeasonalBackground(nn.Module):
+    """Seasonal cycle of a field plus SST regression on a stored grid (see the module docstring).
 
     Build one with :meth:`fit`; the constructor makes an empty one of the given sizes (for loading).
 
@@ -51,7 +51,7 @@ class LatentBackground(nn.Module):
     harmonics
         Annual harmonics of the seasonal fits.
     channels
-        Latent channels.
+        Channels of the field (depth levels).
     latitude_size, longitude_size
         Size of the stored grid.
     """
@@ -62,7 +62,7 @@ class LatentBackground(nn.Module):
         regressors = 1 + 2 * self.harmonics
         self.register_buffer("latitude", torch.zeros(latitude_size, dtype=torch.float64))
         self.register_buffer("longitude", torch.zeros(longitude_size, dtype=torch.float64))
-        self.register_buffer("latent", torch.zeros(regressors, channels, latitude_size, longitude_size))
+        self.register_buffer("field", torch.zeros(regressors, channels, latitude_size, longitude_size))
         self.register_buffer("sst", torch.zeros(regressors, latitude_size, longitude_size))
         self.register_buffer("slope", torch.zeros(channels, latitude_size))
         self.register_buffer("covered", torch.zeros(latitude_size, longitude_size, dtype=torch.bool))
@@ -70,53 +70,54 @@ class LatentBackground(nn.Module):
     @property
     def config(self) -> dict[str, int]:
         """Constructor arguments, JSON-serialisable."""
-        return {"harmonics": self.harmonics, "channels": self.latent.shape[1],
+        return {"harmonics": self.harmonics, "channels": self.field.shape[1],
                 "latitude_size": self.latitude.numel(), "longitude_size": self.longitude.numel()}
 
     @classmethod
-    def fit(cls, latent: xr.DataArray, sst: xr.DataArray, harmonics: int = 1, band: float = BAND,
-            min_pairs: int = MIN_PAIRS) -> LatentBackground:
-        """Fit the background to training latents.
+    def fit(cls, field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
+            min_pairs: int = MIN_PAIRS) -> SeasonalBackground:
+        """Fit the background to a training field.
 
         Parameters
         ----------
-        latent
-            ``(time, channel, latitude, longitude)`` latents of the training cube, NaN where it has no data.
+        field
+            ``(time, channel, latitude, longitude)`` training field (temperature: channel = depth level), NaN
+            where it has no data.
         sst
             ``(time, latitude, longitude)`` SST (degC) on the same grid and times.
         harmonics, band, min_pairs
             Annual harmonics; latitude band width (degrees) and fewest pairs for a band's own SST slope.
         """
-        latent = latent.transpose("time", "channel", "latitude", "longitude")
-        values = np.asarray(latent.values, dtype="float64")
+        field = field.transpose("time", "channel", "latitude", "longitude")
+        values = np.asarray(field.values, dtype="float64")
         if not np.isfinite(values).any():
-            raise ValueError("the training latents hold no finite value; the background needs training data.")
+            raise ValueError("the training field holds no finite value; the background needs training data.")
         times, channels, rows, cols = values.shape
-        design = seasonal_design(latent.time.values, harmonics)
+        design = seasonal_design(field.time.values, harmonics)
         coefficients = fit_seasonal(values.reshape(times, -1), design).reshape(-1, channels, rows, cols)
         trained = np.isfinite(values).any(axis=1)
         surface = np.where(trained, np.asarray(sst.transpose("time", "latitude", "longitude").values, "float64"),
                            np.nan)
         sst_coefficients = fit_seasonal(surface.reshape(times, -1), design).reshape(-1, rows, cols)
         sst_anomaly = surface - np.einsum("tp,pyx->tyx", design, sst_coefficients)
-        latitude = latent.latitude.values
+        latitude = field.latitude.values
         slope = np.zeros((channels, rows))
         for channel in range(channels):
-            slope[channel] = level_slopes(values[:, channel], coefficients[:, channel], design, sst_anomaly, latitude,
-                                          band, min_pairs)
-        coords = xr.Dataset(coords={"latitude": latent.latitude, "longitude": latent.longitude})
+            slope[channel] = level_slopes(values[:, channel], coefficients[:, channel], design, sst_anomaly,
+                                          latitude=latitude, band=band, min_pairs=min_pairs)
         out = cls(harmonics, channels, rows, cols)
         out.latitude.copy_(torch.tensor(latitude, dtype=torch.float64))
-        out.longitude.copy_(torch.tensor(latent.longitude.values, dtype=torch.float64))
-        out.latent.copy_(torch.from_numpy(_filled(coefficients.reshape(-1, rows, cols), coords)
+        out.longitude.copy_(torch.tensor(field.longitude.values, dtype=torch.float64))
+        extended = _extended_down(coefficients).reshape(-1, rows, cols)
+        out.field.copy_(torch.from_numpy(_filled(extended, latitude, field.longitude.values)
                                           .reshape(coefficients.shape)))
-        out.sst.copy_(torch.from_numpy(_filled(sst_coefficients, coords)))
+        out.sst.copy_(torch.from_numpy(_filled(sst_coefficients, latitude, field.longitude.values)))
         out.slope.copy_(torch.from_numpy(slope))
         out.covered.copy_(torch.from_numpy(trained.any(axis=0)))
         return out
 
     def at(self, times: Any, latitude: np.ndarray, longitude: np.ndarray, sst: np.ndarray) -> torch.Tensor:
-        """The background latent ``(time, channel, latitude, longitude)`` on a grid, in latent units.
+        """The background field ``(time, channel, latitude, longitude)`` on a grid, in field units.
 
         Parameters
         ----------
@@ -128,11 +129,11 @@ class LatentBackground(nn.Module):
         sst
             ``(time, latitude, longitude)`` SST in degC on the grid, NaN where missing.
         """
-        design = torch.from_numpy(seasonal_design(np.asarray(times), self.harmonics)).float().to(self.latent.device)
+        design = torch.from_numpy(seasonal_design(np.asarray(times), self.harmonics)).float().to(self.field.device)
         rows, cols = self._cells(latitude, longitude)
-        latent = self.latent[:, :, rows][..., cols]
-        climate = torch.einsum("tp,pcyx->tcyx", design, latent)
-        surface = torch.as_tensor(np.asarray(sst, dtype=np.float32), device=self.latent.device)
+        field = self.field[:, :, rows][..., cols]
+        climate = torch.einsum("tp,pcyx->tcyx", design, field)
+        surface = torch.as_tensor(np.asarray(sst, dtype=np.float32), device=self.field.device)
         anomaly = torch.nan_to_num(surface - torch.einsum("tp,pyx->tyx", design, self.sst[:, rows][..., cols]))
         return climate + self.slope[:, rows][None, :, :, None] * anomaly[:, None]
 
@@ -147,28 +148,28 @@ class LatentBackground(nn.Module):
         rows = torch.from_numpy(_nearest(self.latitude.cpu().numpy(), np.asarray(latitude), periodic=False))
         stored_longitude = self.longitude.cpu().numpy()
         cols = torch.from_numpy(_nearest(stored_longitude, np.asarray(longitude), periodic=is_global(stored_longitude)))
-        return rows.to(self.latent.device), cols.to(self.latent.device)
+        return rows.to(self.field.device), cols.to(self.field.device)
 
 
-def cross_validated_background(latent: xr.DataArray, sst: xr.DataArray, harmonics: int = 1, band: float = BAND,
+def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
                                block: float = 30.0, folds: int = 4, seed: int = 0,
                                over: str = "space") -> xr.DataArray:
     """Backgrounds of the training data, each fitted without its own block of the map or of the times.
 
     ``over="space"``: the map is cut into ``block``-degree squares, dealt at random into ``folds`` folds;
-    each fold's cells take the background :meth:`LatentBackground.fit` gives from the other folds (filled
+    each fold's cells take the background :meth:`SeasonalBackground.fit` gives from the other folds (filled
     into the fold's cells as into a held-out region): what a new region sees. ``over="time"``: the time
     steps are dealt into ``folds`` folds; each fold's time steps take the background fitted to the other
     time steps at every cell: what a new season or year in a trained region sees. Returns
-    ``(time, channel, latitude, longitude)`` like ``latent`` (float32, finite everywhere).
+    ``(time, channel, latitude, longitude)`` like ``field`` (float32, finite everywhere).
     """
     if folds < 2:
         raise ValueError(f"folds must be at least 2 for a cross-validated background, got {folds}")
     if over not in ("space", "time"):
         raise ValueError(f"over={over!r} is not 'space' or 'time'")
     dims = ("time", "channel", "latitude", "longitude")
-    latent = latent.transpose(*dims)
-    latitude, longitude = latent.latitude.values, latent.longitude.values
+    field = field.transpose(*dims)
+    latitude, longitude = field.latitude.values, field.longitude.values
     rng = np.random.default_rng(seed)
     if over == "space":
         rows = np.floor((latitude + 90.0) / block).astype(int)
@@ -176,27 +177,38 @@ def cross_validated_background(latent: xr.DataArray, sst: xr.DataArray, harmonic
         deal = rng.integers(0, folds, size=(rows.max() + 1, cols.max() + 1))
         fold_of = xr.DataArray(deal[rows[:, None], cols[None, :]], dims=("latitude", "longitude"))
     else:
-        fold_of = xr.DataArray(rng.permutation(latent.sizes["time"]) % folds, dims=("time",))
-    out = np.zeros(latent.shape, dtype=np.float32)
+        fold_of = xr.DataArray(rng.permutation(field.sizes["time"]) % folds, dims=("time",))
+    out = np.zeros(field.shape, dtype=np.float32)
     for fold in range(folds):
-        here = (fold_of == fold).broadcast_like(latent.isel(channel=0)).transpose("time", *dims[2:]).values
+        here = (fold_of == fold).broadcast_like(field.isel(channel=0)).transpose("time", *dims[2:]).values
         if not here.any():
             continue
-        others = latent.where(~(fold_of == fold))
+        others = field.where(~(fold_of == fold))
         if not np.isfinite(others.values).any():
-            others = latent  # one fold holds all the data: nothing to hold out
-        fitted = LatentBackground.fit(others, sst, harmonics, band)
-        values = fitted.at(latent.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
+            others = field  # one fold holds all the data: nothing to hold out
+        fitted = SeasonalBackground.fit(others, sst, harmonics=harmonics, band=band)
+        values = fitted.at(field.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
         taken = np.broadcast_to(here[:, None], out.shape)
         out[taken] = values.numpy()[taken]
-    return xr.DataArray(out, dims=dims, coords={d: latent[d] for d in dims if d in latent.coords})
+    return xr.DataArray(out, dims=dims, coords={d: field[d] for d in dims if d in field.coords})
 
 
-def _filled(values: np.ndarray, coords: xr.Dataset) -> np.ndarray:
+def _extended_down(coefficients: np.ndarray) -> np.ndarray:
+    """``coefficients (regressor, channel, lat, lon)`` with a cell below the bottom (NaN where the channel
+    above is finite; channels ordered top down) taking the value above it: every channel then has the
+    same cells to fill, so one horizontal interpolation serves them all."""
+    out = coefficients.copy()
+    for channel in range(1, out.shape[1]):
+        out[:, channel] = np.where(np.isnan(out[:, channel]), out[:, channel - 1], out[:, channel])
+    return out
+
+
+def _filled(values: np.ndarray, latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
     """``values (level, lat, lon)`` with every NaN cell filled from the cells around it; float32."""
     wanted = np.isnan(values)
     if wanted.any():
-        values = np.where(wanted, fill_cells(values, wanted, coords), values)
+        filled = fill_cells(values, wanted, latitude, longitude, periodic=is_global(longitude))
+        values = np.where(wanted, filled, values)
     return np.nan_to_num(values).astype(np.float32)
 
 

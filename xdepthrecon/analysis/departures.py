@@ -1,16 +1,15 @@
-"""Objective analysis of the observations' departures from a model's temperature-space background.
+"""Objective analysis of the observations' departures from the background.
 
-:meth:`LatentDiffusion.temperature_guess <xdepthrecon.diffusion.latent.LatentDiffusion.temperature_guess>`
-builds its guess in degC from the decoded background, the SST's departure carried down, and the
-observations' remaining departures spread over the grid level by level. A :class:`DepartureAnalysis`
+The classical analysis (:class:`~xdepthrecon.analysis.classical.Analysis`) builds its guess in degC from
+the seasonal background, the SST's departure carried down by local slopes, and the observations'
+remaining departures spread over the grid level by level. A :class:`DepartureAnalysis`
 spreads them by optimal interpolation: at each level the departures are a Gaussian process in the
 horizontal with a Matern-3/2 (or exponential, Gaussian) covariance plus a nugget, whose length scale and
 variances were fitted by maximum likelihood
-(:func:`~xdepthrecon.baselines.optimal_interpolation.fit_levels`) to the departures the model met in
-training, measured against backgrounds fitted without the region (what a new region sees). Each
+(:func:`~xdepthrecon.stats.covariance.fit_levels`) to the departures met in training, measured against backgrounds fitted without the region (what a new region sees). Each
 observation then weighs by how much it says that its neighbours do not: clustered profiles share their
 weight, and the noise ratio sets how closely the analysis draws to each. Prediction is local and exact
-(:func:`~xdepthrecon.baselines.optimal_interpolation.predict`): square tiles of ``tile`` cells each use
+(:func:`~xdepthrecon.stats.covariance.predict`): square tiles of ``tile`` cells each use
 their ``neighbours`` nearest observed columns, with distances through the Earth in km, so the analysis
 means the same at any grid spacing.
 """
@@ -23,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdepthrecon.baselines._inputs import unit_vectors
-from xdepthrecon.baselines.optimal_interpolation import KERNELS, Covariance, fit_levels, predict, tile_labels
+from xdepthrecon.stats.covariance import KERNELS, Covariance, fit_levels, predict, tile_labels
+from xdepthrecon.stats.geometry import unit_vectors
 
 
 class DepartureAnalysis(nn.Module):
     """Per-level covariances of the departures from the background, and their optimal interpolation.
 
-    Build with :meth:`fit`; ``train_diffusion(background=True)`` does so and saves it with the model.
+    Build with :meth:`fit` (or :meth:`from_covariances`); :func:`~xdepthrecon.fit_analysis` does so.
 
     Parameters
     ----------
@@ -68,7 +67,7 @@ class DepartureAnalysis(nn.Module):
         return [Covariance(self.kernel, *values) for values in columns]
 
     @classmethod
-    def fit(cls, positions: Sequence[np.ndarray], departures: Sequence[np.ndarray], kernel: str = "matern32",
+    def fit(cls, positions: Sequence[np.ndarray], departures: Sequence[np.ndarray], *, kernel: str = "matern32",
             neighbours: int = 32, tile: int = 8, max_blocks: int = 64, seed: int = 0) -> DepartureAnalysis:
         """Fit each level's covariance to departures observed in independent fields (patches, time steps).
 
@@ -88,13 +87,22 @@ class DepartureAnalysis(nn.Module):
         if not len(departures):
             raise ValueError("no observed departures to fit the analysis to; sample more profiles.")
         fits = fit_levels(positions, departures, kernel, max_blocks=max_blocks, rng=np.random.default_rng(seed))
-        analysis = cls(len(fits), kernel, neighbours, tile)
+        return cls.from_covariances(fits, neighbours=neighbours, tile=tile)
+
+    @classmethod
+    def from_covariances(cls, covariances: Sequence[Covariance], *, neighbours: int = 32,
+                         tile: int = 8) -> DepartureAnalysis:
+        """An analysis with the given covariance per level (all of one kernel)."""
+        kernels = {c.kernel for c in covariances}
+        if len(kernels) != 1:
+            raise ValueError(f"the levels' covariances must share one kernel, got {sorted(kernels)}")
+        analysis = cls(len(covariances), kernels.pop(), neighbours, tile)
         for name in ("length_scale", "signal_variance", "noise_variance"):
-            getattr(analysis, name).copy_(torch.tensor([getattr(c, name) for c in fits]))
+            getattr(analysis, name).copy_(torch.tensor([getattr(c, name) for c in covariances]))
         return analysis
 
     def forward(self, departure: torch.Tensor, observed: torch.Tensor, latitude: torch.Tensor,
-                longitude: torch.Tensor, with_variance: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+                longitude: torch.Tensor, *, with_variance: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Analysed departures and their error variance on the whole grid.
 
         Parameters
@@ -127,8 +135,8 @@ class DepartureAnalysis(nn.Module):
             cells = unit_vectors(lat.ravel(), lon.ravel())
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
-            m, v = predict(cells[columns], field[:, columns], cells, tiles, covariances, self.neighbours,
-                           with_variance=with_variance)
+            m, v = predict(cells[columns], field[:, columns], cells, tiles, cov=covariances,
+                           neighbours=self.neighbours, with_variance=with_variance)
             mean[item] = m.reshape(levels, height, width)
             if variance is not None:
                 variance[item] = v.reshape(levels, height, width)

@@ -6,13 +6,15 @@ and ``output`` is what the schedule's ``target`` names (``x0``, ``eps`` or ``v``
 every noise level, which is DDIM with ``eta = 1`` on all steps. The arithmetic runs in float32 (or the
 dtype of ``x_T``); reduced precision belongs inside the network only.
 
-An optional ``project(x0, t) -> x0`` hook corrects each step's clean estimate, e.g. to keep the sample
-consistent with observations (replacement / projection guidance).
+An optional projection, any ``project(x0, t) -> x0`` (e.g.
+:class:`~xdepthrecon.diffusion.guidance.Replacement`), corrects each step's clean estimate, to keep the
+sample consistent with observations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -20,6 +22,48 @@ from xdepthrecon.diffusion.schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Projection = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How :func:`xdepthrecon.reconstruct` samples an ensemble.
+
+    Parameters
+    ----------
+    members
+        Ensemble size.
+    steps, sampler, eta
+        Reverse diffusion: DDIM with ``steps`` steps and stochasticity ``eta``, or DDPM (every noise level).
+    replace
+        Keep the sample consistent with the observed values
+        (:class:`~xdepthrecon.diffusion.guidance.Replacement`), and the members carry them exactly.
+    tile, overlap
+        Tile size and overlap (grid cells) of the denoiser passes.
+    batch_size
+        Tiles x members per network call.
+    keep_members
+        Also return the members.
+    fast
+        Run the denoiser in bfloat16 autocast (GPUs, CPUs with AMX); the sampling arithmetic stays fp32.
+    """
+
+    members: int = 8
+    steps: int = 25
+    sampler: str = "ddim"
+    eta: float = 0.0
+    replace: bool = False
+    tile: int = 64
+    overlap: int = 16
+    batch_size: int = 16
+    keep_members: bool = False
+    fast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.members < 1 or self.steps < 1:
+            raise ValueError(f"members and steps must be at least 1, got {self.members} and {self.steps}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {SAMPLERS}")
 
 
 def timesteps(schedule: NoiseSchedule, steps: int) -> torch.Tensor:
@@ -33,6 +77,7 @@ def sample(
     denoiser: Denoiser,
     shape: tuple[int, ...],
     schedule: NoiseSchedule,
+    *,
     steps: int = 50,
     sampler: str = "ddim",
     eta: float = 0.0,
@@ -40,7 +85,6 @@ def sample(
     device: str | torch.device = "cpu",
     project: Projection | None = None,
     x_T: torch.Tensor | None = None,
-    clip: float | None = None,
 ) -> torch.Tensor:
     """Draw samples by reverse diffusion.
 
@@ -66,8 +110,6 @@ def sample(
         Optional correction of each clean estimate, ``project(x0, t) -> x0``.
     x_T
         Starting noise; default drawn from ``generator``.
-    clip
-        If given, clean estimates are clamped to ``[-clip, clip]``.
 
     Returns
     -------
@@ -85,8 +127,6 @@ def sample(
     for index, level in enumerate(levels):
         t = torch.full((shape[0],), int(level), device=device, dtype=torch.long)
         x0 = schedule.predict_x0(denoiser(x, t).to(x.dtype), x, t)
-        if clip is not None:
-            x0 = x0.clamp(-clip, clip)
         if project is not None:
             x0 = project(x0, t)
         if index == len(levels) - 1:

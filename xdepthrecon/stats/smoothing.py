@@ -1,78 +1,54 @@
-"""A dense first guess of the latent from sparse observed columns: successive Gaussian corrections.
+"""Gaussian-weighted sums over a grid, with length scales in kilometres.
 
-Sparse profiles cover a few per cent of the columns; a network that must carry their information across
-tens of cells learns slowly. The first guess spreads the observed latents over their neighbourhood by
-successive corrections (Barnes 1964): a first pass at the largest length scale takes the distance-weighted
-average of the observations (``sum(w * z) / sum(w)`` with Gaussian ``w``); each following, smaller-scale
-pass adds the distance-weighted average of what the passes so far leave unexplained at the observed
-columns. Large scales fill the gaps between profiles, small ones keep the detail near them. The summed
-weight of each pass travels beside it, so the denoiser sees where the guess is well supported. The final
-guess also serves as the base that an ``x0`` denoiser corrects (see
-:class:`~xdepthrecon.diffusion.latent.LatentDiffusion`).
+A separable Gaussian kernel sums a field over each cell's neighbourhood (zero outside the domain). The
+length scale is given in km and turned into cells per axis from the grid's spacing at its mean latitude,
+so one setting means the same on a 2-degree atlas and a 1/12-degree reanalysis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 
 import torch
 import torch.nn.functional as F
 
-#: Summed weight below which a guess counts as unsupported (set to 0).
-_MIN_WEIGHT = 1e-3
+from xdepthrecon.stats.geometry import EARTH_RADIUS_KM
+
+#: Kilometres per degree of latitude.
+KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0
 
 
 def _kernel(sigma: float, size: int, device: torch.device) -> torch.Tensor:
     radius = min(int(3 * sigma + 0.5), size - 1)
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    return torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return torch.exp(-0.5 * (offsets / max(sigma, 1e-6)) ** 2)
 
 
-def gaussian_sum(field: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian-weighted sum (not mean) of ``field`` (batch, channels, H, W) over the neighbourhood
-    of each cell, ``sigma`` in grid cells, zero outside the domain."""
+def gaussian_sum(field: torch.Tensor, sigma: tuple[float, float]) -> torch.Tensor:
+    """Separable Gaussian-weighted sum (not mean) of ``field`` (batch, channels, H, W) over each cell's
+    neighbourhood, ``sigma`` (rows, columns) in grid cells, zero outside the domain."""
     channels = field.shape[1]
-    rows = _kernel(sigma, field.shape[-2], field.device)
-    columns = _kernel(sigma, field.shape[-1], field.device)
+    rows = _kernel(sigma[0], field.shape[-2], field.device)
+    columns = _kernel(sigma[1], field.shape[-1], field.device)
     field = F.conv2d(field, rows.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(),
                      padding=(len(rows) // 2, 0), groups=channels)
     return F.conv2d(field, columns.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(),
                     padding=(0, len(columns) // 2), groups=channels)
 
 
-def observation_support(observed: torch.Tensor, scale: float) -> torch.Tensor:
-    """``log(1 + sum of Gaussian weights)`` at ``scale`` cells of the observed columns (batch, C, H, W):
-    0 far from any observation, large in a dense cluster."""
-    return torch.log1p(gaussian_sum(observed.float(), scale))
+def cells_per_scale(scale_km: float, latitude: torch.Tensor, longitude: torch.Tensor) -> tuple[float, float]:
+    """A length scale in km as (rows, columns) grid cells, from one grid's latitudes (H,) and longitudes (W,)
+    in degrees, at its mean latitude (a single row or column counts as 1 degree)."""
+    spacing = lambda values: float(values.diff().abs().mean()) if values.numel() > 1 else 1.0  # noqa: E731
+    row_km = spacing(latitude.double()) * KM_PER_DEGREE
+    east = math.cos(math.radians(float(latitude.double().mean())))
+    column_km = spacing(torch.remainder(longitude.double() - longitude.double()[0], 360.0)) * KM_PER_DEGREE
+    return scale_km / row_km, scale_km / max(column_km * east, 1e-6 * KM_PER_DEGREE)
 
 
-def first_guess(z_x: torch.Tensor, observed: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
-    """Successive-correction guesses of the observed latents and their support, one per pass.
-
-    Parameters
-    ----------
-    z_x
-        Latents of the observed columns (batch, channels, H, W); values where not observed are ignored.
-    observed
-        Observed columns (batch, 1, H, W), boolean or 0/1.
-    scales
-        Gaussian standard deviations in grid cells; the passes run from the largest to the smallest.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(batch, len(scales) * (channels + 1), H, W)``: for each pass, largest scale first, the guess so
-        far (0 where no pass has reached) followed by the log of that pass's summed weight
-        (``log(1 + sum w)``). The last pass's guess is the full first guess.
-    """
-    observed = observed.bool()
-    weight = observed.to(z_x.dtype)
-    guess = torch.zeros_like(z_x)
-    parts = []
-    for sigma in sorted(scales, reverse=True):
-        residual = torch.where(observed, z_x - guess, torch.zeros_like(z_x))
-        support = gaussian_sum(weight, sigma)
-        correction = gaussian_sum(residual * weight, sigma) / support.clamp(min=_MIN_WEIGHT)
-        guess = guess + torch.where(support > _MIN_WEIGHT, correction, torch.zeros_like(correction))
-        parts += [guess, torch.log1p(support)]
-    return torch.cat(parts, dim=1)
+def gaussian_sum_km(field: torch.Tensor, scale_km: float, latitude: torch.Tensor,
+                    longitude: torch.Tensor) -> torch.Tensor:
+    """:func:`gaussian_sum` of each item of ``field`` (batch, channels, H, W) with a length scale in km on
+    its own grid: ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees."""
+    return torch.cat([gaussian_sum(item[None], cells_per_scale(scale_km, lat, lon))
+                      for item, lat, lon in zip(field, latitude, longitude)])

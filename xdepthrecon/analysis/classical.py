@@ -1,0 +1,248 @@
+"""The classical analysis: background + SST regression + optimal interpolation of the departures, calibrated.
+
+What an oceanographer would build without a network (an ARMOR3D-style analysis), as one saveable object:
+
+1. the seasonal background of the training cube at each cell and level, with an SST-anomaly regression per
+   latitude band (:class:`~xdepthrecon.analysis.background.SeasonalBackground`);
+2. the SST's departure from the background's surface level carried down by local regression slopes: at
+   each level and cell, the least-squares slope of the observed departures on the SST's, the observed
+   columns weighted by a Gaussian of their distance (``slope_scale_km``), drawn towards the time step's
+   overall slope with the weight of :data:`SLOPE_PRIOR_COLUMNS` columns, with a ridge of
+   :data:`SLOPE_RIDGE` per column (no SST term with fewer than :data:`MIN_SLOPE_COLUMNS` observed columns);
+3. the observations' remaining departures spread level by level by optimal interpolation with fitted
+   covariances (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), which also states an error
+   variance;
+4. that variance calibrated against the errors the analysis made on validation data it was not fitted
+   to (:class:`~xdepthrecon.analysis.errors.ErrorModel`): one error model for regions the training data did
+   not cover, one for covered regions at new times.
+
+Fit it with :func:`xdepthrecon.fit_analysis`; run it on files with :func:`xdepthrecon.reconstruct`
+(``model=analysis``) or on tensors by calling it with :class:`AnalysisInputs`. The diffusion model
+(:class:`~xdepthrecon.diffusion.latent.LatentDiffusion`) composes one and generates the departure from its
+guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from xdepthrecon import checkpoint
+from xdepthrecon.analysis.background import SeasonalBackground
+from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.analysis.errors import ErrorModel
+from xdepthrecon.stats.smoothing import gaussian_sum_km
+
+#: Fewest observed columns for the SST slopes (else no SST term).
+MIN_SLOPE_COLUMNS = 10
+#: Weight, in columns, of a time step's overall SST slope in each cell's local slope.
+SLOPE_PRIOR_COLUMNS = 3.0
+#: Ridge of the SST slopes (degC^2 per column): SST departures much smaller than its root define no slope.
+SLOPE_RIDGE = 0.1**2
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Settings of the classical analysis; the defaults are the recipe the benchmarks use.
+
+    Parameters
+    ----------
+    harmonics
+        Annual harmonics of the seasonal background.
+    band
+        Latitude band (degrees) that shares one SST slope in the background.
+    slope_scale_km
+        Gaussian length scale (km) of the local SST regression slopes.
+    kernel
+        Correlation function of the departures: ``"matern32"``, ``"exponential"`` or ``"gaussian"``.
+    neighbours, tile
+        Observed columns each square tile of ``tile`` cells uses in the optimal interpolation.
+    block, folds
+        The cross-validated backgrounds that fit the covariances and calibrate the error hold out
+        ``block``-degree squares of the map (and time steps), dealt into ``folds`` folds.
+    batches
+        Batches of validation patches that fit the covariances and calibrate the error.
+    """
+
+    harmonics: int = 1
+    band: float = 10.0
+    slope_scale_km: float = 1500.0
+    kernel: str = "matern32"
+    neighbours: int = 32
+    tile: int = 8
+    block: float = 30.0
+    folds: int = 4
+    batches: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.slope_scale_km > 0:
+            raise ValueError(f"slope_scale_km must be a positive length in km, got {self.slope_scale_km}")
+        if self.folds < 2 or self.batches < 1 or self.harmonics < 0:
+            raise ValueError(f"folds must be >= 2, batches >= 1 and harmonics >= 0, got {self.folds}, "
+                             f"{self.batches}, {self.harmonics}")
+
+
+class AnalysisInputs(NamedTuple):
+    """A batch of observations on a grid, as the analysis and the diffusion model take them.
+
+    ``x`` (batch, levels, H, W) observed temperature in degC, NaN where unobserved; ``mask`` where it is
+    observed; ``sst`` (batch, 1, H, W) in degC, NaN where missing; ``background`` (batch, levels, H, W)
+    the seasonal background at these times and cells (:meth:`Analysis.background_at`, or a
+    cross-validated one in training); ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees.
+    """
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    sst: torch.Tensor
+    background: torch.Tensor
+    latitude: torch.Tensor
+    longitude: torch.Tensor
+
+
+class Guess(NamedTuple):
+    """The analysis's estimate (batch, levels, H, W) in degC and the optimal interpolation's error variance
+    (degC^2; None when not asked for), which the error models calibrate."""
+
+    mean: torch.Tensor
+    predicted_variance: torch.Tensor | None
+
+
+class Analysis(nn.Module):
+    """The classical analysis (see the module docstring); build it with :func:`xdepthrecon.fit_analysis`.
+
+    Parameters
+    ----------
+    background
+        The seasonal background of the training cube.
+    departures
+        Covariances of the departures from the anchored background, per level.
+    config
+        The settings it was fitted with.
+    error_model, covered_error_model
+        Calibration of the analysis's error against backgrounds fitted without each region, and without
+        each time step (used where the training data covered the cell); None: the OI variance as is.
+    """
+
+    def __init__(self, background: SeasonalBackground, departures: DepartureAnalysis,
+                 config: AnalysisConfig | None = None, error_model: ErrorModel | None = None,
+                 covered_error_model: ErrorModel | None = None) -> None:
+        super().__init__()
+        levels = background.field.shape[1]
+        if len(departures.length_scale) != levels:
+            raise ValueError(f"the background has {levels} levels; the departure analysis has "
+                             f"{len(departures.length_scale)}")
+        self.background = background
+        self.departures = departures
+        self.settings = config or AnalysisConfig()
+        self.error_model = error_model
+        self.covered_error_model = covered_error_model
+        self.register_buffer("depth", torch.zeros(levels, dtype=torch.float64))
+        #: Fitting record (what the calibration measured), set by ``fit_analysis``.
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def levels(self) -> int:
+        """Number of depth levels."""
+        return self.background.field.shape[1]
+
+    def check_levels(self, depth: Any) -> None:
+        """Raise a ValueError unless ``depth`` (m) are the levels the analysis was fitted on."""
+        given, fitted = np.asarray(depth, dtype=np.float64), self.depth.cpu().numpy()
+        if given.shape != fitted.shape or not np.allclose(given, fitted, rtol=1e-4, atol=1e-3):
+            raise ValueError(f"the data's {given.size} depth levels ({given.min():g} ... {given.max():g} m) are not the "
+                             f"{fitted.size} the analysis was fitted on ({fitted[0]:g} ... {fitted[-1]:g} m); "
+                             "interpolate the data to them (cube.interp(depth=analysis.depth.numpy())) or fit an "
+                             "analysis on the data's levels")
+
+    # --- saving ---------------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything but arrays and weights, as a JSON-serialisable dict."""
+        optional = lambda model: None if model is None else model.config  # noqa: E731
+        return {"settings": asdict(self.settings), "background": self.background.config,
+                "departures": self.departures.config, "error_model": optional(self.error_model),
+                "covered_error_model": optional(self.covered_error_model)}
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """No arrays beyond the buffers."""
+        return {}
+
+    @classmethod
+    def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Analysis:
+        """Rebuild an empty analysis from :attr:`config`; the buffers are loaded after."""
+        settings = dict(config["settings"])
+        settings = AnalysisConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        errors, covered = (None if config[k] is None else ErrorModel(**config[k])
+                           for k in ("error_model", "covered_error_model"))
+        return cls(SeasonalBackground(**config["background"]), DepartureAnalysis(**config["departures"]),
+                   settings, errors, covered)
+
+    def save(self, path: str | PathLike[str]) -> Path:
+        """Save to one file (read back with :func:`xdepthrecon.load`)."""
+        return checkpoint.save(self, path)
+
+    # --- the maths ------------------------------------------------------------------------------------------
+
+    def background_at(self, times: Any, latitude: np.ndarray, longitude: np.ndarray,
+                      sst: np.ndarray) -> torch.Tensor:
+        """The seasonal background ``(time, levels, latitude, longitude)`` in degC on a grid (see
+        :meth:`SeasonalBackground.at <xdepthrecon.analysis.background.SeasonalBackground.at>`)."""
+        return self.background.at(times, latitude, longitude, sst)
+
+    @torch.no_grad()
+    def forward(self, inputs: AnalysisInputs, *, with_variance: bool = True) -> Guess:
+        """The analysis of a batch: the anchored background plus the analysed departures, and (with
+        ``with_variance``) the optimal interpolation's error variance."""
+        if inputs.x.shape[1] != self.levels:
+            raise ValueError(f"the analysis has {self.levels} levels; the observations have {inputs.x.shape[1]}")
+        anchored, departure, observed = anchor(inputs, self.settings.slope_scale_km)
+        analysed, variance = self.departures(departure, observed, inputs.latitude, inputs.longitude,
+                                             with_variance=with_variance)
+        return Guess(anchored + analysed, variance)
+
+    def error_variance(self, guess: Guess, covered: torch.Tensor | None = None) -> torch.Tensor:
+        """The calibrated error variance of ``guess`` (batch, levels, H, W): the OI variance scaled by the
+        error model, by the covered-region model where ``covered`` (H, W) is True."""
+        if guess.predicted_variance is None:
+            raise ValueError("the guess carries no variance: call the analysis with with_variance=True")
+        return calibrated_variance(guess.predicted_variance, self.error_model, self.covered_error_model, covered)
+
+
+def calibrated_variance(predicted: torch.Tensor, error_model: ErrorModel | None,
+                        covered_error_model: ErrorModel | None = None,
+                        covered: torch.Tensor | None = None) -> torch.Tensor:
+    """``predicted`` scaled by ``error_model``, and by ``covered_error_model`` where ``covered`` (H, W);
+    ``predicted`` itself without an error model."""
+    if error_model is None:
+        return predicted
+    variance = error_model.expected_variance(predicted)
+    if covered_error_model is not None and covered is not None:
+        variance = torch.where(covered.to(variance.device), covered_error_model.expected_variance(predicted),
+                               variance)
+    return variance
+
+
+def anchor(inputs: AnalysisInputs, slope_scale_km: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The background with the SST term (step 2 of the module docstring), the observations' departures from
+    it (0 where not observed) and where they are observed, each (batch, levels, H, W)."""
+    observed = inputs.mask.bool() & ~torch.isnan(inputs.x)
+    departure = torch.where(observed, inputs.x - inputs.background, 0.0)
+    sst_departure = torch.nan_to_num(inputs.sst[:, :1] - inputs.background[:, :1])
+    pairs = observed.float()
+    products, squares = departure * sst_departure * pairs, (sst_departure**2 + SLOPE_RIDGE) * pairs
+    columns = pairs.sum(dim=(-2, -1), keepdim=True)
+    prior = SLOPE_PRIOR_COLUMNS / columns.clamp(min=1.0)  # the overall sums, scaled to that weight
+    local = lambda field: gaussian_sum_km(field, slope_scale_km, inputs.latitude, inputs.longitude)  # noqa: E731
+    slope = (local(products) + prior * products.sum(dim=(-2, -1), keepdim=True)) / (
+        local(squares) + prior * squares.sum(dim=(-2, -1), keepdim=True)).clamp(min=1e-6)
+    trend = torch.where(columns >= MIN_SLOPE_COLUMNS, slope, 0.0) * sst_departure
+    return inputs.background + trend, torch.where(observed, departure - trend, 0.0), observed

@@ -1,0 +1,166 @@
+"""Fitting the classical analysis to a training cube (:func:`fit_analysis`).
+
+1. The seasonal background with its SST regression is fitted to the whole training cube.
+2. Backgrounds fitted without each block of the map, and without each fold of time steps, stand in for a
+   new region and a new season (:func:`~xdepthrecon.training.calibration.calibration_backgrounds`).
+3. On validation patches, observations (real, or simulated from the truth) give departures from the
+   new-region backgrounds; each level's covariance is fitted to them by maximum likelihood, each patch an
+   independent field.
+4. The analysis's error is measured against the truth on the same patches, with each kind of background,
+   and stored as two error models.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from xdepthrecon.analysis.background import SeasonalBackground
+from xdepthrecon.analysis.classical import Analysis, AnalysisConfig, anchor
+from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.gridding import grid_profiles
+from xdepthrecon.io.cube import as_cube
+from xdepthrecon.io.sst import align_sst
+from xdepthrecon.stats.covariance import MIN_FIT_OBSERVATIONS, Covariance
+from xdepthrecon.stats.geometry import unit_vectors
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
+from xdepthrecon.training.calibration import calibrate, calibration_backgrounds
+from xdepthrecon.training.config import DIFFUSION_TRAINING, ObservationConfig, TrainingConfig
+from xdepthrecon.training.loop import datasets_for, patches, pick_device
+from xdepthrecon.training.observations import batch_inputs
+
+#: Length scale (km) of the departures' covariance when too few columns are observed to fit one.
+PRIOR_LENGTH_KM = 300.0
+
+
+@dataclass
+class TrainingData:
+    """A training cube's fields on one grid, and what the calibration needs of them."""
+
+    fields: dict[str, xr.DataArray]
+    field: xr.DataArray
+    sst: xr.DataArray
+    observations: ObservationConfig
+    depth_max_index: int | None
+    windows: list
+
+
+def training_data(cube: xr.Dataset | xr.DataArray, sst: xr.Dataset | xr.DataArray, profiles: xr.Dataset | None, *,
+                  observations: ObservationConfig, training: TrainingConfig) -> TrainingData:
+    """The truth, the aligned SST and (with real profiles) the gridded observations of a training cube."""
+    truth = as_cube(cube)
+    surface = align_sst(sst, truth).sst.transpose("time", "latitude", "longitude")
+    fields = {"y": truth.thetao, "sst": surface}
+    if profiles is not None:
+        gridded = grid_profiles(profiles, like=truth, window=observations.window)
+        fields.update(x=gridded.x, x_mask=gridded.x_mask.astype("float32"))
+    depth = truth.depth.values
+    depth_max_index = None if observations.depth_max is None else int(
+        np.searchsorted(depth, observations.depth_max, "right"))
+    field = truth.thetao.rename(depth="channel").transpose("time", "channel", "latitude", "longitude").load()
+    _, _, windows = datasets_for(fields, training, (0, 1))
+    return TrainingData(fields, field, surface.load(), observations, depth_max_index, windows)
+
+
+def fit_analysis(
+    cube: xr.Dataset | xr.DataArray,
+    sst: xr.Dataset | xr.DataArray,
+    config: AnalysisConfig | None = None,
+    *,
+    profiles: xr.Dataset | None = None,
+    observations: ObservationConfig | None = None,
+    training: TrainingConfig | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Analysis:
+    """Fit the classical analysis (:class:`~xdepthrecon.analysis.classical.Analysis`) to a training cube.
+
+    Parameters
+    ----------
+    cube
+        The truth (reanalysis) cube, in any layout :func:`xdepthrecon.standardize` reads; its values are
+        held in memory.
+    sst
+        Surface temperature on any grid (Kelvin or degC), aligned with :func:`xdepthrecon.align_sst`.
+    config
+        Settings of the analysis (default :class:`~xdepthrecon.AnalysisConfig`).
+    profiles
+        Real profiles to fit the departures to; None simulates them from the cube (``observations``).
+    observations
+        Density, depth and noise of simulated profiles, and the gridding window of real ones.
+    training
+        Patch size, validation fraction and seed of the validation patches (default: the diffusion
+        model's, so both are calibrated on the same windows).
+    device
+        Where the batches are prepared.
+    progress
+        Show progress.
+    """
+    training = training or DIFFUSION_TRAINING
+    data = training_data(cube, sst, profiles, observations=observations or ObservationConfig(), training=training)
+    analysis, _ = fit_with_backgrounds(data, config or AnalysisConfig(), training, device=pick_device(device),
+                                       progress=progress)
+    return analysis
+
+
+def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: TrainingConfig, *,
+                         device: torch.device, progress: bool) -> tuple[Analysis, dict[str, xr.DataArray]]:
+    """The fitted analysis and the cross-validated backgrounds it was calibrated with."""
+    background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band)
+    backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed)
+    space = calibration_patches(data, backgrounds["space"], training)
+    departures = _fit_departures(space, data, config, training, device)
+    analysis = Analysis(background, departures, config)
+    analysis.depth.copy_(torch.from_numpy(np.asarray(data.field.channel.values, dtype=np.float64)))
+
+    def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index))
+        return guess.mean, guess.predicted_variance
+
+    options = dict(device=device, seed=training.seed, batches=config.batches, progress=progress)
+    analysis.error_model = calibrate(estimate, space, training.batch_size, **options)
+    analysis.covered_error_model = calibrate(estimate, calibration_patches(data, backgrounds["time"], training),
+                                             training.batch_size, **options)
+    return analysis, backgrounds
+
+
+def calibration_patches(data: TrainingData, background: xr.DataArray, training: TrainingConfig) -> PatchDataset:
+    """The calibration windows' patches (unsharded, so data-parallel replicas stay identical) with
+    ``background`` as each cell's background."""
+    return patches({**data.fields, "background": background}, training, data.windows, seed=training.seed + 2)
+
+
+@torch.no_grad()
+def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisConfig, training: TrainingConfig,
+                    device: torch.device) -> DepartureAnalysis:
+    """Covariances of the observations' departures from the anchored background on ``dataset``'s patches,
+    each patch an independent field; a prior one, with a warning, when too few columns are observed."""
+    random = torch.Generator().manual_seed(training.seed + 555)
+    positions, departures = [], []
+    for index, batch in enumerate(PrefetchLoader(dataset, training.batch_size, device=device)):
+        if index == config.batches:
+            break
+        _, departure, observed = anchor(batch_inputs(batch, data.observations, random, data.depth_max_index),
+                                        config.slope_scale_km)
+        values = torch.where(observed, departure, torch.nan).cpu().numpy()
+        latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
+        for item, field in enumerate(values):
+            rows, columns = np.nonzero(np.isfinite(field).any(axis=0))
+            positions.append(unit_vectors(latitude[item, rows], longitude[item, columns]))
+            departures.append(field[:, rows, columns])
+    per_level = sum((np.isfinite(d).sum(axis=1) for d in departures), np.zeros(1, dtype=int))
+    if per_level.max() >= MIN_FIT_OBSERVATIONS:
+        return DepartureAnalysis.fit(positions, departures, kernel=config.kernel, neighbours=config.neighbours,
+                                     tile=config.tile, seed=training.seed)
+    warnings.warn(f"too few observed columns ({int(per_level.max())}) to fit the departures' covariances; the "
+                  f"analysis uses a prior one ({PRIOR_LENGTH_KM:g} km, the departures' variance). Train on more data "
+                  "or a higher observation density.", stacklevel=4)
+    pooled = np.concatenate([d.ravel() for d in departures]) if departures else np.zeros(0)
+    variance = float(np.nanvar(pooled)) if np.isfinite(pooled).sum() > 1 else 1.0
+    levels = data.field.sizes["channel"]
+    prior = [Covariance(config.kernel, PRIOR_LENGTH_KM, max(variance, 1e-6), 0.1 * max(variance, 1e-6))] * levels
+    return DepartureAnalysis.from_covariances(prior, neighbours=config.neighbours, tile=config.tile)

@@ -1,0 +1,167 @@
+"""Settings of the models and of their training, as small frozen dataclasses.
+
+The defaults are the recipe that works on the bundled data (the demo uses them as they are, apart from the
+number of epochs and the observation density); every length is in km or grid-independent units, so they
+hold on any grid. The command line builds its options from the same classes
+(:func:`xdepthrecon.cli.config_arguments`), so nothing is copied by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+LR_SCHEDULES = ("constant", "cosine")
+FINETUNE = (None, "decoder", "all")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """The depth-band autoencoder's architecture and loss.
+
+    Parameters
+    ----------
+    latent_channels
+        Latent size per column.
+    encoder_channels, decoder_channels
+        Widths of the 3x3 convolutions.
+    linear_path
+        A fixed linear path set to the training cube's EOFs, so training starts from PCA truncation and
+        learns the nonlinear correction (what beats PCA at the same latent size).
+    l1_weight, l2_weight
+        Loss weights of the L1 and L2 terms, in normalised units.
+    masked_only
+        The loss covers only valid values (else NaN positions count with the level mean as target).
+    """
+
+    latent_channels: int = 8
+    encoder_channels: tuple[int, ...] = (32, 48, 64)
+    decoder_channels: tuple[int, ...] = (64, 48, 32)
+    linear_path: bool = True
+    l1_weight: float = 1.0
+    l2_weight: float = 0.5
+    masked_only: bool = True
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The denoiser and the noise process.
+
+    Parameters
+    ----------
+    dim, mults, attention, context
+        Denoiser width, width multipliers per resolution, linear attention, and FiLM conditioning on position
+        and season (:class:`~xdepthrecon.models.unet.ConditionalUNet`).
+    schedule, target, diffusion_steps
+        Noise schedule kind, prediction target and number of noise levels.
+    finetune
+        None: the autoencoder stays frozen; ``"decoder"``: its decoder keeps learning the reconstruction.
+    """
+
+    dim: int = 16
+    mults: tuple[int, ...] = (1, 2)
+    attention: bool = True
+    context: bool = True
+    schedule: str = "cosine"
+    target: str = "x0"
+    diffusion_steps: int = 1000
+    finetune: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.finetune not in (None, "decoder"):
+            raise ValueError(f"finetune must be None or 'decoder', got {self.finetune!r}: the analysis's guess is "
+                             "encoded with the autoencoder, so its encoder stays fixed")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation, shared by both trainers (:func:`xdepthrecon.training.loop.fit`).
+
+    Parameters
+    ----------
+    epochs
+        Total epochs; when resuming from a checkpoint, training continues up to this count.
+    batch_size, lr, weight_decay
+        Patches per step, AdamW learning rate and weight decay.
+    lr_schedule
+        ``"constant"``, or ``"cosine"``: ``lr * (1 + cos(pi * epoch / epochs)) / 2`` in each epoch.
+    ema
+        Decay of the exponential moving average of the weights (with the warm-up ``min(ema, (1 + n) /
+        (10 + n))``); the returned model carries the averaged weights. None: no average.
+    patch_size
+        Patch height and width in grid cells.
+    val_fraction
+        Fraction of the cube's windows held out for validation.
+    patches_per_window, max_land_fraction, augment
+        Passed to :class:`~xdepthrecon.training.batches.PatchDataset`.
+    seed
+        Seeds weights, patch order, crops and noise: the same seed gives the same model on the CPU.
+    fast
+        Train in bfloat16 autocast (GPUs, CPUs with AMX); weights and optimizer stay fp32.
+    """
+
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    lr_schedule: str = "constant"
+    ema: float | None = 0.999
+    patch_size: int = 32
+    val_fraction: float = 0.1
+    patches_per_window: int | None = None
+    max_land_fraction: float = 0.9
+    augment: bool = True
+    seed: int = 0
+    fast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.ema is not None and not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) or None, got {self.ema}")
+        if self.epochs < 0 or self.batch_size < 1 or self.patch_size < 1:
+            raise ValueError(f"epochs must be >= 0, batch_size and patch_size >= 1, got {self.epochs}, "
+                             f"{self.batch_size}, {self.patch_size}")
+
+
+#: The autoencoder's training recipe: a cosine learning rate, no weight decay or average.
+AUTOENCODER_TRAINING = TrainingConfig(epochs=15, weight_decay=0.0, lr_schedule="cosine", ema=None)
+#: The diffusion model's training recipe: no flips of the patches.
+DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False)
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """Observations simulated from the truth in training (an observing-system simulation per patch).
+
+    Parameters
+    ----------
+    density
+        (low, high) fraction of ocean columns observed; each patch draws its own log-uniformly.
+    depth_max
+        Simulated profiles stop at this depth (m); None: full depth.
+    noise
+        Gaussian noise of the simulated values (degC std).
+    window
+        Time window for gridding real profiles.
+    """
+
+    density: tuple[float, float] = (0.005, 0.05)
+    depth_max: float | None = None
+    noise: float = 0.01
+    window: str = "7D"
+
+    def __post_init__(self) -> None:
+        low, high = self.density
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"density must be (low, high) with 0 < low <= high <= 1, got {self.density}")
+
+
+def with_epochs(training: TrainingConfig, epochs: int | None) -> TrainingConfig:
+    """``training`` with ``epochs`` (when given) instead of its own."""
+    return training if epochs is None else replace(training, epochs=int(epochs))
+
+
+def as_record(config: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-comparable dict (tuples as lists)."""
+    return {f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v for f in fields(config)}
