@@ -170,3 +170,41 @@ def test_training_state_is_optional_and_never_pickled(tmp_path):
     with pytest.raises(TypeError, match=r"training_state\['sampler'\] is a object, which a checkpoint cannot store"):
         _model().save(path, training_state={"sampler": object()})
     assert checkpoint.load(path).identity == _model().identity
+
+
+def _diffusion_model() -> xdepthrecon.LatentDiffusion:
+    from xdepthrecon.analysis.background import SeasonalBackground
+    from xdepthrecon.analysis.departures import DepartureAnalysis
+    from xdepthrecon.diffusion import NoiseSchedule
+    from xdepthrecon.models.unet import ConditionalUNet
+    from xdepthrecon.stats.covariance import Covariance
+
+    ae = _model()
+    departures = DepartureAnalysis.from_covariances([Covariance("matern32", 300.0, 1.0, 0.1)] * 5)
+    analysis = xdepthrecon.Analysis(SeasonalBackground(1, 5, 4, 6), departures)
+    statistics = {"latent_mean": np.zeros(3), "latent_std": np.ones(3), "surface_mean": [15.0], "surface_std": [5.0]}
+    denoiser = ConditionalUNet(3, xdepthrecon.LatentDiffusion.condition_channels(3), dim=8, mults=(1,))
+    return xdepthrecon.LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50), analysis, statistics)
+
+
+def test_a_diffusion_model_and_its_analysis_round_trip(tmp_path):
+    model = _diffusion_model()
+    loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))
+    assert checkpoint.digest(loaded.state_dict()) == checkpoint.digest(model.state_dict())
+    analysis = xdepthrecon.load(model.analysis.save(tmp_path / "a.safetensors"))
+    assert isinstance(analysis, xdepthrecon.Analysis) and analysis.config == model.analysis.config
+
+
+def test_a_diffusion_model_saved_by_0_1_is_refused_with_the_fix_and_left_intact(tmp_path):
+    path = _diffusion_model().save(tmp_path / "old.safetensors")
+    header = _header(path)
+    with safetensors.safe_open(path, framework="pt") as file:
+        tensors = {key: file.get_tensor(key) for key in file.keys()}
+    config = {key: value for key, value in header["config"].items() if key != "analysis"}
+    header.update(library_version="0.1.0", config={**config, "surface_names": ["sst"], "first_guess": [4.0, 1.5]})
+    header["sha256"] = checkpoint._checksum(header, tensors)
+    safetensors.torch.save_file(tensors, path, metadata={"xdepthrecon": json.dumps(header)})
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="saved by xdepthrecon 0.1.0.*Retrain it with xdepthrecon.train_diffusion"):
+        xdepthrecon.load(path)
+    assert path.read_bytes() == before

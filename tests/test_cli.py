@@ -39,14 +39,35 @@ def test_train_reconstruct_evaluate_from_files(tmp_path, capsys):
     profiles.to_netcdf(tmp_path / "profiles.nc")
     ae, model = tmp_path / "ae.safetensors", tmp_path / "model.safetensors"
     small = ["--epochs", "1", "--patch-size", "16", "--batch-size", "4"]
-    assert main(["train-ae", str(tmp_path / "truth.nc"), "--out", str(ae), "--latent", "3", *small]) == 0
+    assert main(["train-ae", str(tmp_path / "truth.nc"), "--out", str(ae), "--latent-channels", "3",
+                 "--encoder-channels", "8", "8", "--no-linear-path", *small]) == 0
+    assert xdepthrecon.load(ae).config["encoder_channels"] == [8, 8]
     assert main(["train-diffusion", str(tmp_path / "truth.nc"), str(tmp_path / "sst.nc"), "--autoencoder", str(ae),
-                 "--out", str(model), "--background", "--first-guess", "4", "2", *small]) == 0
+                 "--out", str(model), "--dim", "8", "--slope-scale-km", "500", "--density", "0.05", "0.2",
+                 *small]) == 0
     trained = xdepthrecon.load(model)
-    assert trained.background is not None and trained.first_guess == (4.0, 2.0) and trained.error_model is not None
+    assert trained.denoiser.config["dim"] == 8 and trained.analysis.settings.slope_scale_km == 500.0
+    assert trained.error_model is not None and trained.analysis.error_model is not None
     out = tmp_path / "rec.nc"
     assert main(["reconstruct", str(tmp_path / "truth.nc"), str(tmp_path / "profiles.nc"), str(tmp_path / "sst.nc"),
-                 "--model", str(model), "--out", str(out), "--members", "2", "--steps", "3"]) == 0
+                 "--model", str(model), "--out", str(out), "--members", "2", "--steps", "3", "--tile", "16",
+                 "--overlap", "4"]) == 0
     assert main(["evaluate", str(out), str(tmp_path / "truth.nc"), "--out", str(tmp_path / "scores.csv")]) == 0
     table = (tmp_path / "scores.csv").read_text()
     assert table.startswith("depth") and "rmse" in table and "crps" in table
+
+
+def test_every_setting_of_the_library_is_an_option(capsys):
+    from dataclasses import fields
+
+    from xdepthrecon import AnalysisConfig, AutoencoderConfig, DiffusionConfig, ObservationConfig, TrainingConfig
+
+    for command, settings in (("train-ae", (AutoencoderConfig, TrainingConfig)),
+                              ("train-diffusion", (DiffusionConfig, TrainingConfig, ObservationConfig,
+                                                   AnalysisConfig))):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        for kind in settings:
+            for field in fields(kind):
+                assert "--" + field.name.replace("_", "-") in text, (command, field.name)

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import copy
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 
 import xdepthrecon
-from xdepthrecon.training.diffusion import simulate_observations
+from xdepthrecon import AutoencoderConfig, DiffusionConfig, ObservationConfig, SamplingOptions
+from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon.training.observations import simulate_observations
 
 from tests.conftest import glorys_like
 
-TINY = {"patch_size": 16, "dim": 8, "mults": (1, 2), "batch_size": 4, "progress": False, "diffusion_steps": 100}
-SAMPLING = {"members": 3, "steps": 4, "tile": 16, "overlap": 4, "eta": 1.0}
+NETWORK = DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=100)
+TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4)
+SAMPLING = SamplingOptions(members=3, steps=4, tile=16, overlap=4, eta=1.0)
+
+
+def train(cube, sst, ae, **kwargs):
+    return xdepthrecon.train_diffusion(cube, sst, ae, NETWORK, training=TRAINING, progress=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +32,11 @@ def setting():
     cube = glorys_like(times=2, depths=6, lats=32, lons=40, seed=1)
     sst = cube.thetao.isel(depth=0).rename("analysed_sst").to_dataset()
     sst.analysed_sst.attrs = {"units": "degC"}
-    ae = xdepthrecon.train_autoencoder(cube, epochs=2, latent_channels=3, encoder_channels=(8, 8),
-                                       decoder_channels=(8, 8), patch_size=16, progress=False)
-    model = xdepthrecon.train_diffusion(cube, sst, ae, epochs=2, **TINY)
+    ae = xdepthrecon.train_autoencoder(cube, AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
+                                                               decoder_channels=(8, 8)),
+                                       training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=2,
+                                       progress=False)
+    model = train(cube, sst, ae, epochs=2)
     profiles = cube.depthrecon.sample_profiles(per_tile=300, seed=0)
     return cube, sst, model, profiles
 
@@ -37,11 +50,11 @@ def test_training_records_history_and_freezes_the_autoencoder(setting):
 
 def test_reconstruction_shape_land_and_reproducibility(setting):
     cube, sst, model, profiles = setting
-    first = cube.depthrecon.reconstruct(profiles, sst=sst, model=model, seed=3, **SAMPLING)
+    first = cube.depthrecon.reconstruct(profiles, sst=sst, model=model, seed=3, options=SAMPLING)
     assert first.thetao.chunks is not None  # lazy until computed
     first = first.compute()
-    second = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=3, **SAMPLING).compute()
-    other = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=4, **SAMPLING).compute()
+    second = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=3, options=SAMPLING).compute()
+    other = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=4, options=SAMPLING).compute()
     assert first.thetao.dims == cube.thetao.dims and first.thetao.attrs["units"] == "degC"
     np.testing.assert_array_equal(np.isnan(first.thetao.values), np.isnan(cube.thetao.values))
     np.testing.assert_array_equal(first.thetao.values, second.thetao.values)
@@ -51,7 +64,7 @@ def test_reconstruction_shape_land_and_reproducibility(setting):
 
 def test_members_differ_and_spread_is_positive_away_from_profiles(setting):
     cube, sst, model, profiles = setting
-    out = xdepthrecon.reconstruct(cube, profiles, sst, model, keep_members=True, **SAMPLING).compute()
+    out = xdepthrecon.reconstruct(cube, profiles, sst, model, options=replace(SAMPLING, keep_members=True)).compute()
     members = np.nan_to_num(out.thetao_members.values)
     # distinct draws; a barely trained denoiser (zero-initialised head) hardly uses its noisy input, so they
     # differ little, and the calibrated error carries the spread
@@ -63,18 +76,27 @@ def test_members_differ_and_spread_is_positive_away_from_profiles(setting):
 
 def test_training_calibrates_an_error_model_that_floors_the_spread(setting, tmp_path):
     cube, sst, model, profiles = setting
-    assert model.error_model is not None and torch.all(model.error_model.variance > 0)
-    single = xdepthrecon.reconstruct(cube, profiles, sst, model, **{**SAMPLING, "members": 1}).compute()
+    assert model.error_model is not None and torch.all(model.error_model.ratio > 0)
+    assert model.covered_error_model is not None and model.analysis.error_model is not None
+    single = xdepthrecon.reconstruct(cube, profiles, sst, model, options=SAMPLING, members=1).compute()
     ocean = cube.thetao.notnull()
     assert bool((single.thetao_std.where(ocean) > 0).sum() == ocean.sum())  # one member: the calibrated error
     path = tmp_path / "d.safetensors"
-    xdepthrecon.train_diffusion(cube, sst, model.autoencoder, epochs=1, checkpoint=path, **TINY)
+    train(cube, sst, model.autoencoder, analysis=model.analysis, epochs=1, checkpoint=path)
     assert xdepthrecon.load(path).error_model is not None  # the final save holds it
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="cannot resume.*model.dim: saved 8, asked 16"):
+        xdepthrecon.train_diffusion(cube, sst, model.autoencoder, replace(NETWORK, dim=16), analysis=model.analysis,
+                                    training=TRAINING, epochs=2, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume.*observations.density"):
+        train(cube, sst, model.autoencoder, analysis=model.analysis, epochs=2, checkpoint=path,
+              observations=ObservationConfig(density=(0.1, 0.2)))
+    assert path.read_bytes() == before
 
 
 def test_replacement_honours_observed_values(setting):
     cube, sst, model, profiles = setting
-    out = xdepthrecon.reconstruct(cube, profiles, sst, model, replace=True, **SAMPLING).compute()
+    out = xdepthrecon.reconstruct(cube, profiles, sst, model, options=replace(SAMPLING, replace=True)).compute()
     gridded = cube.depthrecon.grid_profiles(profiles)
     observed = gridded.x_mask.values
     assert observed.sum() > 10
@@ -85,15 +107,15 @@ def test_save_load_round_trip_reproduces_samples(setting, tmp_path):
     cube, sst, model, profiles = setting
     path = model.save(tmp_path / "model.safetensors")
     loaded = xdepthrecon.load(path)
-    first = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=1, **SAMPLING).thetao.values
-    again = xdepthrecon.reconstruct(cube, profiles, sst, loaded, seed=1, **SAMPLING).thetao.values
+    first = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=1, options=SAMPLING).thetao.values
+    again = xdepthrecon.reconstruct(cube, profiles, sst, loaded, seed=1, options=SAMPLING).thetao.values
     np.testing.assert_array_equal(first, again)
 
 
 def test_coords_only_grid_uses_the_sst_land_mask(setting):
     cube, sst, model, profiles = setting
     grid = xr.Dataset(coords={k: cube[k] for k in ("time", "latitude", "longitude")})
-    out = xdepthrecon.reconstruct(grid, profiles, sst, model, **SAMPLING).compute()
+    out = xdepthrecon.reconstruct(grid, profiles, sst, model, options=SAMPLING).compute()
     np.testing.assert_allclose(out.depth.values, model.autoencoder.depth)
     land = np.isnan(sst.analysed_sst.values)
     assert np.all(np.isnan(out.thetao.values.transpose(1, 0, 2, 3)[:, land]))
@@ -111,7 +133,7 @@ def test_wrong_levels_and_bad_grid_are_refused(setting):
 def test_simulated_observations_follow_density_and_depth_limit():
     y = torch.from_numpy(glorys_like(times=4, depths=6, lats=40, lons=40).thetao.values)
     generator = torch.Generator().manual_seed(0)
-    x, mask = simulate_observations(y, (0.1, 0.1), generator, depth_max_index=3, noise=0.0)
+    x, mask = simulate_observations(y, ObservationConfig(density=(0.1, 0.1), noise=0.0), generator, depth_max_index=3)
     columns = mask.any(dim=1)
     ocean = ~torch.isnan(y).all(dim=1)
     assert 0.05 < float(columns.sum() / ocean.sum()) < 0.15
@@ -129,10 +151,10 @@ def test_a_distributed_cluster_gives_the_single_process_result(setting, local_cl
     try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
         torch.set_num_threads(1)
         with dask.config.set(scheduler="sync"):
-            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, **SAMPLING).compute()
+            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute()
     finally:
         torch.set_num_threads(threads)
-    lazy = xdepthrecon.reconstruct(cube.chunk({"time": 1}), profiles, sst, model, seed=2, **SAMPLING)
+    lazy = xdepthrecon.reconstruct(cube.chunk({"time": 1}), profiles, sst, model, seed=2, options=SAMPLING)
     graph = dict(lazy.thetao.data.__dask_graph__())
     model_bytes = len(pickle.dumps(model))
     assert sum(len(pickle.dumps(task)) > model_bytes / 2 for task in graph.values()) == 1  # shipped once
@@ -142,9 +164,26 @@ def test_a_distributed_cluster_gives_the_single_process_result(setting, local_cl
 
 def test_bfloat16_denoiser_stays_close_to_fp32(setting):
     cube, sst, model, profiles = setting
-    options = {**SAMPLING, "eta": 0.0}
-    exact = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, **options).compute()
-    fast = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, fast=True, **options).compute()
+    options = replace(SAMPLING, eta=0.0)
+    exact = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=options).compute()
+    fast = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=replace(options, fast=True)).compute()
     np.testing.assert_array_equal(np.isnan(fast.thetao.values), np.isnan(exact.thetao.values))
     assert float(np.nanmean(np.abs(fast.thetao.values - exact.thetao.values))) < 0.1
     assert "fast=True" in fast.attrs["history"]
+
+
+def test_an_untrained_network_returns_the_analysis_guess_exactly(setting):
+    cube, sst, model, profiles = setting
+    silent = copy.deepcopy(model)
+    for parameter in silent.denoiser.parameters():
+        parameter.data.zero_()
+    ensemble = xdepthrecon.reconstruct(cube, profiles, sst, silent, options=SAMPLING).compute()
+    analysed = xdepthrecon.reconstruct(cube, profiles, sst, silent.analysis).compute()
+    np.testing.assert_allclose(ensemble.thetao.values, analysed.thetao.values, atol=1e-4)
+    assert np.all((ensemble.thetao_std >= 0).values[cube.thetao.notnull().values])
+
+
+def test_the_condition_has_the_documented_channels(setting):
+    cube, sst, model, _ = setting
+    latent = model.autoencoder.latent_channels
+    assert model.denoiser.condition_channels == model.condition_channels(latent) == 2 + 2 * latent

@@ -115,7 +115,7 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
     space = calibration_patches(data, backgrounds["space"], training)
     departures = _fit_departures(space, data, config, training, device)
     analysis = Analysis(background, departures, config)
-    analysis.depth.copy_(torch.from_numpy(np.asarray(data.field.channel.values, dtype=np.float64)))
+    analysis.depth.copy_(torch.tensor(data.field.channel.values, dtype=torch.float64))
 
     def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index))

@@ -66,6 +66,9 @@ def train_autoencoder(
     config = config or AutoencoderConfig()
     training = with_epochs(training or AUTOENCODER_TRAINING, epochs)
     thetao = as_cube(cube).thetao
+    if config.latent_channels > thetao.sizes["depth"]:
+        raise ValueError(f"latent_channels={config.latent_channels} is more than the cube's {thetao.sizes['depth']} "
+                         "depth levels; pass AutoencoderConfig(latent_channels=...) with at most that many")
     target = pick_device(device)
     replicas = _replicas.join(target)
     train_set, val_set, _ = datasets_for({"y": thetao}, training, (replicas.rank, replicas.world))
