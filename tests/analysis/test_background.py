@@ -1,4 +1,5 @@
-"""The latent background: seasonal fit plus SST regression, filled into held-out cells, cross-validated."""
+"""The seasonal background of temperature: seasonal fit plus SST regression per level, filled into held-out
+cells and below the bottom, cross-validated, saved with an analysis."""
 
 from __future__ import annotations
 
@@ -9,55 +10,79 @@ import torch
 import xarray as xr
 
 import xdepthrecon
-from xdepthrecon.baselines._inputs import seasonal_design
-from xdepthrecon.diffusion import NoiseSchedule
-from xdepthrecon.analysis.background import LatentBackground, _nearest, cross_validated_background
-from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.models.unet import ConditionalUNet
+from xdepthrecon.analysis.background import SeasonalBackground, _nearest, cross_validated_background
+from xdepthrecon.analysis.classical import Analysis
+from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.stats.seasonal import seasonal_design
 
-from ..conftest import glorys_like
+#: SST slope of each level of the synthetic temperature: the surface follows the SST, the deep does not.
+SLOPES = np.array([1.0, 0.6, 0.2, 0.0])
 
 
-def _seasonal_latent(lats: int = 12, lons: int = 24, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray, dict]:
-    """Latents that are exactly a smooth mean + annual cycle + 0.5 x an SST anomaly, and that SST."""
+def _seasonal_temperature(lats: int = 12, lons: int = 24, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:
+    """Temperature (time, channel = depth level, lat, lon) that is exactly a smooth mean + annual cycle + a
+    slope per level x an SST anomaly, and that SST (degC)."""
     rng = np.random.default_rng(seed)
     time = pd.date_range("2021-01-15", periods=12, freq="MS") + pd.Timedelta(days=14)
     lat = np.linspace(-55.0, 55.0, lats)
     lon = -180.0 + (np.arange(lons) + 0.5) * 360.0 / lons
     design = seasonal_design(time.values, 1)  # the fit's own regressors: the cycle is exactly representable
     phase = np.arctan2(design[:, 2], design[:, 1])
-    mean = np.stack([np.cos(np.deg2rad(lat))[:, None] * np.ones(lons),
-                     np.sin(np.deg2rad(lon))[None] * np.ones((lats, 1))])
-    amplitude = 0.3 * mean
+    surface = 15.0 + 10.0 * np.cos(np.deg2rad(lat))[:, None] + np.sin(np.deg2rad(lon))[None]
+    mean = 4.0 + (surface[None] - 4.0) * np.array([1.0, 0.7, 0.4, 0.1])[:, None, None]  # colder with depth
+    amplitude = 0.1 * mean
     sst_anomaly = rng.normal(size=(12, lats, lons))
-    sst = 15.0 + 5.0 * np.cos(phase)[:, None, None] + sst_anomaly
-    latent = (mean[None] + amplitude[None] * np.cos(phase)[:, None, None, None]
-              + 0.5 * sst_anomaly[:, None])
+    sst = surface + 1.5 * np.cos(phase)[:, None, None] + sst_anomaly
+    temperature = (mean[None] + amplitude[None] * np.cos(phase)[:, None, None, None]
+                   + SLOPES[None, :, None, None] * sst_anomaly[:, None])
     coords = {"time": time, "latitude": lat, "longitude": lon}
-    latent_da = xr.DataArray(latent, dims=("time", "channel", "latitude", "longitude"), coords=coords)
-    sst_da = xr.DataArray(sst, dims=("time", "latitude", "longitude"), coords=coords)
-    return latent_da, sst_da, {"mean": mean, "phase": phase}
+    field = xr.DataArray(temperature, dims=("time", "channel", "latitude", "longitude"), coords=coords)
+    return field, xr.DataArray(sst, dims=("time", "latitude", "longitude"), coords=coords)
 
 
-def test_the_fit_recovers_the_seasonal_cycle_and_the_sst_slope():
-    latent, sst, _ = _seasonal_latent()
-    background = LatentBackground.fit(latent, sst)
-    torch.testing.assert_close(background.slope, torch.full_like(background.slope, 0.5), atol=1e-4, rtol=0)
-    out = background.at(latent.time.values, latent.latitude.values, latent.longitude.values, sst.values)
-    np.testing.assert_allclose(out.numpy(), latent.values, atol=1e-4)
+def _at(background: SeasonalBackground, field: xr.DataArray, sst: xr.DataArray) -> np.ndarray:
+    return background.at(field.time.values, field.latitude.values, field.longitude.values, sst.values).numpy()
+
+
+def test_the_fit_recovers_the_seasonal_cycle_and_each_levels_sst_slope():
+    field, sst = _seasonal_temperature()
+    background = SeasonalBackground.fit(field, sst)
+    assert background.field.shape == (3, 4, 12, 24) and background.slope.shape == (4, 12)
+    expected = torch.from_numpy(np.broadcast_to(SLOPES[:, None], (4, 12)).copy()).float()
+    torch.testing.assert_close(background.slope, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(_at(background, field, sst), field.values, atol=1e-3)
+    assert background.covered.all()
 
 
 def test_held_out_cells_are_filled_from_their_surroundings_and_follow_the_sst():
-    latent, sst, truth = _seasonal_latent()
+    field, sst = _seasonal_temperature()
     hole = (slice(4, 7), slice(8, 12))
-    held = latent.copy()
+    held = field.copy()
     held[:, :, hole[0], hole[1]] = np.nan
-    out = LatentBackground.fit(held, sst).at(latent.time.values, latent.latitude.values, latent.longitude.values,
-                                             sst.values).numpy()
+    out = _at(SeasonalBackground.fit(held, sst), field, sst)
     assert np.isfinite(out).all()
-    error = np.abs(out[:, :, hole[0], hole[1]] - latent.values[:, :, hole[0], hole[1]])
-    spread = np.abs(latent.values[:, :, hole[0], hole[1]] - latent.values.mean()).mean()
-    assert error.mean() < 0.1 * spread  # smooth fields: the interpolated cycle plus the SST term is close
+    truth = field.values[:, :, hole[0], hole[1]]
+    error = np.abs(out[:, :, hole[0], hole[1]] - truth).mean()
+    naive = np.abs(truth - field.values.mean(axis=(2, 3), keepdims=True)).mean()  # each level's mean instead
+    assert error < 0.1 * naive  # smooth fields: the interpolated cycle plus the SST term is close
+
+
+def test_cells_below_the_bottom_take_the_value_of_the_level_above():
+    field, sst = _seasonal_temperature()
+    shallow = field.copy()
+    shallow[:, 3, 5, 6] = np.nan  # the bottom between levels 2 and 3
+    shallow[:, 1:, 8, 20] = np.nan  # a shelf: only the surface level
+    background = SeasonalBackground.fit(shallow, sst)
+    stored = background.field.numpy()
+    np.testing.assert_array_equal(stored[:, 3, 5, 6], stored[:, 2, 5, 6])
+    for level in (1, 2, 3):
+        np.testing.assert_array_equal(stored[:, level, 8, 20], stored[:, 0, 8, 20])
+    # a horizontal fill from the level's own neighbours would give their much colder deep water
+    neighbours = field.values[:, 3, 4:7, 5:8].mean()
+    assert abs(stored[0, 3, 5, 6] - neighbours) > 1.0
+    np.testing.assert_allclose(stored[:, :3, 5, 6], SeasonalBackground.fit(field, sst).field.numpy()[:, :3, 5, 6],
+                               atol=1e-4)  # the levels above the bottom keep their own fit
+    assert background.covered[5, 6] and background.covered[8, 20]  # cut columns are covered
 
 
 def test_another_grid_takes_the_nearest_stored_cell_across_the_dateline():
@@ -68,184 +93,55 @@ def test_another_grid_takes_the_nearest_stored_cell_across_the_dateline():
                                   [0, 1, 2])
 
 
+def test_evaluated_on_another_grid_each_cell_takes_the_nearest_stored_cell():
+    field, sst = _seasonal_temperature()
+    background = SeasonalBackground.fit(field, sst)
+    rows, cols = [2, 7], [0, 23, 11]
+    latitude, longitude = field.latitude.values[rows] + 0.4, field.longitude.values[cols] - 0.4
+    wanted = sst.values[:, rows][..., cols]
+    sub = background.at(field.time.values, latitude, longitude, wanted).numpy()
+    np.testing.assert_allclose(sub, _at(background, field, sst)[:, :, rows][..., cols], rtol=1e-6)
+
+
 def test_cross_validated_backgrounds_are_out_of_sample():
-    latent, sst, _ = _seasonal_latent(seed=1)
-    noisy = latent + 0.3 * np.random.default_rng(2).normal(size=latent.shape)  # what no fit can predict
-    fitted = LatentBackground.fit(noisy, sst).at(latent.time.values, latent.latitude.values,
-                                                 latent.longitude.values, sst.values).numpy()
+    field, sst = _seasonal_temperature(seed=1)
+    noisy = field + 0.3 * np.random.default_rng(2).normal(size=field.shape)  # what no fit can predict
+    fitted = _at(SeasonalBackground.fit(noisy, sst), field, sst)
     crossed = cross_validated_background(noisy, sst, block=60.0, folds=3, seed=0)
-    assert crossed.dims == ("time", "channel", "latitude", "longitude") and np.isfinite(crossed.values).all()
+    assert crossed.dims == ("time", "channel", "latitude", "longitude") and crossed.dtype == np.float32
+    assert np.isfinite(crossed.values).all()
     in_sample = np.sqrt(np.mean((fitted - noisy.values) ** 2))
     out_of_sample = np.sqrt(np.mean((crossed.values - noisy.values) ** 2))
     assert out_of_sample > 1.1 * in_sample
-    with pytest.raises(ValueError, match="folds"):
-        cross_validated_background(noisy, sst, folds=1)
+    again = cross_validated_background(noisy, sst, block=60.0, folds=3, seed=0)
+    xr.testing.assert_identical(again, crossed)  # seeded
     by_time = cross_validated_background(noisy, sst, folds=3, seed=0, over="time")
     assert np.isfinite(by_time.values).all()
     assert np.sqrt(np.mean((by_time.values - noisy.values) ** 2)) > 1.1 * in_sample  # each month fitted without it
-    with pytest.raises(ValueError, match="over"):
+    with pytest.raises(ValueError, match="folds must be at least 2"):
+        cross_validated_background(noisy, sst, folds=1)
+    with pytest.raises(ValueError, match="over='depth' is not 'space' or 'time'"):
         cross_validated_background(noisy, sst, over="depth")
+    with pytest.raises(TypeError):
+        cross_validated_background(noisy, sst, 1, 10.0)  # the options are keyword-only
 
 
 def test_the_background_knows_which_cells_the_training_data_covered():
-    latent, sst, _ = _seasonal_latent()
-    held = latent.where((latent.longitude < 0) | (latent.latitude > 20))  # a block with no training data
-    background = LatentBackground.fit(held, sst)
-    covered = background.covered_at(latent.latitude.values, latent.longitude.values).numpy()
-    expected = ((latent.longitude < 0) | (latent.latitude > 20)).transpose("latitude", "longitude").values
-    np.testing.assert_array_equal(covered, expected)
+    field, sst = _seasonal_temperature()
+    kept = (field.longitude < 0) | (field.latitude > 20)
+    background = SeasonalBackground.fit(field.where(kept), sst)  # a block with no training data
+    covered = background.covered_at(field.latitude.values, field.longitude.values).numpy()
+    np.testing.assert_array_equal(covered, kept.transpose("latitude", "longitude").values)
+    with pytest.raises(ValueError, match="holds no finite value"):
+        SeasonalBackground.fit(field.where(field < -100), sst)
 
 
-@pytest.fixture
-def model_with_background():
-    latent, sst, _ = _seasonal_latent(lats=16, lons=16)
-    torch.manual_seed(0)
-    ae = xdepthrecon.DepthBandAutoencoder(5, 2, (4,), (4,), depth=np.arange(5.0), mean=np.zeros(5), std=np.ones(5))
-    channels = LatentDiffusion.condition_channels(1, 2, (2.0,), background=True)
-    denoiser = ConditionalUNet(2, channels, dim=8, mults=(1,))
-    model = LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50, "x0"), np.zeros(2), np.ones(2),
-                            first_guess=(2.0,), background=LatentBackground.fit(latent, sst))
-    return model, latent, sst
-
-
-def _first_month(model: LatentDiffusion, latent: xr.DataArray, sst: xr.DataArray) -> torch.Tensor:
-    """The model's background latent at the first month of the test latents' grid."""
-    return model.background.at(latent.time.values[:1], latent.latitude.values, latent.longitude.values,
-                               sst.values[:1])
-
-
-def _silent_sample(model: LatentDiffusion, x: torch.Tensor, mask: torch.Tensor, surface: torch.Tensor,
-                   background: torch.Tensor) -> torch.Tensor:
-    """What a model whose denoiser returns zeros decodes to (degC): its temperature guess."""
-    guess = model.temperature_guess(x, mask, background, surface).value
-    condition = model.condition(x, mask, surface, background, guess)
-    for parameter in model.denoiser.parameters():
-        parameter.data.zero_()
-    z = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([40]), condition)
-    return model.decode_latent(z) + model.decoded_offset(guess, condition)
-
-
-def test_a_silent_denoiser_returns_the_encoded_temperature_guess(model_with_background):
-    model, latent, sst = model_with_background
-    background = _first_month(model, latent, sst)
-    x = torch.full((1, 5, 16, 16), torch.nan)
-    mask = torch.zeros_like(x, dtype=torch.bool)
-    surface = torch.randn(1, 1, 16, 16)
-    guess = model.temperature_guess(x, mask, background, surface).value
-    torch.testing.assert_close(guess, model.autoencoder.decode(background))  # no profile: the background
-    condition = model.condition(x, mask, surface, background, guess)
-    for parameter in model.denoiser.parameters():
-        parameter.data.zero_()
-    prediction = model.predict(torch.randn(1, 2, 16, 16), torch.tensor([10]), condition)
-    torch.testing.assert_close(prediction, model.encode_target(guess))
-    with pytest.raises(ValueError, match="has a background"):
-        model.condition(x, mask, surface)
-    with pytest.raises(ValueError, match="temperature guess"):
-        model.condition(x, mask, surface, background)
-
-
-def test_an_untrained_model_returns_the_observations_at_their_column_and_the_background_far_away(
-        model_with_background):
-    model, latent, sst = model_with_background
-    background = _first_month(model, latent, sst)
-    x = torch.full((1, 5, 16, 16), torch.nan)
-    x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])  # one profile, three levels deep
-    mask = ~torch.isnan(x)
-    decoded = _silent_sample(model, x, mask, torch.randn(1, 1, 16, 16), background)
-    torch.testing.assert_close(decoded[0, :3, 3, 4], x[0, :3, 3, 4])  # exact: no autoencoder error on top
-    far = model.autoencoder.decode(background)
-    torch.testing.assert_close(decoded[0, :, 14, 14], far[0, :, 14, 14], atol=1e-5, rtol=0)
-    torch.testing.assert_close(decoded[0, 3:, 3, 4], far[0, 3:, 3, 4], atol=1e-5, rtol=0)  # unobserved levels
-    assert model.decoded_offset(None, torch.zeros(1)) is None
-
-
-def test_the_sst_departure_is_carried_down_by_slopes_fitted_to_the_profiles(model_with_background):
-    model, latent, sst = model_with_background
-    background = _first_month(model, latent, sst)
-    decoded = model.autoencoder.decode(background)
-    generator = torch.Generator().manual_seed(0)
-    surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=generator)  # SST departs from the background
-    slopes = torch.tensor([1.0, 0.8, 0.5, 0.2, 0.0])[None, :, None, None]
-    truth = decoded + slopes * (surface - decoded[:, :1])
-    mask = torch.zeros(1, 5, 16, 16, dtype=torch.bool)
-    mask[..., ::4, ::3] = True  # 24 profiles
-    guess = _silent_sample(model, torch.where(mask, truth, torch.nan), mask, surface, background)
-    torch.testing.assert_close(guess, truth, atol=0.1, rtol=0)  # everywhere (slopes ~1 % shrunk by the ridge)
-    few = mask & (torch.arange(16)[:, None] < 4)  # 6 profiles: too few for a slope, no SST term
-    far = _silent_sample(model, torch.where(few, truth, torch.nan), few, surface, background)
-    torch.testing.assert_close(far[..., 14, 14], decoded[..., 14, 14], atol=1e-4, rtol=0)
-
-
-def test_each_region_gets_its_own_sst_slope(model_with_background):
-    model, latent, sst = model_with_background
-    model.slope_scale = 2.0
-    background = _first_month(model, latent, sst)
-    decoded = model.autoencoder.decode(background)
-    surface = decoded[:, :1] + torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
-    west = (torch.arange(16) < 8).float()  # level 1 follows the SST in the west, not at all in the east
-    truth = decoded.clone()
-    truth[:, 1] += west * (surface - decoded[:, :1])[:, 0]
-    mask = torch.ones(1, 5, 16, 16, dtype=torch.bool)
-    guess, _, _ = model.anchor(truth, mask, background, surface)
-    error = (guess - truth)[0, 1].abs().detach()
-    one_slope = (0.5 * (surface - decoded[:, :1])[0, 0]).abs()  # the error of one slope for the whole field
-    for region in (slice(0, 4), slice(12, 16)):  # away from where the regions meet
-        assert error[:, region].mean() < 0.3 * one_slope[:, region].mean()
-
-
-def test_sst_departures_too_small_to_define_a_slope_make_no_steep_one(model_with_background):
-    model, latent, sst = model_with_background
-    background = _first_month(model, latent, sst)
-    decoded = model.autoencoder.decode(background)
-    generator = torch.Generator().manual_seed(2)
-    surface = decoded[:, :1] + 2.0  # the SST departs by 2 degC everywhere ...
-    mask = torch.zeros(1, 5, 16, 16, dtype=torch.bool)
-    mask[..., ::4, ::3] = True
-    surface = torch.where(mask[:, :1], decoded[:, :1] + 0.001 * torch.randn(1, 1, 16, 16, generator=generator),
-                          surface)  # ... but hardly at the profiles, which depart by up to 1 degC
-    x = torch.where(mask, decoded + torch.rand(1, 5, 16, 16, generator=generator), torch.nan)
-    guess, _, _ = model.anchor(x, mask, background, surface)
-    assert (guess - decoded).abs().max() < 0.1  # no slope of hundreds carrying 2 degC down as hundreds
-
-
-def test_the_background_survives_save_and_load(model_with_background, tmp_path):
-    model, latent, sst = model_with_background
-    loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))
-    args = (latent.time.values, latent.latitude.values, latent.longitude.values, sst.values)
-    torch.testing.assert_close(loaded.background.at(*args), model.background.at(*args), rtol=0, atol=0)
-
-
-def test_training_with_a_background_and_reconstructing_from_it(tmp_path):
-    cube = glorys_like(times=6, depths=6, lats=24, lons=32, seed=3)
-    cube = cube.assign_coords(time=pd.date_range("2020-01-15", periods=6, freq="61D"))
-    sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
-    sst.sst.attrs = {"units": "degC"}
-    ae = xdepthrecon.train_autoencoder(cube, epochs=1, latent_channels=3, encoder_channels=(8,),
-                                       decoder_channels=(8,), patch_size=16, progress=False)
-    options = dict(epochs=1, patch_size=16, dim=8, mults=(1,), batch_size=4, progress=False, diffusion_steps=50,
-                   first_guess=(2.0,), background=True, checkpoint=tmp_path / "d.safetensors", density=(0.1, 0.3))
-    model = xdepthrecon.train_diffusion(cube, sst, ae, **options)
-    assert model.background is not None and model.background.latent.shape == (3, 3, 24, 32)
-    assert model.analysis is not None and np.all(model.analysis.length_scale.numpy() > 0)
-    loaded = xdepthrecon.load(tmp_path / "d.safetensors")
-    assert loaded.analysis.covariances == model.analysis.covariances
-    assert model.covered_error_model is not None and model.covered_error_model.predictor == "analysis"
-    torch.testing.assert_close(loaded.covered_error_model.variance, model.covered_error_model.variance)
-    with pytest.warns(UserWarning, match="too few observed columns"):
-        sparse = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "checkpoint": None, "density": (1e-3, 2e-3)})
-    assert sparse.analysis is None  # the first guess spreads the departures
-    resumed = xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "epochs": 2})
-    assert len(resumed.history) == 2 and resumed.background is not None
-    with pytest.raises(ValueError, match="encoder must stay fixed"):
-        xdepthrecon.train_diffusion(cube, sst, ae, **{**options, "finetune": "all"})
-    profiles = cube.depthrecon.sample_profiles(per_tile=100, seed=0)
-    out = xdepthrecon.reconstruct(cube, profiles, sst, resumed, members=2, steps=2, tile=16,
-                                  overlap=4).compute()
-    ocean = cube.thetao.notnull()
-    assert bool(out.thetao.notnull().equals(ocean))
-    resumed.covered_error_model.variance.fill_(100.0)  # where the training data reached: a std of 10 x sqrt(ratio)
-    resumed.error_model.variance.fill_(1e-6)
-    resumed.background.covered[:, 16:] = False  # the eastern half filled, as a held-out region's
-    out = xdepthrecon.reconstruct(cube, profiles, sst, resumed, members=2, steps=2, tile=16, overlap=4).compute()
-    std = out.thetao_std.isel(depth=0).where(ocean.isel(depth=0))
-    assert float(std.isel(longitude=slice(0, 16)).min()) > float(std.isel(longitude=slice(16, None)).max())
+def test_the_background_survives_save_and_load_within_an_analysis(tmp_path):
+    field, sst = _seasonal_temperature()
+    background = SeasonalBackground.fit(field.where(field.longitude < 90), sst, band=20.0)
+    analysis = Analysis(background, DepartureAnalysis(4))
+    loaded = xdepthrecon.load(analysis.save(tmp_path / "analysis.safetensors"))
+    assert isinstance(loaded.background, SeasonalBackground) and loaded.background.config == background.config
+    args = (field.time.values, field.latitude.values, field.longitude.values, sst.values)
+    torch.testing.assert_close(loaded.background_at(*args), analysis.background_at(*args), rtol=0, atol=0)
+    torch.testing.assert_close(loaded.background.covered, background.covered, rtol=0, atol=0)

@@ -1,4 +1,4 @@
-"""The departure analysis: covariances fitted to patches, optimal interpolation on any grid, save/load."""
+"""The departure analysis: covariances fitted to patches or given, optimal interpolation on any grid."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import xdepthrecon
-from xdepthrecon.baselines._inputs import unit_vectors
-from xdepthrecon.baselines.optimal_interpolation import Covariance
 from xdepthrecon.analysis.departures import DepartureAnalysis
-
-from .test_background import _first_month, model_with_background  # noqa: F401  (fixture)
+from xdepthrecon.stats.covariance import Covariance
+from xdepthrecon.stats.geometry import EARTH_RADIUS_KM, unit_vectors
 
 LENGTHS, STDS, NOISE = (300.0, 900.0), (1.0, 0.5), 0.05
 
@@ -84,30 +81,28 @@ def test_far_from_observations_the_analysis_is_zero_with_the_prior_variance():
         DepartureAnalysis.fit([], [])
 
 
-def test_a_model_with_an_analysis_interpolates_departures_and_survives_save_and_load(model_with_background,
-                                                                                     tmp_path):
-    model, latent, sst = model_with_background
-    analysis = DepartureAnalysis(5, neighbours=8, tile=4)
-    analysis.length_scale.fill_(400.0)
-    analysis.noise_variance.fill_(1e-4)
-    model.analysis = analysis
-    background = _first_month(model, latent, sst)
-    x = torch.full((1, 5, 16, 16), torch.nan)
-    x[0, :3, 3, 4] = torch.tensor([20.0, 15.0, 9.0])
-    mask = ~torch.isnan(x)
-    coords = (torch.tensor(latent.latitude.values)[None], torch.tensor(latent.longitude.values)[None])
-    with pytest.raises(ValueError, match="latitude and longitude"):
-        model.temperature_guess(x, mask, background)
-    estimate = model.temperature_guess(x, mask, background, None, *coords)
-    torch.testing.assert_close(estimate.value[0, :3, 3, 4], x[0, :3, 3, 4], atol=0.01, rtol=0)  # nugget 1e-4 of 1
-    assert estimate.variance.shape == (1, 5, 16, 16) and estimate.variance[0, 0, 3, 4] < estimate.variance[0, 0, 14, 14]
-    far = model.autoencoder.decode(background)
-    torch.testing.assert_close(estimate.value[0, 3:, 3, 4], far[0, 3:, 3, 4], atol=1e-5, rtol=0)  # unobserved levels
-    loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))
-    assert loaded.analysis.covariances == model.analysis.covariances
-    again = loaded.temperature_guess(x, mask, background, None, *coords)
-    torch.testing.assert_close(again.value, estimate.value, rtol=0, atol=0)
-    torch.testing.assert_close(again.variance, estimate.variance, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="needs a background"):
-        type(model)(model.autoencoder, model.denoiser, model.schedule, np.zeros(2), np.ones(2),
-                    first_guess=(2.0,), analysis=analysis)
+def test_an_analysis_from_given_covariances_interpolates_one_observation_exactly():
+    given = [Covariance("exponential", 500.0, 1.0, 0.25), Covariance("exponential", 1000.0, 4.0, 0.0625)]
+    analysis = DepartureAnalysis.from_covariances(given, neighbours=4, tile=4)
+    assert analysis.covariances == given
+    assert analysis.config == {"levels": 2, "kernel": "exponential", "neighbours": 4, "tile": 4}
+    latitude, longitude = torch.tensor([[0.0, 5.0, 10.0]]), torch.tensor([[0.0, 5.0, 10.0, 15.0, 20.0]])
+    departure = torch.zeros(1, 2, 3, 5)
+    observed = torch.zeros(1, 2, 3, 5, dtype=torch.bool)
+    departure[0, :, 1, 1], observed[0, :, 1, 1] = torch.tensor([2.0, -1.0]), True
+    mean, variance = analysis(departure, observed, latitude, longitude)
+    grid = np.meshgrid(latitude[0].numpy(), longitude[0].numpy(), indexing="ij")
+    cells = unit_vectors(*grid)
+    distance = EARTH_RADIUS_KM * np.linalg.norm(cells - cells[1, 1], axis=-1)  # chord through the Earth
+    for level, (cov, value) in enumerate(zip(given, (2.0, -1.0))):
+        total = cov.signal_variance + cov.noise_variance
+        correlation = cov.signal_variance * np.exp(-distance / cov.length_scale)  # the exponential kernel
+        np.testing.assert_allclose(mean[0, level].numpy(), correlation / total * value, rtol=1e-5, atol=1e-7)
+        scale = (value**2 / total + 8.0) / (1.0 + 8.0)  # the local variance scale of one anomaly (PRIOR_WEIGHT 8)
+        expected = np.maximum(total - correlation**2 / total, cov.noise_variance) * scale
+        np.testing.assert_allclose(variance[0, level].numpy(), expected, rtol=1e-5)
+    only_mean, none = analysis(departure, observed, latitude, longitude, with_variance=False)
+    assert none is None
+    torch.testing.assert_close(only_mean, mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="share one kernel"):
+        DepartureAnalysis.from_covariances([given[0], Covariance("matern32", 500.0, 1.0, 0.25)])

@@ -1,4 +1,4 @@
-"""The error model: validation errors binned by observation support, and the spread floor it gives."""
+"""The error model: the ratio of the squared validation error to the predicted variance, per level and bin."""
 
 from __future__ import annotations
 
@@ -7,51 +7,98 @@ import pytest
 import torch
 
 import xdepthrecon
-from xdepthrecon.diffusion import NoiseSchedule
+from xdepthrecon.analysis.background import SeasonalBackground
+from xdepthrecon.analysis.classical import Analysis, Guess, calibrated_variance
+from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
-from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.models.unet import ConditionalUNet
 
 
-def test_columns_far_from_profiles_get_the_larger_error():
-    rng = np.random.default_rng(0)
-    support = rng.uniform(0.0, 3.0, 5000)
-    std = np.stack([2.0 - 0.5 * support, 1.0 - 0.2 * support], axis=1)  # error falls with support, per level
-    squared = (std * rng.standard_normal(std.shape)) ** 2
-    squared[:100, 1] = np.nan  # a level below the bottom in some columns
-    model = ErrorModel.fit(support, squared, scale=4.0, bins=5)
-    assert model.variance.shape == (5, 2) and torch.all(torch.diff(model.variance, dim=0) < 0)
-    observed = torch.zeros(1, 1, 30, 30, dtype=torch.bool)
-    observed[0, 0, 15, 15] = True
-    variance = model.expected_variance(observed)
-    assert variance.shape == (1, 2, 30, 30)
-    assert variance[0, 0, 15, 15] < variance[0, 0, 0, 0]  # near the profile vs far from it
-    far = torch.tensor(np.nanmean(squared[support < np.quantile(support, 0.2)], axis=0), dtype=torch.float32)
-    torch.testing.assert_close(variance[0, :, 0, 0], far, rtol=0.1, atol=0)
+def _as_field(values: list[list[float]]) -> torch.Tensor:
+    """``values[level][cell]`` as a predicted variance (1, levels, 1, cells)."""
+    return torch.tensor(values, dtype=torch.float32)[None, :, None, :]
 
 
-def test_binned_by_the_analysis_variance_the_error_follows_it_level_by_level():
+def test_the_expected_variance_is_the_measured_ratio_times_the_prediction_level_by_level():
     rng = np.random.default_rng(1)
     predicted = rng.uniform(0.1, 2.0, (4000, 2)) * np.array([1.0, 0.1])  # per level, different ranges
-    squared = 1.5 * predicted * rng.standard_normal(predicted.shape) ** 2  # analysis 1.5x too confident
-    model = ErrorModel.fit(predicted, squared, scale=4.0, bins=6, predictor="analysis")
-    analysis_variance = torch.tensor([[0.2, 1.8], [0.02, 0.18]], dtype=torch.float32).reshape(1, 2, 1, 2)
-    expected = model.expected_variance(torch.zeros(1, 1, 1, 2, dtype=torch.bool), analysis_variance)
-    torch.testing.assert_close(expected, 1.5 * analysis_variance, rtol=0.35, atol=0)
-    with pytest.raises(ValueError, match="pass analysis_variance"):
-        model.expected_variance(torch.zeros(1, 1, 1, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match="predictor"):
-        ErrorModel(2, 3, 1.0, predictor="distance")
+    model = ErrorModel.fit(predicted, predicted * np.array([1.5, 0.5]), bins=6)  # errors exactly r x prediction
+    assert model.ratio.shape == (6, 2) and model.edges.shape == (5, 2)
+    torch.testing.assert_close(model.ratio, torch.tensor([[1.5, 0.5]]).expand(6, 2))
+    variance = _as_field([[0.05, 0.2, 1.8, 7.0], [0.005, 0.02, 0.18, 0.7]])  # in range, and beyond it
+    torch.testing.assert_close(model.expected_variance(variance), variance * torch.tensor([1.5, 0.5])[:, None, None])
+    noisy = ErrorModel.fit(predicted, predicted * np.array([1.5, 0.5]) * rng.standard_normal(predicted.shape) ** 2,
+                           bins=6)  # a chi-squared error: the ratio is measured within its sampling error
+    torch.testing.assert_close(noisy.ratio, torch.tensor([[1.5, 0.5]]).expand(6, 2), rtol=0.25, atol=0)
 
 
-def test_bad_input_and_the_round_trip_through_a_checkpoint(tmp_path):
-    with pytest.raises(ValueError, match="one predictor per column"):
-        ErrorModel.fit(np.zeros(3), np.zeros((4, 2)), scale=2.0)
-    errors = ErrorModel.fit(np.linspace(0, 1, 50), np.linspace(1, 2, 100).reshape(50, 2), scale=3.0, bins=4)
-    ae = xdepthrecon.DepthBandAutoencoder(2, 2, (4,), (4,), depth=np.arange(2.0), mean=np.zeros(2), std=np.ones(2))
-    model = LatentDiffusion(ae, ConditionalUNet(2, LatentDiffusion.condition_channels(1, 2), dim=8, mults=(1,)),
-                            NoiseSchedule("cosine", 50), np.zeros(2), np.ones(2), error_model=errors)
-    loaded = xdepthrecon.load(model.save(tmp_path / "m.safetensors"))
-    assert loaded.error_model.scale == 3.0
-    torch.testing.assert_close(loaded.error_model.variance, errors.variance)
-    torch.testing.assert_close(loaded.error_model.edges, errors.edges)
+def test_each_bin_of_the_prediction_has_its_own_ratio():
+    predicted = np.linspace(1.0, 2.0, 1000)[:, None]  # the median (two bins' edge) is 1.5
+    model = ErrorModel.fit(predicted, predicted * np.where(predicted > 1.5, 2.0, 0.5), bins=2)
+    torch.testing.assert_close(model.edges, torch.tensor([[1.5]]))
+    torch.testing.assert_close(model.ratio, torch.tensor([[0.5], [2.0]]))
+    expected = model.expected_variance(_as_field([[1.2, 1.8, 10.0]]))
+    torch.testing.assert_close(expected, _as_field([[0.6, 3.6, 20.0]]))  # above the top edge: the top bin's
+
+
+def test_levels_without_errors_and_nan_take_the_other_levels_ratio():
+    predicted = np.ones((50, 2))
+    squared = np.full((50, 2), np.nan)  # level 1 below the bottom in every column
+    squared[:, 0] = 3.0
+    squared[:10, 0] = np.nan  # and level 0 in some
+    predicted[10:20, 0] = np.nan
+    model = ErrorModel.fit(predicted, squared, bins=3)
+    torch.testing.assert_close(model.ratio, torch.full((3, 2), 3.0))
+
+
+def test_bad_input_is_refused_with_the_shapes():
+    with pytest.raises(ValueError, match=r"one predicted variance per column and level .* \(3,\) and \(4, 2\)"):
+        ErrorModel.fit(np.zeros(3), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"\(0, 2\) and \(0, 2\)"):
+        ErrorModel.fit(np.zeros((0, 2)), np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="one predicted variance per column and level"):
+        ErrorModel.fit(np.zeros(4), np.zeros(4))
+    model = ErrorModel.fit(np.ones((10, 2)), np.ones((10, 2)), bins=2)
+    with pytest.raises(ValueError, match="the error model has 2 levels; the predicted variance has 3"):
+        model.expected_variance(torch.ones(1, 3, 2, 2))
+
+
+def _analysis(levels: int = 2) -> Analysis:
+    background = SeasonalBackground(1, levels, 2, 3)
+    return Analysis(background, DepartureAnalysis(levels))
+
+
+def test_the_covered_error_model_applies_where_the_training_data_reached():
+    predicted = np.linspace(0.1, 1.0, 40)[:, None].repeat(2, axis=1)
+    new_region = ErrorModel.fit(predicted, 4.0 * predicted, bins=4)
+    covered = ErrorModel.fit(predicted, predicted, bins=4)
+    variance = torch.full((1, 2, 2, 3), 0.5)
+    where = torch.tensor([[True, False, False], [False, False, True]])
+    out = calibrated_variance(variance, new_region, covered, where)
+    torch.testing.assert_close(out, torch.where(where, 0.5, 2.0).expand(1, 2, 2, 3))
+    torch.testing.assert_close(calibrated_variance(variance, new_region), torch.full((1, 2, 2, 3), 2.0))
+    assert calibrated_variance(variance, None, covered, where) is variance  # no error model: the OI variance
+    analysis = _analysis()
+    analysis.error_model, analysis.covered_error_model = new_region, covered
+    torch.testing.assert_close(analysis.error_variance(Guess(torch.zeros(1, 2, 2, 3), variance), where), out)
+    with pytest.raises(ValueError, match="with_variance=True"):
+        analysis.error_variance(Guess(torch.zeros(1, 2, 2, 3), None))
+
+
+def test_the_error_models_survive_save_and_load_with_their_analysis(tmp_path):
+    rng = np.random.default_rng(0)
+    predicted = rng.uniform(0.1, 1.0, (200, 2))
+    analysis = _analysis()
+    analysis.error_model = ErrorModel.fit(predicted, 3.0 * predicted**2, bins=4)
+    analysis.covered_error_model = ErrorModel.fit(predicted, 0.5 * predicted, bins=5)
+    loaded = xdepthrecon.load(analysis.save(tmp_path / "analysis.safetensors"))
+    assert loaded.config == analysis.config and loaded.covered_error_model.config == {"levels": 2, "bins": 5}
+    for name in ("error_model", "covered_error_model"):
+        for buffer in ("ratio", "edges"):
+            torch.testing.assert_close(getattr(getattr(loaded, name), buffer), getattr(getattr(analysis, name), buffer),
+                                       rtol=0, atol=0)
+    guess = Guess(torch.zeros(1, 2, 2, 3), torch.rand(1, 2, 2, 3, generator=torch.Generator().manual_seed(0)))
+    where = torch.tensor([[True, False, False], [False, True, True]])
+    torch.testing.assert_close(loaded.error_variance(guess, where), analysis.error_variance(guess, where), rtol=0,
+                               atol=0)
+    alone = _analysis()
+    assert xdepthrecon.load(alone.save(tmp_path / "plain.safetensors")).error_model is None

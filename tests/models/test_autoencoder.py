@@ -307,27 +307,3 @@ def test_nan_never_reaches_the_linear_path():
     x[:, 3:, :5] = float("nan")
     x[1, :, 7:] = float("nan")
     assert not torch.isnan(ae(x)).any() and len(seen) == 3 and not any(seen)
-
-
-def test_train_autoencoder_with_linear_path_starts_from_the_eofs(tmp_path):
-    import xdepthrecon
-    from xdepthrecon.baselines import PCACompressor
-
-    from tests.conftest import glorys_like
-
-    cube = glorys_like(times=4, depths=6, lats=32, lons=32, seed=11)
-    options = dict(latent_channels=3, encoder_channels=(8,), decoder_channels=(8,), patch_size=16, progress=False)
-    start = xdepthrecon.train_autoencoder(cube, epochs=0, linear_path=True, **options)
-    pca = PCACompressor.fit(cube, 3, mean=start.mean.numpy(), std=start.std.numpy())
-    weight = start.decode_linear.weight[:, :, 0, 0].detach().numpy()
-    np.testing.assert_allclose(np.abs(weight.T @ pca.components), np.eye(3), atol=1e-5)
-    path = tmp_path / "ae.safetensors"
-    trained = xdepthrecon.train_autoencoder(cube, epochs=2, checkpoint=path, linear_path=True, lr=1e-2,
-                                            lr_schedule="cosine", **options)
-    assert not torch.equal(trained.to_output.weight, start.to_output.weight)
-    for name in ("encode_linear", "decode_linear"):
-        torch.testing.assert_close(getattr(trained, name).weight, getattr(start, name).weight, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="linear_path: saved True, asked False"):
-        xdepthrecon.train_autoencoder(cube, epochs=3, checkpoint=path, **options)
-    with pytest.raises(ValueError, match=r"lr_schedule must be one of \('constant', 'cosine'\), got 'linear'"):
-        xdepthrecon.train_autoencoder(cube, epochs=1, lr_schedule="linear", **options)

@@ -1,95 +1,71 @@
-"""The first guess spread from observed columns, and the latent diffusion model that corrects it."""
+"""Gaussian-weighted sums over a grid, with length scales in grid cells or in km."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pytest
 import torch
 
-import xdepthrecon
-from xdepthrecon.diffusion import NoiseSchedule
-from xdepthrecon.stats.smoothing import first_guess, observation_support
-from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.models.unet import ConditionalUNet
+from xdepthrecon.stats.smoothing import KM_PER_DEGREE, cells_per_scale, gaussian_sum, gaussian_sum_km
 
 
-def test_a_single_column_spreads_its_value_with_falling_support():
-    z = torch.zeros(1, 2, 21, 21)
-    z[0, :, 10, 10] = torch.tensor([3.0, -1.0])
-    observed = torch.zeros(1, 1, 21, 21, dtype=torch.bool)
-    observed[0, 0, 10, 10] = True
-    out = first_guess(z, observed, [2.0])
-    average, support = out[:, :2], out[:, 2]
-    near = support[0] > np.log1p(1e-3)
-    torch.testing.assert_close(average[0, 0][near], torch.full_like(average[0, 0][near], 3.0))
-    torch.testing.assert_close(average[0, 1][near], torch.full_like(average[0, 1][near], -1.0))
-    assert float(support[0, 10, 10]) == pytest.approx(np.log1p(1.0))
-    assert support[0, 10, 10] > support[0, 10, 13] > support[0, 10, 16]
-    assert torch.all(average[0, :, 0, 0] == 0) and float(support[0, 0, 0]) == 0.0  # beyond 3 sigma: no guess
+def _weights(sigma: float, radius: int) -> torch.Tensor:
+    """The Gaussian's weights at offsets -radius ... radius."""
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    return torch.exp(-0.5 * (offsets / sigma) ** 2)
 
 
-def test_a_fully_observed_field_is_kept_where_smooth_and_edges_are_not_biased():
-    z = torch.full((2, 3, 16, 24), 1.5)
-    out = first_guess(z, torch.ones(2, 1, 16, 24, dtype=torch.bool), [1.0, 4.0])
-    torch.testing.assert_close(out[:, 0:3], z)
-    torch.testing.assert_close(out[:, 4:7], z)
+def test_a_delta_spreads_into_a_separable_gaussian_cut_at_three_sigma():
+    field = torch.zeros(1, 2, 21, 31)
+    field[0, 0, 10, 15], field[0, 1, 10, 15] = 1.0, -2.0
+    out = gaussian_sum(field, (2.0, 3.0))
+    rows, columns = _weights(2.0, 6), _weights(3.0, 9)  # radius int(3 sigma + 0.5): 6 rows, 9 columns
+    expected = torch.zeros(21, 31)
+    expected[4:17, 6:25] = rows[:, None] * columns[None, :]
+    torch.testing.assert_close(out[0, 0], expected)
+    torch.testing.assert_close(out[0, 1], -2.0 * expected)  # channels apart
+    assert float(out[0, 0].sum()) == pytest.approx(float(rows.sum() * columns.sum()), rel=1e-6)
+    assert float(out[0, 0, 10, 15]) == 1.0 and out[0, 0, 3].abs().max() == 0 and out[0, 0, :, 5].abs().max() == 0
 
 
-def test_each_smaller_pass_fits_the_observations_closer_and_passes_run_largest_first():
+def test_the_sum_is_zero_outside_the_domain_and_the_kernel_no_wider_than_the_grid():
+    field = torch.zeros(1, 1, 9, 9)
+    field[0, 0, 0, 0] = 1.0  # a corner: half of each axis's kernel falls outside
+    out = gaussian_sum(field, (2.0, 2.0))
+    weights = _weights(2.0, 6)[6:]  # offsets 0 ... 6
+    expected = torch.zeros(9, 9)
+    expected[:7, :7] = weights[:, None] * weights[None, :]
+    torch.testing.assert_close(out[0, 0], expected)
+    ones = gaussian_sum(torch.ones(1, 1, 3, 4), (100.0, 100.0))  # radius capped at size - 1: all cells, ~ weight 1
+    torch.testing.assert_close(ones, torch.full((1, 1, 3, 4), 12.0), rtol=1e-3, atol=0)
+
+
+def test_a_scale_in_km_is_a_number_of_cells_of_a_two_degree_grid_and_doubles_in_columns_at_60n():
+    longitude = torch.arange(-9.0, 10.0, 2.0)
+    scale = 4 * KM_PER_DEGREE  # two cells of 2 degrees
+    at_equator = cells_per_scale(scale, torch.tensor([-3.0, -1.0, 1.0, 3.0]), longitude)
+    assert at_equator == pytest.approx((2.0, 2.0))
+    at_60n = cells_per_scale(scale, torch.tensor([57.0, 59.0, 61.0, 63.0]), longitude)
+    assert at_60n[0] == pytest.approx(2.0) and at_60n[1] == pytest.approx(4.0)  # cos 60 = 1/2
+    across = cells_per_scale(scale, torch.tensor([-1.0, 1.0]), torch.tensor([177.0, 179.0, -179.0, -177.0]))
+    assert across == pytest.approx((2.0, 2.0))  # the dateline does not break the spacing
+    one = cells_per_scale(KM_PER_DEGREE, torch.tensor([0.0]), torch.tensor([10.0]))  # one cell: 1 degree
+    assert one == pytest.approx((1.0, 1.0))
+
+
+def test_each_item_is_summed_with_its_own_grids_scale():
     generator = torch.Generator().manual_seed(0)
-    z = torch.randn(1, 2, 32, 32, generator=generator)
-    observed = torch.rand(1, 1, 32, 32, generator=generator) < 0.1
-    out = first_guess(z, observed, [1.0, 4.0])  # given smallest first: still run from 4 down to 1
-    large, final = out[:, 0:2], out[:, 3:5]
-    torch.testing.assert_close(large, first_guess(z, observed, [4.0])[:, 0:2])
-    at = observed.expand_as(z)
-    assert (final - z)[at].abs().mean() < 0.5 * (large - z)[at].abs().mean()
-
-
-def test_unobserved_values_never_leak_into_the_guess():
-    z = torch.randn(1, 2, 12, 12)
-    observed = torch.rand(1, 1, 12, 12) < 0.2
-    poisoned = torch.where(observed, z, torch.full_like(z, 1e6))
-    torch.testing.assert_close(first_guess(poisoned, observed, [2.0]), first_guess(z, observed, [2.0]))
-
-
-def test_support_is_zero_far_from_profiles_and_grows_with_their_number():
-    observed = torch.zeros(1, 1, 40, 40)
-    observed[0, 0, 5, 5] = 1
-    one = observation_support(observed, 2.0)
-    observed[0, 0, 6, 5] = 1
-    two = observation_support(observed, 2.0)
-    assert float(one[0, 0, 35, 35]) == 0.0 and two[0, 0, 5, 5] > one[0, 0, 5, 5]
-
-
-@pytest.fixture
-def model_with_first_guess():
-    torch.manual_seed(0)
-    ae = xdepthrecon.DepthBandAutoencoder(5, 3, (4,), (4,), depth=np.arange(5.0), mean=np.zeros(5), std=np.ones(5))
-    channels = LatentDiffusion.condition_channels(1, 3, (1.0, 3.0))
-    assert channels == 1 + 3 + 1 + 2 * 4
-    denoiser = ConditionalUNet(3, channels, dim=8, mults=(1,))
-    return LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50, "x0"), np.zeros(3), np.ones(3),
-                           first_guess=(1.0, 3.0))
-
-
-def test_an_x0_denoiser_corrects_the_largest_scale_guess(model_with_first_guess):
-    model = model_with_first_guess
-    x = torch.randn(1, 5, 16, 16)
-    mask = torch.zeros_like(x, dtype=torch.bool)
-    mask[..., ::4, ::4] = True
-    condition = model.condition(torch.where(mask, x, torch.nan), mask, torch.randn(1, 1, 16, 16))
-    assert condition.shape[1] == model.denoiser.condition_channels
-    for parameter in model.denoiser.parameters():
-        parameter.data.zero_()
-    z = torch.randn(1, 3, 16, 16)
-    prediction = model.predict(z, torch.tensor([10]), condition)
-    torch.testing.assert_close(prediction, condition[:, -4:-1])  # a silent network returns the guess
-
-
-def test_the_first_guess_survives_save_and_load(model_with_first_guess, tmp_path):
-    loaded = xdepthrecon.load(model_with_first_guess.save(tmp_path / "m.safetensors"))
-    assert loaded.first_guess == (1.0, 3.0)
-    with pytest.raises(ValueError, match="first guess"):
-        LatentDiffusion(loaded.autoencoder, ConditionalUNet(3, 5, dim=8, mults=(1,)), NoiseSchedule("cosine", 50),
-                        np.zeros(3), np.ones(3), first_guess=(2.0,))
+    field = torch.rand(2, 3, 12, 16, generator=generator)
+    longitude = torch.arange(16.0)[None].expand(2, -1) * 2.0
+    latitude = torch.stack([torch.arange(-11.0, 12.0, 2.0), torch.arange(49.0, 72.0, 2.0)])  # means 0 and 60
+    out = gaussian_sum_km(field, 500.0, latitude, longitude)
+    for item in range(2):
+        sigma = cells_per_scale(500.0, latitude[item], longitude[item])
+        torch.testing.assert_close(out[item:item + 1], gaussian_sum(field[item:item + 1], sigma), rtol=0, atol=0)
+    delta = torch.zeros(2, 1, 12, 16)
+    delta[:, 0, 6, 8] = 1.0
+    spread = gaussian_sum_km(delta, 500.0, latitude, longitude)[:, 0, 6]
+    # 500 km is 2.25 columns of 2 degrees at the equator, 4.5 at 60N: one column away the weight is larger there
+    assert spread[0, 9] == pytest.approx(math.exp(-0.5 / (500.0 / (2 * KM_PER_DEGREE)) ** 2), rel=1e-5)
+    assert spread[1, 9] == pytest.approx(math.exp(-0.5 / (500.0 / (KM_PER_DEGREE)) ** 2), rel=1e-5)

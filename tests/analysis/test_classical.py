@@ -1,0 +1,244 @@
+"""The classical analysis: the SST term, the analysis of a batch, saving, fitting and reconstructing with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import xdepthrecon
+from xdepthrecon import AnalysisConfig, ObservationConfig, SamplingOptions, TrainingConfig
+from xdepthrecon.analysis.background import SeasonalBackground
+from xdepthrecon.analysis.classical import MIN_SLOPE_COLUMNS, Analysis, AnalysisInputs, anchor
+from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.analysis.errors import ErrorModel
+from xdepthrecon.stats.covariance import Covariance
+from xdepthrecon.training.analysis import PRIOR_LENGTH_KM
+
+from ..conftest import glorys_like
+
+#: How each level's departure follows the SST's: the surface fully, the deepest level not at all.
+FOLLOWS = torch.tensor([1.0, 0.6, 0.2, 0.0])[None, :, None, None]
+LATITUDE = torch.linspace(-11.0, 11.0, 12)[None]  # a 2-degree grid at the equator
+LONGITUDE = torch.arange(16.0)[None] * 2.0
+
+
+def _background(levels: int = 4) -> torch.Tensor:
+    """A smooth background (1, levels, 12, 16) in degC, colder with depth."""
+    rows, columns = torch.meshgrid(torch.arange(12.0), torch.arange(16.0), indexing="ij")
+    return (20.0 - 4.0 * torch.arange(float(levels))[:, None, None] + 0.1 * rows - 0.05 * columns)[None]
+
+
+def _inputs(x: torch.Tensor, mask: torch.Tensor, sst: torch.Tensor, background: torch.Tensor) -> AnalysisInputs:
+    return AnalysisInputs(torch.where(mask, x, torch.nan), mask, sst, background, LATITUDE, LONGITUDE)
+
+
+def _sst_following_truth(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A background, an SST departing from it by up to a few degC, and a truth whose departures are exactly
+    :data:`FOLLOWS` x the SST's, everywhere."""
+    background = _background()
+    sst = background[:, :1] + 3.0 * torch.randn(1, 1, 12, 16, generator=torch.Generator().manual_seed(seed))
+    return background, sst, background + FOLLOWS * (sst - background[:, :1])
+
+
+def test_with_enough_profiles_the_sst_term_carries_the_sst_departure_down_level_by_level():
+    background, sst, truth = _sst_following_truth()
+    mask = torch.zeros(1, 4, 12, 16, dtype=torch.bool)
+    mask[..., ::3, ::2] = True  # 32 profiles
+    x = torch.where(mask, truth, 1e6)  # unobserved values never count
+    anchored, departure, observed = anchor(_inputs(x, mask, sst, background), 1500.0)
+    assert torch.equal(observed, mask)
+    sst_departure = (sst - background[:, :1]).abs().expand_as(truth)
+    assert torch.all((anchored - truth).abs() <= 2e-3 * sst_departure)  # everywhere (slopes shrunk by the ridge)
+    assert torch.all(departure[mask].abs() <= 2e-3 * sst_departure[mask]) and torch.all(departure[~mask] == 0)
+    poisoned = x.clone()
+    poisoned[0, 2, 0, 0] = torch.nan  # an observed level with no value does not count as observed
+    assert not anchor(AnalysisInputs(poisoned, mask, sst, background, LATITUDE, LONGITUDE), 1500.0)[2][0, 2, 0, 0]
+
+
+def test_with_too_few_profiles_there_is_no_sst_term():
+    background, sst, truth = _sst_following_truth()
+    mask = torch.zeros(1, 4, 12, 16, dtype=torch.bool)
+    mask[0, :, 0, :MIN_SLOPE_COLUMNS - 1] = True
+    anchored, departure, _ = anchor(_inputs(truth, mask, sst, background), 1500.0)
+    torch.testing.assert_close(anchored, background, rtol=0, atol=0)
+    torch.testing.assert_close(departure, torch.where(mask, truth - background, 0.0), rtol=0, atol=0)
+    mask[0, :, 1, 0] = True  # one more column: enough
+    anchored, _, _ = anchor(_inputs(truth, mask, sst, background), 1500.0)
+    assert (anchored - background).abs().max() > 1.0
+
+
+def test_each_region_gets_its_own_sst_slope():
+    background, sst, _ = _sst_following_truth(seed=1)
+    west = (torch.arange(16) < 8).float()  # level 1 follows the SST in the west, not at all in the east
+    truth = background.clone()
+    truth[:, 1] += west * (sst - background[:, :1])[:, 0]
+    mask = torch.ones(1, 4, 12, 16, dtype=torch.bool)
+    anchored, _, _ = anchor(_inputs(truth, mask, sst, background), 500.0)  # ~2 cells of 2 degrees
+    error = (anchored - truth)[0, 1].abs()
+    one_slope = (0.5 * (sst - background[:, :1])[0, 0]).abs()  # the error of one slope for the whole field
+    for region in (slice(0, 3), slice(13, 16)):  # away from where the regions meet
+        assert error[:, region].mean() < 0.3 * one_slope[:, region].mean()
+
+
+def test_sst_departures_too_small_to_define_a_slope_make_no_steep_one():
+    background = _background()
+    generator = torch.Generator().manual_seed(2)
+    mask = torch.zeros(1, 4, 12, 16, dtype=torch.bool)
+    mask[..., ::3, ::2] = True
+    sst = torch.where(mask[:, :1], background[:, :1] + 0.001 * torch.randn(1, 1, 12, 16, generator=generator),
+                      background[:, :1] + 2.0)  # 2 degC away from the profiles, hardly at them ...
+    x = background + torch.rand(1, 4, 12, 16, generator=generator)  # ... where the levels depart by up to 1 degC
+    anchored, _, _ = anchor(_inputs(x, mask, sst, background), 1500.0)
+    assert (anchored - background).abs().max() < 0.1  # no slope of hundreds carrying 2 degC down as hundreds
+
+
+DEPTH = np.array([0.5, 10.0, 50.0, 200.0, 1000.0])
+
+
+def _analysis() -> Analysis:
+    """An analysis of 5 levels on a 16 x 16 grid whose background is a fixed field (no season, no SST)."""
+    latitude, longitude = np.linspace(-30.0, 30.0, 16), np.arange(16.0) * 4.0
+    background = SeasonalBackground(0, 5, 16, 16)
+    background.latitude.copy_(torch.from_numpy(latitude))
+    background.longitude.copy_(torch.from_numpy(longitude))
+    field = 20.0 - 4.0 * np.arange(5.0)[:, None, None] + 0.1 * latitude[:, None] - 0.05 * longitude
+    background.field.copy_(torch.from_numpy(field[None]).float())
+    departures = DepartureAnalysis.from_covariances([Covariance("matern32", 400.0, 1.0, 1e-4)] * 5, neighbours=8,
+                                                     tile=4)
+    analysis = Analysis(background, departures, AnalysisConfig(slope_scale_km=800.0))
+    analysis.depth.copy_(torch.from_numpy(DEPTH))
+    return analysis
+
+
+def _one_profile(analysis: Analysis) -> AnalysisInputs:
+    """One profile three levels deep at cell (3, 4) of the analysis's grid."""
+    latitude, longitude = analysis.background.latitude.numpy(), analysis.background.longitude.numpy()
+    sst = np.full((1, 16, 16), 25.0)
+    background = analysis.background_at(np.array(["2021-03-01"], dtype="datetime64[ns]"), latitude, longitude, sst)
+    x = torch.full((1, 5, 16, 16), torch.nan)
+    x[0, :3, 3, 4] = torch.tensor([22.0, 15.0, 9.0])
+    return AnalysisInputs(x, ~torch.isnan(x), torch.from_numpy(sst)[None].float(), background,
+                          torch.from_numpy(latitude)[None], torch.from_numpy(longitude)[None])
+
+
+def test_the_analysis_keeps_the_observations_and_returns_the_background_far_away():
+    analysis = _analysis()
+    inputs = _one_profile(analysis)
+    background = inputs.background
+    torch.testing.assert_close(background[0, :, :, 0], analysis.background.field[0, :, :, 0])
+    guess = analysis(inputs)
+    torch.testing.assert_close(guess.mean[0, :3, 3, 4], inputs.x[0, :3, 3, 4], atol=2e-3, rtol=0)  # nugget 1e-4
+    torch.testing.assert_close(guess.mean[0, :, 14, 14], background[0, :, 14, 14], atol=1e-5, rtol=0)
+    torch.testing.assert_close(guess.mean[0, 3:, 3, 4], background[0, 3:, 3, 4], atol=0, rtol=0)  # unobserved levels
+    variance = guess.predicted_variance
+    assert variance.shape == (1, 5, 16, 16) and torch.all(variance > 0)
+    assert variance[0, 0, 3, 4] < 0.01 * variance[0, 0, 14, 14]
+    only_mean = analysis(inputs, with_variance=False)
+    assert only_mean.predicted_variance is None
+    torch.testing.assert_close(only_mean.mean, guess.mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="the analysis has 5 levels; the observations have 4"):
+        analysis(inputs._replace(x=inputs.x[:, :4], mask=inputs.mask[:, :4]))
+    with pytest.raises(ValueError, match="the background has 5 levels; the departure analysis has 4"):
+        Analysis(analysis.background, DepartureAnalysis(4))
+
+
+def test_check_levels_accepts_the_fitted_levels_and_says_how_to_match_them():
+    analysis = _analysis()
+    analysis.check_levels(DEPTH.astype(np.float32))
+    with pytest.raises(ValueError, match=r"the data's 4 depth levels \(0.5 \.\.\. 200 m\) are not the 5 the analysis "
+                                         r"was fitted on \(0.5 \.\.\. 1000 m\); interpolate the data to them"):
+        analysis.check_levels(DEPTH[:4])
+    with pytest.raises(ValueError, match="cube.interp"):
+        analysis.check_levels(DEPTH + 5.0)
+
+
+def test_the_settings_are_checked():
+    with pytest.raises(ValueError, match="slope_scale_km must be a positive length in km, got 0"):
+        AnalysisConfig(slope_scale_km=0.0)
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        AnalysisConfig(folds=1)
+
+
+def test_an_analysis_saved_and_loaded_gives_identical_outputs(tmp_path):
+    analysis = _analysis()
+    rng = np.random.default_rng(0)
+    predicted = rng.uniform(0.01, 1.0, (300, 5))
+    analysis.error_model = ErrorModel.fit(predicted, 2.0 * predicted * rng.standard_normal((300, 5)) ** 2, bins=4)
+    loaded = xdepthrecon.load(analysis.save(tmp_path / "analysis.safetensors"))
+    assert isinstance(loaded, Analysis) and loaded.config == analysis.config and loaded.covered_error_model is None
+    assert loaded.settings == AnalysisConfig(slope_scale_km=800.0)
+    torch.testing.assert_close(loaded.depth, analysis.depth, rtol=0, atol=0)
+    inputs = _one_profile(analysis)
+    guess, again = analysis(inputs), loaded(inputs)
+    torch.testing.assert_close(again.mean, guess.mean, rtol=0, atol=0)
+    torch.testing.assert_close(again.predicted_variance, guess.predicted_variance, rtol=0, atol=0)
+    torch.testing.assert_close(loaded.error_variance(again), analysis.error_variance(guess), rtol=0, atol=0)
+
+
+# --- fitting and reconstructing -------------------------------------------------------------------------------
+
+SETTINGS = AnalysisConfig(block=60.0, folds=2, batches=2, neighbours=16)
+TRAINING = TrainingConfig(patch_size=16, batch_size=4, val_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def training_cube():
+    """A cube of six time steps two months apart (a seasonal cycle to fit) and its surface as the SST."""
+    cube = glorys_like(times=6, depths=5, lats=24, lons=32, seed=3)
+    cube = cube.assign_coords(time=pd.date_range("2020-01-15", periods=6, freq="61D"))
+    sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
+    sst.sst.attrs = {"units": "degC"}
+    return cube, sst
+
+
+@pytest.fixture(scope="module")
+def fitted(training_cube):
+    cube, sst = training_cube
+    return xdepthrecon.fit_analysis(cube, sst, SETTINGS, observations=ObservationConfig(density=(0.05, 0.2)),
+                                    training=TRAINING, device="cpu", progress=False)
+
+
+def test_fit_analysis_fits_the_departures_and_both_error_models(training_cube, fitted):
+    cube, _ = training_cube
+    assert isinstance(fitted, Analysis) and fitted.settings == SETTINGS and fitted.levels == 5
+    np.testing.assert_allclose(fitted.depth.numpy(), cube.depth.values)
+    lengths = fitted.departures.length_scale.numpy()
+    assert np.all(np.isfinite(lengths) & (lengths > 0)) and not np.allclose(lengths, PRIOR_LENGTH_KM)
+    for model in (fitted.error_model, fitted.covered_error_model):
+        assert isinstance(model, ErrorModel) and model.ratio.shape == (8, 5)
+        assert torch.all(torch.isfinite(model.ratio) & (model.ratio > 0))
+    assert not torch.equal(fitted.error_model.ratio, fitted.covered_error_model.ratio)
+    ocean = cube.thetao.notnull().any(("time", "depth")).values
+    np.testing.assert_array_equal(fitted.background.covered.numpy(), ocean)
+
+
+def test_too_few_observed_columns_give_a_prior_covariance_with_a_warning(training_cube):
+    cube, sst = training_cube
+    with pytest.warns(UserWarning, match="too few observed columns"):
+        sparse = xdepthrecon.fit_analysis(cube, sst, SETTINGS, observations=ObservationConfig(density=(1e-3, 2e-3)),
+                                          training=TRAINING, device="cpu", progress=False)
+    covariances = sparse.departures.covariances
+    assert len(covariances) == 5 and len(set(covariances)) == 1
+    prior = covariances[0]
+    assert prior.kernel == SETTINGS.kernel and prior.length_scale == PRIOR_LENGTH_KM
+    assert prior.noise_variance == pytest.approx(0.1 * prior.signal_variance, rel=1e-6)
+
+
+def test_reconstruct_with_an_analysis_gives_its_mean_and_calibrated_error(training_cube, fitted):
+    cube, sst = training_cube
+    profiles = cube.depthrecon.sample_profiles(per_tile=100, seed=0)
+    out = xdepthrecon.reconstruct(cube, profiles, sst, fitted).compute()
+    assert set(out.data_vars) == {"thetao", "thetao_std", "observed"}
+    ocean = cube.thetao.notnull()
+    assert bool(out.thetao.notnull().equals(ocean)) and bool(out.thetao_std.notnull().equals(ocean))
+    assert float(out.thetao_std.where(ocean).min()) > 0
+    assert "model='Analysis'" in out.attrs["history"]
+    observed = out.observed.broadcast_like(ocean) & ocean  # profiles without noise: the analysis keeps them
+    error = np.abs((out.thetao - cube.thetao).where(observed))
+    assert int(observed.sum()) > 0 and float(error.mean()) < 0.1 * float(np.abs(out.thetao - cube.thetao).mean())
+    with pytest.raises(ValueError, match="a classical Analysis gives a mean and its calibrated error, no members"):
+        xdepthrecon.reconstruct(cube, profiles, sst, fitted, options=SamplingOptions(keep_members=True))
+    with pytest.raises(ValueError, match="interpolate the data to them"):
+        xdepthrecon.reconstruct(cube.isel(depth=slice(0, 4)), profiles, sst, fitted)
