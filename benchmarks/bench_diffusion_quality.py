@@ -2,10 +2,11 @@
 
 Truth: the bundled monthly atlas; SST: the independent COADS climatology; profiles sampled from the
 truth (0.9 per 10^6 km^2 per month, ~3 % of ocean columns, 0.01 degC noise); three regions and four
-months held out from training (the split of benchmarks/bench_baselines.py). The autoencoder and the
-diffusion model train on the rest; every method is scored on the held-out regions at the held-out
-months, per band (0-100, 100-300, 300-1000 m). Writes benchmarks/results/diffusion_quality.json and
-the demo's report folder. Run: python benchmarks/bench_diffusion_quality.py [--dim 32 --epochs 40 ...]
+months held out from training (the split of benchmarks/bench_baselines.py). The classical analysis, the
+autoencoder and the diffusion model are fitted on the rest with the library's default settings (the demo's);
+every method is scored on the held-out regions at the held-out months, per band (0-100, 100-300,
+300-1000 m). Writes benchmarks/results/diffusion_quality.json and the demo's report folder.
+Run: python benchmarks/bench_diffusion_quality.py [--diffusion-epochs 40 --dim 32 ...]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,14 +26,16 @@ from xdepthrecon.demo import DemoSettings, run_demo  # noqa: E402
 
 
 def main() -> None:
+    defaults = DemoSettings()
     parser = argparse.ArgumentParser(description=__doc__)
-    for field in fields(DemoSettings):
-        if field.type in ("int", int):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=int, default=field.default)
+    parser.add_argument("--diffusion-epochs", type=int, default=defaults.diffusion_training.epochs)
+    parser.add_argument("--dim", type=int, default=defaults.diffusion.dim)
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diffusion_report"))
     args = parser.parse_args()
-    settings = DemoSettings(**{f.name: getattr(args, f.name) for f in fields(DemoSettings) if hasattr(args, f.name)})
-    out = run_demo(args.out, settings=settings, progress=False)
+    settings = replace(defaults, diffusion=replace(defaults.diffusion, dim=args.dim),
+                       diffusion_training=replace(defaults.diffusion_training, epochs=args.diffusion_epochs))
+    out = run_demo(args.out, device=args.device, settings=settings, progress=False)
     report = json.loads((out / "scores.json").read_text())
     bands = pd.DataFrame(report["bands"])
     held_out = bands[(bands["region"] == "held_out") & (bands["metric"].isin(["rmse", "crps", "spread_skill"]))]

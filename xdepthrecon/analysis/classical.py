@@ -144,8 +144,6 @@ class Analysis(nn.Module):
         self.error_model = error_model
         self.covered_error_model = covered_error_model
         self.register_buffer("depth", torch.zeros(levels, dtype=torch.float64))
-        #: Fitting record (what the calibration measured), set by ``fit_analysis``.
-        self.history: list[dict[str, Any]] = []
 
     @property
     def levels(self) -> int:

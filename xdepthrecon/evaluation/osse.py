@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xdepthrecon.analysis.classical import Analysis
+from xdepthrecon.baselines.analysis import classical_analysis
 from xdepthrecon.baselines.climatology import climatology
 from xdepthrecon.baselines.interpolation import interpolate
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
@@ -252,14 +254,17 @@ def band_scores(table: pd.DataFrame, bands: Sequence[tuple[float, float]] = BAND
                         columns=["method", "region", "columns", "band", "metric", "value"])
 
 
-def standard_baselines(window: str = "7D", **oi_options: Any) -> dict[str, Method]:
+def standard_baselines(window: str = "7D", *, analysis: Analysis | None = None,
+                       **oi_options: Any) -> dict[str, Method]:
     """The baselines a user would pick instead, under the names the benchmark tables use.
 
     ``climatology``, ``nearest``, ``linear``, ``inverse_distance``, ``optimal_interpolation``,
-    ``sst_regression`` (background only) and ``sst_regression_oi``. ``window`` is the gridding
-    window of the profiles (use the case's); ``oi_options`` go to every optimal interpolation.
+    ``sst_regression`` (background only), ``sst_regression_oi`` and ``classical_analysis`` (fitted to the
+    case's training cube, or ``analysis`` when given). ``window`` is the gridding window of the profiles
+    (use the case's); ``oi_options`` go to every optimal interpolation.
     """
     return {
+        "classical_analysis": partial(classical_analysis, window=window, analysis=analysis),
         "climatology": climatology,
         "nearest": partial(interpolate, method="nearest", window=window),
         "linear": partial(interpolate, method="linear", window=window),
