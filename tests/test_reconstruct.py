@@ -24,7 +24,7 @@ SAMPLING = SamplingOptions(members=3, steps=4, tile=16, overlap=4, eta=1.0)
 
 
 def train(cube, sst, ae, **kwargs):
-    return xdepthrecon.train_diffusion(cube, sst, ae, NETWORK, training=TRAINING, progress=False, **kwargs)
+    return xdepthrecon.train_diffusion(cube, sst, ae, config=NETWORK, training=TRAINING, progress=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def setting():
     cube = glorys_like(times=2, depths=6, lats=32, lons=40, seed=1)
     sst = cube.thetao.isel(depth=0).rename("analysed_sst").to_dataset()
     sst.analysed_sst.attrs = {"units": "degC"}
-    ae = xdepthrecon.train_autoencoder(cube, AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
+    ae = xdepthrecon.train_autoencoder(cube, config=AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
                                                                decoder_channels=(8, 8)),
                                        training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=2,
                                        progress=False)
@@ -86,7 +86,7 @@ def test_training_calibrates_an_error_model_that_floors_the_spread(setting, tmp_
     assert xdepthrecon.load(path).error_model is not None  # the final save holds it
     before = path.read_bytes()
     with pytest.raises(ValueError, match="cannot resume.*model.dim: saved 8, asked 16"):
-        xdepthrecon.train_diffusion(cube, sst, model.autoencoder, replace(NETWORK, dim=16), analysis=model.analysis,
+        xdepthrecon.train_diffusion(cube, sst, model.autoencoder, config=replace(NETWORK, dim=16), analysis=model.analysis,
                                     training=TRAINING, epochs=2, checkpoint=path, progress=False)
     with pytest.raises(ValueError, match=r"cannot resume.*observations.density"):
         train(cube, sst, model.autoencoder, analysis=model.analysis, epochs=2, checkpoint=path,

@@ -195,14 +195,14 @@ def _run(args: argparse.Namespace) -> None:
     cube_options = {"temperature": getattr(args, "variable", None), "units": getattr(args, "units", None)}
     if args.command == "train-ae":
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
-        model = xdepthrecon.train_autoencoder(cube, config_from_arguments(AutoencoderConfig(), args),
+        model = xdepthrecon.train_autoencoder(cube, config=config_from_arguments(AutoencoderConfig(), args),
                                               training=config_from_arguments(AUTOENCODER_TRAINING, args),
                                               device=args.device, checkpoint=args.out)
     elif args.command == "train-diffusion":
         cube = xdepthrecon.standardize(open_data(args.cube), **cube_options)
         profiles = xdepthrecon.read_profiles(open_data(args.profiles)) if args.profiles else None
         model = xdepthrecon.train_diffusion(cube, open_data(args.sst), _load_model(args.autoencoder, "autoencoder"),
-                                            config_from_arguments(DiffusionConfig(), args),
+                                            config=config_from_arguments(DiffusionConfig(), args),
                                             analysis=config_from_arguments(AnalysisConfig(), args), profiles=profiles,
                                             observations=config_from_arguments(ObservationConfig(), args),
                                             training=config_from_arguments(DIFFUSION_TRAINING, args),

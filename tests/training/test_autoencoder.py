@@ -20,7 +20,7 @@ FAST = TrainingConfig(patch_size=16, batch_size=4, lr=1e-4, weight_decay=0.0, em
 
 
 def train(cube, config=SMALL, training=FAST, **kwargs):
-    return xdepthrecon.train_autoencoder(cube, config, training=training, progress=False, **kwargs)
+    return xdepthrecon.train_autoencoder(cube, config=config, training=training, progress=False, **kwargs)
 
 
 @pytest.fixture
@@ -123,20 +123,20 @@ def test_train_autoencoder_with_linear_path_starts_from_the_eofs(tmp_path):
     config = xdepthrecon.AutoencoderConfig(latent_channels=3, encoder_channels=(8,), decoder_channels=(8,),
                                            linear_path=True)
     training = xdepthrecon.TrainingConfig(patch_size=16, batch_size=4, lr=1e-2, lr_schedule="cosine", ema=None)
-    start = xdepthrecon.train_autoencoder(cube, config, training=training, epochs=0, progress=False)
+    start = xdepthrecon.train_autoencoder(cube, config=config, training=training, epochs=0, progress=False)
     assert start.linear_path and start.history == []
     pca = PCACompressor.fit(cube, 3, mean=start.mean.numpy(), std=start.std.numpy())
     weight = start.decode_linear.weight[:, :, 0, 0].detach().numpy()
     np.testing.assert_allclose(np.abs(weight.T @ pca.components), np.eye(3), atol=1e-5)
     path = tmp_path / "ae.safetensors"
-    trained = xdepthrecon.train_autoencoder(cube, config, training=training, epochs=2, checkpoint=path,
+    trained = xdepthrecon.train_autoencoder(cube, config=config, training=training, epochs=2, checkpoint=path,
                                             progress=False)
     assert [h["epoch"] for h in trained.history] == [0, 1]
     assert not torch.equal(trained.to_output.weight, start.to_output.weight)
     for name in ("encode_linear", "decode_linear"):  # the EOFs stay fixed; the network learns the correction
         torch.testing.assert_close(getattr(trained, name).weight, getattr(start, name).weight, rtol=0, atol=0)
     with pytest.raises(ValueError, match="model.linear_path: saved True, asked False"):
-        xdepthrecon.train_autoencoder(cube, replace(config, linear_path=False), training=training, epochs=3,
+        xdepthrecon.train_autoencoder(cube, config=replace(config, linear_path=False), training=training, epochs=3,
                                       checkpoint=path, progress=False)
     with pytest.raises(ValueError, match=r"lr_schedule must be one of \('constant', 'cosine'\), got 'linear'"):
         replace(training, lr_schedule="linear")

@@ -34,11 +34,11 @@ cube = glorys_like(times=4, depths=6, lats=32, lons=48, seed=3)
 sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
 sst.sst.attrs = {{"units": "degC"}}
 ae = xdepthrecon.train_autoencoder(
-    cube, xdepthrecon.AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8), decoder_channels=(8, 8)),
+    cube, config=xdepthrecon.AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8), decoder_channels=(8, 8)),
     training=xdepthrecon.TrainingConfig(patch_size=16, ema=None), epochs=epochs, progress=False,
     checkpoint=os.path.join(out, "ae.safetensors"))
 model = xdepthrecon.train_diffusion(
-    cube, sst, ae, xdepthrecon.DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=50),
+    cube, sst, ae, config=xdepthrecon.DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=50),
     training=xdepthrecon.TrainingConfig(patch_size=16, batch_size=4, augment=False), epochs=epochs,
     progress=False, checkpoint=os.path.join(out, "diffusion.safetensors"))
 report = {{"world": torch.distributed.get_world_size(), "saves": saves,

@@ -53,7 +53,7 @@ def classical_analysis(
                              "analysis=")
         observations = observations or ObservationConfig(density=_bracket(profiles, training, window),
                                                          window=window)
-        analysis = fit_analysis(training, sst, config, observations=observations, progress=False)
+        analysis = fit_analysis(training, sst, config=config, observations=observations, progress=False)
     target = grid if grid is not None else training
     if target is None:
         raise ValueError("pass the grid to analyse on (grid=), or the training cube whose grid to use")

@@ -69,8 +69,8 @@ def training_data(cube: xr.Dataset | xr.DataArray, sst: xr.Dataset | xr.DataArra
 def fit_analysis(
     cube: xr.Dataset | xr.DataArray,
     sst: xr.Dataset | xr.DataArray,
-    config: AnalysisConfig | None = None,
     *,
+    config: AnalysisConfig | None = None,
     profiles: xr.Dataset | None = None,
     observations: ObservationConfig | None = None,
     training: TrainingConfig | None = None,

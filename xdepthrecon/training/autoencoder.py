@@ -27,8 +27,8 @@ from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_sta
 
 def train_autoencoder(
     cube: xr.Dataset | xr.DataArray,
-    config: AutoencoderConfig | None = None,
     *,
+    config: AutoencoderConfig | None = None,
     training: TrainingConfig | None = None,
     epochs: int | None = None,
     device: str | torch.device | None = None,
