@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 
 from xdepthrecon.evaluation.metrics import crps_ensemble, crps_gaussian, evaluate
-from xdepthrecon.evaluation.spectra import KM_PER_DEGREE, _arc, effective_resolution, wavenumber_spectra
+from xdepthrecon.evaluation.spectra import _arc, effective_resolution, wavenumber_spectra
+from xdepthrecon.stats.geometry import KM_PER_DEGREE
 
 NAN = np.nan
 

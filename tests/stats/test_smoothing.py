@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from xdepthrecon.stats.smoothing import KM_PER_DEGREE, cells_per_scale, gaussian_sum, gaussian_sum_km
+from xdepthrecon.stats.geometry import KM_PER_DEGREE
+from xdepthrecon.stats.smoothing import cells_per_scale, gaussian_sum, gaussian_sum_km
 
 
 def _weights(sigma: float, radius: int) -> torch.Tensor:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-#: Kilometres per degree of longitude at the equator (sphere of radius 6371 km).
-KM_PER_DEGREE = np.pi * 6371.0 / 180.0
+from xdepthrecon.stats.geometry import KM_PER_DEGREE
+
 #: Rows shorter than this many cells give no spectrum.
 MIN_POINTS = 8
 

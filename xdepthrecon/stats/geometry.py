@@ -6,6 +6,8 @@ import numpy as np
 
 #: Mean Earth radius (km) used for every distance on the sphere.
 EARTH_RADIUS_KM = 6371.0
+#: Kilometres per degree of latitude (of longitude at the equator).
+KM_PER_DEGREE = np.pi * EARTH_RADIUS_KM / 180.0
 
 
 def unit_vectors(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:

@@ -12,10 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from xdepthrecon.stats.geometry import EARTH_RADIUS_KM
-
-#: Kilometres per degree of latitude.
-KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0
+from xdepthrecon.stats.geometry import KM_PER_DEGREE
 
 
 def _kernel(sigma: float, size: int, device: torch.device) -> torch.Tensor:
