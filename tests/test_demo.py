@@ -21,7 +21,8 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     assert "| sst_regression |" in summary and "QUICK RUN" in summary
     bands = json.loads((out / "scores.json").read_text())["bands"]
     methods = {row["method"] for row in bands}
-    assert {"diffusion", "classical_analysis", "climatology", "nearest", "inverse_distance", "sst_regression"} <= methods
+    assert {"diffusion", "classical_analysis", "climatology", "nearest", "inverse_distance",
+            "sst_regression"} <= methods
     assert (out / "index.html").read_text().startswith("<html>")
     assert "report written to" in capsys.readouterr().out
 

@@ -86,8 +86,9 @@ def test_training_calibrates_an_error_model_that_floors_the_spread(setting, tmp_
     assert xdepthrecon.load(path).error_model is not None  # the final save holds it
     before = path.read_bytes()
     with pytest.raises(ValueError, match="cannot resume.*model.dim: saved 8, asked 16"):
-        xdepthrecon.train_diffusion(cube, sst, model.autoencoder, config=replace(NETWORK, dim=16), analysis=model.analysis,
-                                    training=TRAINING, epochs=2, checkpoint=path, progress=False)
+        xdepthrecon.train_diffusion(cube, sst, model.autoencoder, config=replace(NETWORK, dim=16),
+                                    analysis=model.analysis, training=TRAINING, epochs=2, checkpoint=path,
+                                    progress=False)
     with pytest.raises(ValueError, match=r"cannot resume.*observations.density"):
         train(cube, sst, model.autoencoder, analysis=model.analysis, epochs=2, checkpoint=path,
               observations=ObservationConfig(density=(0.1, 0.2)))

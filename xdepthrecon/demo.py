@@ -62,13 +62,13 @@ class DemoSettings:
 def _models(case, settings: DemoSettings, device: str | None, progress: bool):
     import xdepthrecon
 
-    ae = xdepthrecon.train_autoencoder(case.training, config=settings.autoencoder, training=settings.autoencoder_training,
-                                       device=device, progress=progress)
+    ae = xdepthrecon.train_autoencoder(case.training, config=settings.autoencoder,
+                                       training=settings.autoencoder_training, device=device, progress=progress)
     fraction = case.info["observed_column_fraction"]
     observations = ObservationConfig(density=(fraction / 3, min(3 * fraction, 1.0)))
-    model = xdepthrecon.train_diffusion(case.training, case.sst, ae, config=settings.diffusion, analysis=settings.analysis,
-                                        observations=observations, training=settings.diffusion_training,
-                                        device=device, progress=progress)
+    model = xdepthrecon.train_diffusion(case.training, case.sst, ae, config=settings.diffusion,
+                                        analysis=settings.analysis, observations=observations,
+                                        training=settings.diffusion_training, device=device, progress=progress)
     return ae, model
 
 

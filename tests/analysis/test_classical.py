@@ -217,7 +217,8 @@ def test_fit_analysis_fits_the_departures_and_both_error_models(training_cube, f
 def test_too_few_observed_columns_give_a_prior_covariance_with_a_warning(training_cube):
     cube, sst = training_cube
     with pytest.warns(UserWarning, match="too few observed columns"):
-        sparse = xdepthrecon.fit_analysis(cube, sst, config=SETTINGS, observations=ObservationConfig(density=(1e-3, 2e-3)),
+        sparse = xdepthrecon.fit_analysis(cube, sst, config=SETTINGS,
+                                          observations=ObservationConfig(density=(1e-3, 2e-3)),
                                           training=TRAINING, device="cpu", progress=False)
     covariances = sparse.departures.covariances
     assert len(covariances) == 5 and len(set(covariances)) == 1

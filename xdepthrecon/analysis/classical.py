@@ -154,8 +154,8 @@ class Analysis(nn.Module):
         """Raise a ValueError unless ``depth`` (m) are the levels the analysis was fitted on."""
         given, fitted = np.asarray(depth, dtype=np.float64), self.depth.cpu().numpy()
         if given.shape != fitted.shape or not np.allclose(given, fitted, rtol=1e-4, atol=1e-3):
-            raise ValueError(f"the data's {given.size} depth levels ({given.min():g} ... {given.max():g} m) are not the "
-                             f"{fitted.size} the analysis was fitted on ({fitted[0]:g} ... {fitted[-1]:g} m); "
+            raise ValueError(f"the data's {given.size} depth levels ({given.min():g} ... {given.max():g} m) are not "
+                             f"the {fitted.size} the analysis was fitted on ({fitted[0]:g} ... {fitted[-1]:g} m); "
                              "interpolate the data to them (cube.interp(depth=analysis.depth.numpy())) or fit an "
                              "analysis on the data's levels")
 

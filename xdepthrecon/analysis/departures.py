@@ -6,7 +6,8 @@ remaining departures spread over the grid level by level. A :class:`DepartureAna
 spreads them by optimal interpolation: at each level the departures are a Gaussian process in the
 horizontal with a Matern-3/2 (or exponential, Gaussian) covariance plus a nugget, whose length scale and
 variances were fitted by maximum likelihood
-(:func:`~xdepthrecon.stats.covariance.fit_levels`) to the departures met in training, measured against backgrounds fitted without the region (what a new region sees). Each
+(:func:`~xdepthrecon.stats.covariance.fit_levels`) to the departures met in training, measured against
+backgrounds fitted without the region (what a new region sees). Each
 observation then weighs by how much it says that its neighbours do not: clustered profiles share their
 weight, and the noise ratio sets how closely the analysis draws to each. Prediction is local and exact
 (:func:`~xdepthrecon.stats.covariance.predict`): square tiles of ``tile`` cells each use

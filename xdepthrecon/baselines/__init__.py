@@ -8,4 +8,5 @@ from xdepthrecon.baselines.pca import pca_compress
 from xdepthrecon.baselines.sst_regression import sst_regression
 from xdepthrecon.stats.pca import PCACompressor
 
-__all__ = ["PCACompressor", "classical_analysis", "climatology", "interpolate", "optimal_interpolation", "pca_compress", "sst_regression"]
+__all__ = ["PCACompressor", "classical_analysis", "climatology", "interpolate", "optimal_interpolation", "pca_compress",
+           "sst_regression"]

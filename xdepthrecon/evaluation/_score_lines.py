@@ -8,7 +8,8 @@ import xarray as xr
 
 def score_lines(scores: xr.Dataset | dict[str, xr.Dataset] | pd.DataFrame, metric: str,
                 columns: str) -> dict[str, pd.Series]:
-    """One depth-indexed series of ``metric`` per method, from scores (:func:`~xdepthrecon.evaluate`) or an OSSE table."""
+    """One depth-indexed series of ``metric`` per method, from scores (:func:`~xdepthrecon.evaluate`) or an OSSE
+    table."""
     if isinstance(scores, pd.DataFrame):
         return _table_lines(scores, metric, columns)
     if isinstance(scores, xr.Dataset):

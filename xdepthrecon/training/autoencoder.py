@@ -21,7 +21,8 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.stats.pca import PCACompressor
 from xdepthrecon.training import _replicas
-from xdepthrecon.training.config import AUTOENCODER_TRAINING, AutoencoderConfig, TrainingConfig, as_record, with_epochs
+from xdepthrecon.training.config import (AUTOENCODER_TRAINING, AutoencoderConfig, TrainingConfig, as_record,
+                                         resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
 
 
@@ -73,7 +74,7 @@ def train_autoencoder(
     replicas = _replicas.join(target)
     train_set, val_set, _ = datasets_for({"y": thetao}, training, (replicas.rank, replicas.world))
     path = None if checkpoint is None else Path(checkpoint)
-    settings = {"model": as_record(config), "training": {**as_record(training), "epochs": None}}
+    settings = {"model": as_record(config), "training": resumable_record(training)}
     state = resume_state(path, settings)
     torch.manual_seed(training.seed)
     if state is not None:

@@ -165,3 +165,9 @@ def with_epochs(training: TrainingConfig, epochs: int | None) -> TrainingConfig:
 def as_record(config: Any) -> dict[str, Any]:
     """A dataclass as a JSON-comparable dict (tuples as lists)."""
     return {f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v for f in fields(config)}
+
+
+def resumable_record(training: TrainingConfig) -> dict[str, Any]:
+    """What of ``training`` a resumed run must share with the checkpoint: all but the number of epochs and
+    the precision (a run may continue longer, or on other hardware)."""
+    return {**as_record(training), "epochs": None, "fast": None}

@@ -31,7 +31,7 @@ from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
 from xdepthrecon.training.calibration import calibrate, calibration_backgrounds
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
-                                         as_record, with_epochs)
+                                         as_record, resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
 from xdepthrecon.training.observations import batch_inputs
 
@@ -99,7 +99,7 @@ def train_diffusion(
     autoencoder.check_levels(as_cube(cube).depth.values)
     data = training_data(cube, sst, profiles, observations=observations, training=training)
     path = None if checkpoint is None else Path(checkpoint)
-    settings = {"model": as_record(config), "training": {**as_record(training), "epochs": None},
+    settings = {"model": as_record(config), "training": resumable_record(training),
                 "observations": as_record(observations), "analysis": as_record(settings_of_analysis),
                 "autoencoder": autoencoder.config}
     state = resume_state(path, settings)

@@ -216,7 +216,8 @@ def _epoch_record(epoch: int, sums: list[float], began: float, bar, replicas: _r
     seconds = time.perf_counter() - began
     record = {"epoch": epoch, "loss": total / max(samples, 1), "val_loss": val_loss,
               "samples_per_s": samples / seconds if seconds > 0 else float("nan"), "seconds": seconds}
-    bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}", rate=f"{record['samples_per_s']:.1f}/s")
+    bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_loss']:.4f}",
+                    rate=f"{record['samples_per_s']:.1f}/s")
     return record
 
 
