@@ -42,3 +42,42 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(document, indent=2, default=float) + "\n")
     print(json.dumps(document, indent=2, default=float))
     return path
+
+
+def untrained_diffusion(depth, mean, std, background, latitude, longitude):
+    """A :class:`~xdepthrecon.LatentDiffusion` of the recipe's sizes with untrained weights: speed and memory
+    figures, not quality (its denoiser runs every step; an untrained one returns the analysis's guess).
+
+    ``depth`` (m), ``mean`` and ``std`` (degC, per level) set the autoencoder's levels and normalisation. The
+    analysis's background is ``background`` (level, latitude, longitude; degC, finite) on the grid
+    ``latitude``, ``longitude`` at every time, with no SST term; its departures have a Matern 3/2 covariance
+    of 300 km at every level.
+    """
+    import numpy as np
+    import torch
+
+    from xdepthrecon import Analysis, AutoencoderConfig, DepthBandAutoencoder, DiffusionConfig, LatentDiffusion
+    from xdepthrecon.analysis.background import SeasonalBackground
+    from xdepthrecon.analysis.departures import DepartureAnalysis
+    from xdepthrecon.diffusion import NoiseSchedule
+    from xdepthrecon.models.unet import ConditionalUNet
+    from xdepthrecon.stats.covariance import Covariance
+
+    torch.manual_seed(0)
+    levels, autoencoder, diffusion = len(depth), AutoencoderConfig(), DiffusionConfig()
+    latent = autoencoder.latent_channels
+    ae = DepthBandAutoencoder(levels, latent, autoencoder.encoder_channels, autoencoder.decoder_channels,
+                              depth=np.asarray(depth), mean=np.asarray(mean), std=np.asarray(std))
+    seasonal = SeasonalBackground(0, levels, len(latitude), len(longitude))
+    seasonal.latitude.copy_(torch.tensor(np.asarray(latitude, dtype=np.float64)))
+    seasonal.longitude.copy_(torch.tensor(np.asarray(longitude, dtype=np.float64)))
+    seasonal.field.copy_(torch.tensor(np.asarray(background, dtype=np.float32))[None])
+    departures = DepartureAnalysis.from_covariances([Covariance("matern32", 300.0, 1.0, 0.01)] * levels)
+    analysis = Analysis(seasonal, departures)
+    analysis.depth.copy_(torch.tensor(np.asarray(depth, dtype=np.float64)))
+    denoiser = ConditionalUNet(latent, LatentDiffusion.condition_channels(latent), dim=diffusion.dim,
+                               mults=diffusion.mults, attention=diffusion.attention, context=diffusion.context)
+    schedule = NoiseSchedule(diffusion.schedule, diffusion.diffusion_steps, diffusion.target)
+    statistics = {"latent_mean": np.zeros(latent), "latent_std": np.ones(latent), "surface_mean": [15.0],
+                  "surface_std": [10.0]}
+    return LatentDiffusion(ae, denoiser, schedule, analysis, statistics)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xdepthrecon  # noqa: E402
 from _common import write_result  # noqa: E402
 from xdepthrecon.baselines import PCACompressor  # noqa: E402
+from xdepthrecon.training.config import AUTOENCODER_TRAINING, as_record  # noqa: E402
 
 #: Held-out boxes: (latitude range, longitude range) in degrees, inclusive.
 BOXES = {
@@ -56,11 +58,10 @@ HELD_OUT_MONTHS = (2, 6, 10)
 BANDS = {"0-100 m": (0.0, 100.0), "100-300 m": (100.0, 300.0), "300-1000 m": (300.0, 1000.0)}
 LATENT_SIZES = (4, 8, 12)
 SEED = 0
-#: Autoencoder training: narrower than the reference widths (64, 96, 128) to fit the CPU budget.
-TRAINING: dict[str, Any] = {
-    "epochs": 30, "batch_size": 8, "lr": 1e-3, "lr_schedule": "cosine", "patch_size": 32, "val_fraction": 0.0,
-    "encoder_channels": (32, 48, 64), "decoder_channels": (64, 48, 32), "linear_path": True, "seed": SEED,
-}
+#: The autoencoder: narrower than the reference widths (64, 96, 128) to fit the CPU budget, with the linear path.
+MODEL = xdepthrecon.AutoencoderConfig(encoder_channels=(32, 48, 64), decoder_channels=(64, 48, 32), linear_path=True)
+#: Its training: the recipe (AdamW 1e-3, cosine, patches of 32) for 30 epochs of 8 patches, no validation split.
+TRAINING = replace(AUTOENCODER_TRAINING, epochs=30, batch_size=8, val_fraction=0.0, seed=SEED)
 #: The reference architecture (no linear path), trained the same way, at this latent size only (for context).
 REFERENCE_LATENT = 12
 
@@ -123,10 +124,9 @@ def run_pca(train: xr.Dataset, test: xr.Dataset, truth: xr.DataArray, atlas: xr.
 
 
 def run_autoencoder(train: xr.Dataset, inputs: dict[str, xr.Dataset], truth: xr.DataArray, atlas: xr.Dataset,
-                    k: int, **settings: Any) -> dict[str, Any]:
-    options = {**TRAINING, **settings}
+                    config: xdepthrecon.AutoencoderConfig) -> dict[str, Any]:
     began, cpu = time.perf_counter(), time.process_time()
-    ae = xdepthrecon.train_autoencoder(train, latent_channels=k, progress=False, **options)
+    ae = xdepthrecon.train_autoencoder(train, config=config, training=TRAINING, progress=False)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     samples = sum(h["samples_per_s"] * h["seconds"] for h in ae.history)
     out: dict[str, Any] = {
@@ -150,7 +150,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for k in LATENT_SIZES:
         pca = run_pca(train, test, truth, atlas, k)
-        ae = run_autoencoder(train, inputs, truth, atlas, k)
+        ae = run_autoencoder(train, inputs, truth, atlas, replace(MODEL, latent_channels=k))
         results[str(k)] = {
             "pca": pca,
             "autoencoder": ae,
@@ -159,7 +159,8 @@ def main() -> None:
         results[str(k)]["autoencoder_beats_pca_every_band"] = all(
             value > 0 for per_input in results[str(k)]["margin_percent"].values() for value in per_input.values())
         _print_row(k, pca, ae)
-    reference = run_autoencoder(train, {"context": test}, truth, atlas, REFERENCE_LATENT, linear_path=False)
+    reference = run_autoencoder(train, {"context": test}, truth, atlas,
+                                replace(MODEL, latent_channels=REFERENCE_LATENT, linear_path=False))
     reference["margin_percent"] = margins(reference["context"]["per_band"],
                                           results[str(REFERENCE_LATENT)]["pca"]["per_band"])
     _print_row(REFERENCE_LATENT, results[str(REFERENCE_LATENT)]["pca"], reference, label="reference AE")
@@ -173,7 +174,8 @@ def main() -> None:
             "scored_columns": int(truth.isel(depth=0).notnull().sum()),
             "bands": {name: list(span) for name, span in BANDS.items()},
             "latent_sizes": list(LATENT_SIZES),
-            "autoencoder_training": {key: list(v) if isinstance(v, tuple) else v for key, v in TRAINING.items()},
+            "autoencoder_training": {**{k: v for k, v in as_record(MODEL).items() if k != "latent_channels"},
+                                     **as_record(TRAINING)},
             "reference_autoencoder": {"latent_channels": REFERENCE_LATENT, "linear_path": False,
                                       "otherwise": "as autoencoder_training"},
             "seed": SEED,

@@ -19,10 +19,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
+from xdepthrecon import LatentDiffusion  # noqa: E402
 from xdepthrecon.diffusion import NoiseSchedule, sample  # noqa: E402
 from xdepthrecon.models.unet import ConditionalUNet  # noqa: E402
 
-LATENT, CONDITION, TILE = 12, 14, 128
+LATENT, TILE = 12, 128
+CONDITION = LatentDiffusion.condition_channels(LATENT)
 REFERENCE = {"parameters_M": 56.6, "forward_s_128": 0.61, "tile_member_50_steps_s": 30.0}
 
 

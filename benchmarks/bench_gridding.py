@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon.gridding import grid_profiles
-from xdepthrecon.io.profiles import _profiles_dataset
+from xdepthrecon.io.profiles import profiles_dataset
 
 #: The 50 depth levels (m) of GLORYS12.
 GLORYS_LEVELS = np.array([
@@ -45,7 +45,7 @@ def synthetic_profiles(n: int, seed: int = 0) -> xr.Dataset:
     temperature = (2.0 + 26.0 * np.cos(np.deg2rad(lat))[:, None] * np.exp(-depth / 400.0)).astype("float32")
     start = np.datetime64("2020-01-01", "ns")
     times = start + (rng.uniform(0.0, 366.0, n) * 86400e9).astype("timedelta64[ns]")
-    return _profiles_dataset(temperature, depth, lat, lon, times, attrs={})
+    return profiles_dataset(temperature, depth, lat, lon, time=times, attrs={})
 
 
 def cube_like() -> xr.Dataset:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import untrained_diffusion, write_result  # noqa: E402
 
 #: GLORYS12's grid: 50 levels, 2041 latitudes (1/12 degree, 80S..90N), 4320 longitudes.
 GLORYS_SHAPE = (50, 2041, 4320)
@@ -86,27 +86,22 @@ def synthetic_profiles(cube, per_step: int, seed: int = 0):
 
 def measure_reconstruct(times: int, shape: tuple[int, int, int], chunks: tuple[int, int], store: Path) -> dict:
     """Reconstruct ``times`` steps of the lazy cube to zarr (untrained demo-size model: memory, not quality)."""
-    import torch
-
     import xdepthrecon
-    from xdepthrecon.diffusion import NoiseSchedule
-    from xdepthrecon.diffusion.latent import LatentDiffusion
-    from xdepthrecon.models.unet import ConditionalUNet
 
-    torch.manual_seed(0)
     cube = lazy_global_cube(times, shape, chunks)
-    ae = xdepthrecon.DepthBandAutoencoder(shape[0], 8, (32, 48, 64), (64, 48, 32), depth=cube.depth.values,
-                                          mean=np.linspace(20.0, 2.0, shape[0]), std=np.linspace(6.0, 1.0, shape[0]))
-    channels = LatentDiffusion.condition_channels(1, 8, (2.0, 6.0))
-    model = LatentDiffusion(ae, ConditionalUNet(8, channels, dim=16, mults=(1, 2)), NoiseSchedule("cosine", 1000),
-                            np.zeros(8), np.ones(8), ("sst",), (15.0,), (10.0,), first_guess=(2.0, 6.0))
+    depth = cube.depth.values
+    latitude, longitude = np.linspace(-80.0, 90.0, 86), np.arange(-179.0, 180.0, 2.0)  # a 2-degree background
+    background = _temperature(latitude[:, None], longitude[None, :], depth[:, None, None])
+    model = untrained_diffusion(depth, np.linspace(20.0, 2.0, shape[0]), np.linspace(6.0, 1.0, shape[0]),
+                                background, latitude, longitude)
     sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
     sst.sst.attrs = {"units": "degC"}
     profiles = synthetic_profiles(cube, per_step=2000)
     before = _rss_mb()
     began = time.perf_counter()
-    cube.depthrecon.reconstruct(profiles, sst=sst, model=model, members=4, steps=3, tile=128,
-                                overlap=16).to_zarr(store / "reconstruction.zarr", mode="w")
+    options = xdepthrecon.SamplingOptions(members=4, steps=3, tile=128, overlap=16)
+    cube.depthrecon.reconstruct(profiles, sst, model, options=options).to_zarr(store / "reconstruction.zarr",
+                                                                                mode="w")
     seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"time_steps": times, "cube_mb": round(times * 4 * float(np.prod(shape)) / 2**20, 1),

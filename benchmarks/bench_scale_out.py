@@ -26,21 +26,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from _common import untrained_diffusion, write_result  # noqa: E402
 
 import xdepthrecon  # noqa: E402
 from xdepthrecon.training.batches import PatchDataset, PrefetchLoader  # noqa: E402
-from xdepthrecon.diffusion import NoiseSchedule  # noqa: E402
 from xdepthrecon.diffusion.latent import LatentDiffusion  # noqa: E402
-from xdepthrecon.models.unet import ConditionalUNet  # noqa: E402
 from xdepthrecon.tiling import Tiling  # noqa: E402
-from xdepthrecon.training.autoencoder import pick_device  # noqa: E402
+from xdepthrecon.training.loop import pick_device  # noqa: E402
 
 TRAIN_SCRIPT = """
 import json, os, sys, xdepthrecon
 cube = xdepthrecon.open_sample("ocean_atlas")
-ae = xdepthrecon.train_autoencoder(cube, epochs=int(sys.argv[2]), latent_channels=8, encoder_channels=(32, 48, 64),
-                                   decoder_channels=(64, 48, 32), patch_size=32, batch_size=16, progress=False)
+ae = xdepthrecon.train_autoencoder(cube, epochs=int(sys.argv[2]), progress=False)
 if os.environ["RANK"] == "0":
     with open(sys.argv[1], "w") as f:
         json.dump(ae.history, f)
@@ -48,22 +45,22 @@ if os.environ["RANK"] == "0":
 
 
 def _model(cube, device: torch.device) -> LatentDiffusion:
-    """A demo-size latent diffusion model with untrained weights (speed only)."""
-    torch.manual_seed(0)
-    levels = cube.sizes["depth"]
-    ae = xdepthrecon.DepthBandAutoencoder(levels, 8, (32, 48, 64), (64, 48, 32), depth=cube.depth.values,
-                                          mean=np.nanmean(cube.thetao.values, axis=(0, 2, 3)),
-                                          std=np.nanstd(cube.thetao.values, axis=(0, 2, 3)))
-    denoiser = ConditionalUNet(8, 1 + 8 + 1, dim=16, mults=(1, 2))
-    return LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 1000, "x0"), np.zeros(8), np.ones(8),
-                           ("sst",), (15.0,), (10.0,)).to(device)
+    """A demo-size latent diffusion model with untrained weights (speed only); the atlas's time mean (land
+    filled with each level's mean) is its analysis's background."""
+    values = cube.thetao.values
+    mean, std = np.nanmean(values, axis=(0, 2, 3)), np.nanstd(values, axis=(0, 2, 3))
+    climate = cube.thetao.mean("time").values
+    background = np.where(np.isnan(climate), mean[:, None, None], climate)
+    return untrained_diffusion(cube.depth.values, mean, std, background, cube.latitude.values,
+                               cube.longitude.values).to(device)
 
 
 def cluster_vs_single(cube, sst, profiles, times: int, members: int, steps: int) -> dict:
     from distributed import Client, LocalCluster
 
     model = _model(cube, torch.device("cpu"))
-    options = dict(members=members, steps=steps, tile=64, overlap=16, seed=0, device="cpu")
+    options = dict(options=xdepthrecon.SamplingOptions(members=members, steps=steps, tile=64, overlap=16), seed=0,
+                   device="cpu")
     grid = cube.isel(time=slice(0, times)).chunk({"time": 1})
     began = time.perf_counter()
     single = xdepthrecon.reconstruct(grid, profiles, sst, model, **options).compute()
@@ -102,9 +99,7 @@ def ddp_throughput(epochs: int) -> dict:
 def device_figures(cube, sst, profiles, quick: bool) -> dict:
     device = pick_device(None)
     began = time.perf_counter()
-    ae = xdepthrecon.train_autoencoder(cube, epochs=2 if quick else 4, latent_channels=8,
-                                       encoder_channels=(32, 48, 64), decoder_channels=(64, 48, 32), patch_size=32,
-                                       batch_size=16, progress=False, device=device)
+    ae = xdepthrecon.train_autoencoder(cube, epochs=2 if quick else 4, progress=False, device=device)
     ae_s = time.perf_counter() - began
     dataset = PatchDataset({"y": cube.thetao}, patch_size=64, seed=0)
     began, patches = time.perf_counter(), 0
@@ -116,8 +111,8 @@ def device_figures(cube, sst, profiles, quick: bool) -> dict:
     model = _model(cube, device)
     steps, members = (10, 2) if quick else (50, 4)
     began = time.perf_counter()
-    xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, sst, model, members=members, steps=steps, tile=64,
-                            overlap=16, device=device).compute()
+    options = xdepthrecon.SamplingOptions(members=members, steps=steps, tile=64, overlap=16)
+    xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, sst, model, options=options, device=device).compute()
     seconds = time.perf_counter() - began
     tiles = len(Tiling(cube.sizes["latitude"], cube.sizes["longitude"], 64, 16, periodic=True).tiles())
     return {"device": str(device), "ae_training_samples_per_s": round(float(np.mean(
