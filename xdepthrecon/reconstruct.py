@@ -95,7 +95,7 @@ def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisIn
 def _analysis_step(analysis: Analysis, step: _Step, device: torch.device) -> np.ndarray:
     """The classical analysis of one time step: mean and calibrated error (2, depth, lat, lon)."""
     guess = analysis(_inputs(analysis, step, device))
-    variance = analysis.error_variance(guess, analysis.background.covered_at(step.latitude, step.longitude))
+    variance = analysis.error_variance(guess, analysis.coverage(step.latitude, step.longitude))
     stats = torch.cat([guess.mean, variance.sqrt()]).cpu().numpy()
     return np.where(step.valid, stats, np.nan).astype(np.float32)
 
@@ -132,7 +132,7 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
         if options.keep_members:
             kept.append(values)
     variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
-    floor = model.error_variance(prepared, model.analysis.background.covered_at(step.latitude, step.longitude))
+    floor = model.error_variance(prepared, model.analysis.coverage(step.latitude, step.longitude))
     if floor is not None:  # never less than the model's calibrated error
         variance = np.maximum(variance, floor[0].cpu().numpy())
     spread = np.where(step.valid, np.sqrt(variance), np.nan)

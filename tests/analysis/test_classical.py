@@ -10,7 +10,7 @@ import torch
 import xdepthrecon
 from xdepthrecon import AnalysisConfig, ObservationConfig, SamplingOptions, TrainingConfig
 from xdepthrecon.analysis.background import SeasonalBackground
-from xdepthrecon.analysis.classical import MIN_SLOPE_COLUMNS, Analysis, AnalysisInputs, anchor
+from xdepthrecon.analysis.classical import MIN_SLOPE_COLUMNS, Analysis, AnalysisInputs, Guess, anchor
 from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.stats.covariance import Covariance
@@ -243,3 +243,24 @@ def test_reconstruct_with_an_analysis_gives_its_mean_and_calibrated_error(traini
         xdepthrecon.reconstruct(cube, profiles, sst, fitted, options=SamplingOptions(keep_members=True))
     with pytest.raises(ValueError, match="interpolate the data to them"):
         xdepthrecon.reconstruct(cube.isel(depth=slice(0, 4)), profiles, sst, fitted)
+
+
+def test_the_stated_error_blends_smoothly_between_covered_and_uncovered_regions():
+    from xdepthrecon.analysis.errors import ErrorModel
+
+    background = SeasonalBackground(1, 2, 30, 60)
+    background.latitude.copy_(torch.linspace(-58.0, 58.0, 30, dtype=torch.float64))
+    background.longitude.copy_(torch.arange(-177.0, 180.0, 6.0, dtype=torch.float64))
+    background.covered[:, :30] = True  # the western hemisphere was trained on
+    analysis = Analysis(background, DepartureAnalysis(2))
+    coverage = analysis.coverage(background.latitude.numpy(), background.longitude.numpy())
+    assert coverage.shape == (30, 60) and float(coverage.min()) >= 0.0 and float(coverage.max()) <= 1.0
+    assert torch.all(coverage[:, 5:25] > 0.99) and torch.all(coverage[:, 35:55] < 0.01)
+    steps = torch.cat([coverage.diff(dim=1), (coverage[:, :1] - coverage[:, -1:])], dim=1).abs()
+    assert float(steps.max()) < 0.6 and float(steps[:, 28:31].min()) > 0.1  # a ramp, not a step
+    torch.testing.assert_close(coverage[:, 0], 1.0 - coverage[:, 30], atol=1e-5, rtol=0)  # both edges alike
+    predicted = np.linspace(0.1, 1.0, 40)[:, None].repeat(2, axis=1)
+    analysis.error_model = ErrorModel.fit(predicted, 4.0 * predicted, bins=4)
+    analysis.covered_error_model = ErrorModel.fit(predicted, predicted, bins=4)
+    variance = analysis.error_variance(Guess(torch.zeros(1, 2, 30, 60), torch.full((1, 2, 30, 60), 0.5)), coverage)
+    torch.testing.assert_close(variance[0, 0], 2.0 - 1.5 * coverage)

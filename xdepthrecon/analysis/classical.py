@@ -14,7 +14,8 @@ What an oceanographer would build without a network (an ARMOR3D-style analysis),
    variance;
 4. that variance calibrated against the errors the analysis made on validation data it was not fitted
    to (:class:`~xdepthrecon.analysis.errors.ErrorModel`): one error model for regions the training data did
-   not cover, one for covered regions at new times.
+   not cover, one for covered regions at new times, blended by the training data's coverage smoothed over
+   :data:`COVERAGE_SCALE_KM` (:meth:`Analysis.coverage`), so the stated error varies smoothly in space.
 
 Fit it with :func:`xdepthrecon.fit_analysis`; run it on files with :func:`xdepthrecon.reconstruct`
 (``model=analysis``) or on tensors by calling it with :class:`AnalysisInputs`. The diffusion model
@@ -38,7 +39,8 @@ from xdepthrecon import checkpoint
 from xdepthrecon.analysis.background import SeasonalBackground
 from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
-from xdepthrecon.stats.smoothing import gaussian_sum_km
+from xdepthrecon.io.cube import is_global
+from xdepthrecon.stats.smoothing import cells_per_scale, gaussian_sum, gaussian_sum_km
 
 #: Fewest observed columns for the SST slopes (else no SST term).
 MIN_SLOPE_COLUMNS = 10
@@ -46,6 +48,8 @@ MIN_SLOPE_COLUMNS = 10
 SLOPE_PRIOR_COLUMNS = 3.0
 #: Ridge of the SST slopes (degC^2 per column): SST departures much smaller than its root define no slope.
 SLOPE_RIDGE = 0.1**2
+#: Gaussian length scale (km) over which the error models of covered and uncovered regions blend.
+COVERAGE_SCALE_KM = 500.0
 
 
 @dataclass(frozen=True)
@@ -207,25 +211,41 @@ class Analysis(nn.Module):
                                              with_variance=with_variance)
         return Guess(anchored + analysed, variance)
 
-    def error_variance(self, guess: Guess, covered: torch.Tensor | None = None) -> torch.Tensor:
+    def coverage(self, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
+        """How much the training data covered the neighbourhood of each cell of a grid, (latitude, longitude)
+        in [0, 1]: the covered mask (:meth:`SeasonalBackground.covered_at
+        <xdepthrecon.analysis.background.SeasonalBackground.covered_at>`) averaged with Gaussian weights of
+        :data:`COVERAGE_SCALE_KM` (wrapping in longitude on a global grid)."""
+        covered = self.background.covered_at(latitude, longitude).float()[None, None]
+        lat, lon = torch.as_tensor(np.asarray(latitude, np.float64)), torch.as_tensor(np.asarray(longitude, np.float64))
+        sigma = cells_per_scale(COVERAGE_SCALE_KM, lat, lon)
+        pad = min(int(3 * sigma[1] + 0.5), covered.shape[-1]) if is_global(np.asarray(longitude)) else 0
+        wrapped = torch.cat([covered[..., covered.shape[-1] - pad:], covered, covered[..., :pad]], dim=-1)
+        ones = torch.ones_like(wrapped)
+        weight = gaussian_sum(wrapped, sigma) / gaussian_sum(ones, sigma)
+        return weight[0, 0, :, pad:pad + covered.shape[-1]].clamp(0.0, 1.0)
+
+    def error_variance(self, guess: Guess, coverage: torch.Tensor | None = None) -> torch.Tensor:
         """The calibrated error variance of ``guess`` (batch, levels, H, W): the OI variance scaled by the
-        error model, by the covered-region model where ``covered`` (H, W) is True."""
+        error models, blended by ``coverage`` (H, W; :meth:`coverage`); by the uncovered-region model alone
+        without it."""
         if guess.predicted_variance is None:
             raise ValueError("the guess carries no variance: call the analysis with with_variance=True")
-        return calibrated_variance(guess.predicted_variance, self.error_model, self.covered_error_model, covered)
+        return calibrated_variance(guess.predicted_variance, self.error_model, self.covered_error_model, coverage)
 
 
 def calibrated_variance(predicted: torch.Tensor, error_model: ErrorModel | None,
                         covered_error_model: ErrorModel | None = None,
-                        covered: torch.Tensor | None = None) -> torch.Tensor:
-    """``predicted`` scaled by ``error_model``, and by ``covered_error_model`` where ``covered`` (H, W);
-    ``predicted`` itself without an error model."""
+                        coverage: torch.Tensor | None = None) -> torch.Tensor:
+    """``predicted`` scaled by ``error_model`` and ``covered_error_model``, weighted ``1 - coverage`` and
+    ``coverage`` (H, W, in [0, 1]); by ``error_model`` alone without the others; ``predicted`` itself without
+    an error model."""
     if error_model is None:
         return predicted
     variance = error_model.expected_variance(predicted)
-    if covered_error_model is not None and covered is not None:
-        variance = torch.where(covered.to(variance.device), covered_error_model.expected_variance(predicted),
-                               variance)
+    if covered_error_model is not None and coverage is not None:
+        weight = coverage.to(variance)
+        variance = weight * covered_error_model.expected_variance(predicted) + (1.0 - weight) * variance
     return variance
 
 

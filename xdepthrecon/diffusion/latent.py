@@ -201,10 +201,10 @@ class LatentDiffusion(nn.Module):
         departure of ``base + r`` from ``base``."""
         return prepared.guess.mean + self.decode_latent(prepared.base + r) - self.decode_latent(prepared.base)
 
-    def error_variance(self, prepared: Prepared, covered: torch.Tensor | None = None) -> torch.Tensor | None:
+    def error_variance(self, prepared: Prepared, coverage: torch.Tensor | None = None) -> torch.Tensor | None:
         """The network's calibrated error variance (None without an error model; see
         :func:`~xdepthrecon.analysis.classical.calibrated_variance`)."""
         if self.error_model is None:
             return None
         return calibrated_variance(prepared.guess.predicted_variance, self.error_model, self.covered_error_model,
-                                   covered)
+                                   coverage)
