@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.io.cube import CANONICAL_DIMS, is_global
+from xdepthrecon.io.cube import CANONICAL_DIMS, is_global, is_undated
 from xdepthrecon.io.profiles import is_canonical, read_profiles
 from xdepthrecon.io.times import TimeWindows
 
@@ -54,6 +54,8 @@ def grid_profiles(
        calendar month instead. For a climatological cube (cftime times in year 0 or 1, as Ferret
        climatologies have) only the time of year counts: profile and cube dates are compared by
        day of year (on a leap-year calendar, circular over the new year) or, with ``"month"``, by month.
+       An undated cube (one time step without a time coordinate, as :func:`xdepthrecon.standardize`
+       gives for a field without time) takes every profile, whatever its time: ``window`` is not used.
     4. Where several profiles fall in one cell, level and time, ``x`` is their mean.
 
     Parameters
@@ -108,14 +110,19 @@ def grid_profiles(
     lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, grid_spacing(lat), periodic=is_global(lon))
     inside = lat_inside & lon_inside
     cell = lat_index * lon.size + lon_index
-    windows = TimeWindows(coords["time"].values, profiles["time"].values, window)
+    if "time" in coords:
+        windows = TimeWindows(coords["time"].values, profiles["time"].values, window)
+        members_of, matching = windows.members, windows.description
+    else:
+        everyone = np.arange(values.shape[0])
+        members_of, matching = (lambda t: everyone), "every profile (undated cube: no time coordinate)"
 
-    n_times, n_cells = coords.sizes["time"], lat.size * lon.size
+    n_times, n_cells = like.sizes["time"], lat.size * lon.size
     x = np.full((n_times, levels.size, lat.size, lon.size), np.nan, dtype=dtype)
     matched = np.zeros(values.shape[0], dtype=bool)
     on_land = 0
     for t in range(n_times):
-        members = windows.members(t)
+        members = members_of(t)
         matched[members] = True
         members = members[inside[members] & has_level[members]]
         if members.size == 0:
@@ -135,8 +142,8 @@ def grid_profiles(
         "profiles_without_levels": int((inside & matched & ~has_level).sum()),
         "values_on_land": on_land,
     }
-    _warn_left_out(counts, windows.description)
-    out_coords = {name: coords[name].variable for name in CANONICAL_DIMS}
+    _warn_left_out(counts, matching)
+    out_coords = {name: coords[name].variable for name in CANONICAL_DIMS if name in coords}
     x_attrs = {"long_name": "temperature of the profiles gridded to the cube", "units": "degC",
                "standard_name": profiles["temperature"].attrs.get("standard_name", "sea_water_temperature")}
     history = {"history": profiles.attrs["history"]} if "history" in profiles.attrs else {}
@@ -144,7 +151,7 @@ def grid_profiles(
         {"x": (CANONICAL_DIMS, x, x_attrs),
          "x_mask": (CANONICAL_DIMS, np.isfinite(x), {"long_name": "cell, level and time observed by profiles"})},
         coords=out_coords,
-        attrs={**with_history(history, call), **counts, "time_matching": windows.description},
+        attrs={**with_history(history, call), **counts, "time_matching": matching},
     )
 
 
@@ -222,20 +229,22 @@ def _interpolate_chunk(depth: np.ndarray, temperature: np.ndarray, levels: np.nd
 
 
 def _cube_parts(like: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray | None, xr.Dataset]:
-    """The cube's ``thetao`` (or None) and its canonical coordinates, checked."""
+    """The cube's ``thetao`` (or None) and its canonical coordinates (no time for an undated cube), checked."""
     if isinstance(like, xr.DataArray):
         thetao = like
     elif isinstance(like, xr.Dataset):
         thetao = like["thetao"] if "thetao" in like.data_vars else None
     else:
         raise TypeError(f"like must be a canonical cube (xarray Dataset or DataArray), got {type(like).__name__}.")
-    missing = [name for name in CANONICAL_DIMS if name not in like.coords or like[name].ndim != 1]
+    axes = [name for name in CANONICAL_DIMS if not (name == "time" and is_undated(like))]
+    missing = [name for name in axes if name not in like.coords or like[name].ndim != 1]
     if missing:
         raise ValueError(
-            f"like has no 1-D {', '.join(missing)} coordinate; pass a canonical cube "
-            "(xdepthrecon.standardize(ds)) whose time, depth, latitude and longitude define the grid."
+            f"like has no 1-D {', '.join(missing)} coordinate (only an undated cube of one time step may lack its "
+            "time coordinate); pass a canonical cube (xdepthrecon.standardize(ds)) whose time, depth, latitude "
+            "and longitude define the grid."
         )
-    coords = xr.Dataset(coords={name: like[name] for name in CANONICAL_DIMS})
+    coords = xr.Dataset(coords={name: like[name] for name in axes})
     for name in ("depth", "latitude", "longitude"):
         values = np.asarray(coords[name].values, dtype="float64")
         if values.size > 1 and np.any(np.diff(values) <= 0):

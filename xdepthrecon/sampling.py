@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.io.cube import CANONICAL_DIMS
+from xdepthrecon.io.cube import CANONICAL_DIMS, is_undated
 from xdepthrecon.gridding import cell_halves, grid_spacing
 from xdepthrecon.io.times import as_profile_times
 from xdepthrecon.io.profiles import profiles_dataset
@@ -51,7 +51,8 @@ def sample_profiles(
     Parameters
     ----------
     truth
-        Canonical cube (see :func:`xdepthrecon.standardize`), or its ``thetao``.
+        Canonical cube (see :func:`xdepthrecon.standardize`), or its ``thetao``; it may be undated
+        (one time step without a time coordinate, see :func:`xdepthrecon.io.cube.is_undated`).
     density, per_tile
         Sampling rate; give exactly one of them.
     depth_max
@@ -69,7 +70,8 @@ def sample_profiles(
     -------
     xarray.Dataset
         Canonical profiles with ``time`` the cube time of each (for a climatological cube with
-        cftime year-0 dates: the same month, day and time in the leap year 2000), at the centres of
+        cftime year-0 dates: the same month, day and time in the leap year 2000; NaT for an undated
+        cube, whose profiles :func:`xdepthrecon.grid_profiles` grids back onto it), at the centres of
         the picked cells, and attributes naming the sampling (``osse_*``) and a ``history`` line.
 
     Examples
@@ -92,7 +94,10 @@ def sample_profiles(
     lat = np.asarray(thetao["latitude"].values, dtype="float64")
     lon = np.asarray(thetao["longitude"].values, dtype="float64")
     area = _cell_areas(lat, lon).ravel()
-    times, _ = as_profile_times(thetao["time"].values)
+    if is_undated(thetao):
+        times = np.full(1, np.datetime64("NaT", "ns"))
+    else:
+        times, _ = as_profile_times(thetao["time"].values)
 
     columns, cells, steps = [], [], []
     for t in range(thetao.sizes["time"]):
@@ -150,9 +155,15 @@ def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
         truth = truth["thetao"]
     if not isinstance(truth, xr.DataArray):
         raise TypeError(f"truth must be a canonical cube (xarray Dataset or DataArray), got {type(truth).__name__}.")
-    if truth.dims != CANONICAL_DIMS or any(name not in truth.coords for name in CANONICAL_DIMS):
-        raise ValueError(f"truth has dims {truth.dims}, not {CANONICAL_DIMS} with coordinates; standardise it "
-                         "with xdepthrecon.standardize first.")
+    if truth.dims != CANONICAL_DIMS:
+        raise ValueError(f"truth has dims {truth.dims}, not {CANONICAL_DIMS}; standardise it with "
+                         "xdepthrecon.standardize first.")
+    needed = [name for name in CANONICAL_DIMS if not (name == "time" and is_undated(truth))]
+    missing = [name for name in needed if name not in truth.coords]
+    if missing:
+        raise ValueError(f"truth has no {', '.join(missing)} coordinate (only an undated cube of one time step may "
+                         "lack its time coordinate); standardise it with xdepthrecon.standardize, or assign the "
+                         f"coordinates with truth.assign_coords({missing[0]}=...).")
     return truth
 
 

@@ -6,6 +6,11 @@ increasing, latitude increasing, longitude in [-180, 180) and increasing, land a
 :func:`standardize` turns the layouts real files come in into that form, lazily;
 :func:`standardize_surface` does the same for a surface field such as OSTIA SST,
 giving ``sst(time, latitude, longitude)``.
+
+A field without any time information (an annual climatology, a snapshot of unknown date) comes out
+*undated*: a ``time`` dimension of length 1 without a coordinate (see :func:`is_undated`). No date
+is made up for it, because a made-up date would be trusted by time windows and seasonal fits; every
+function of the library accepts an undated cube and says what it does with it.
 """
 
 from __future__ import annotations
@@ -93,8 +98,11 @@ def standardize(
     xarray.Dataset
         ``thetao(time, depth, latitude, longitude)`` in degC, float, with CF attributes on the
         variable and its coordinates and a new ``history`` line. Other variables are dropped.
-        A cube without a time axis gets a length-1 ``time`` dimension (with the file's scalar
-        time coordinate as its value where there is one). Longitudes are wrapped to
+        A cube without a time axis gets a length-1 ``time`` dimension, with the file's scalar
+        time coordinate as its value where there is one. Without one the cube is *undated*: the
+        dimension has no coordinate, rather than a made-up date (:func:`is_undated`).
+        :func:`~xdepthrecon.sample_profiles` gives profiles of an undated cube the time NaT, and
+        :func:`~xdepthrecon.grid_profiles` puts every profile in its one time step. Longitudes are wrapped to
         [-180, 180) by rolling the grid, so a regional grid that crosses the dateline comes out
         in two parts.
 
@@ -316,6 +324,15 @@ def as_cube(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
     ):
         return ds
     return standardize(ds)
+
+
+def is_undated(ds: xr.Dataset | xr.DataArray) -> bool:
+    """True for an undated cube: a ``time`` dimension of length 1 without a coordinate.
+
+    :func:`standardize` returns one for a field without any time information, such as an annual
+    climatology or a snapshot of unknown date.
+    """
+    return "time" in ds.dims and "time" not in ds.coords and ds.sizes["time"] == 1
 
 
 def is_global(longitude: np.ndarray) -> bool:
