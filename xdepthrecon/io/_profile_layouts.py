@@ -9,7 +9,9 @@ counting what fails quality control, and the canonical form, live in :mod:`xdept
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping, Sequence
+import warnings
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +20,14 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon.io import _names
+from xdepthrecon.io.times import as_profile_times
 
 _KELVIN_OFFSET = 273.15
 #: Days since 1950-01-01: the time unit of EN4 and Argo ``JULD``, assumed when a ``JULD`` has no units.
 _JULD_UNITS = "days since 1950-01-01 00:00:00"
 _BLANK = ord(" ")
+#: Argo's name of the sampling of a profile: primary, near-surface, secondary (one cycle may hold several).
+_SAMPLING_SCHEME = "VERTICAL_SAMPLING_SCHEME"
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class RawProfiles:
     platform: np.ndarray | None
     standard_name: str
     attrs: dict
+    identity: np.ndarray | None = None  # (profile,) Argo (platform, cycle, direction, sampling scheme), or None
+    data_mode: np.ndarray | None = None  # (profile,) Argo DATA_MODE character codes ('D', 'A', 'R')
 
 
 def read_raw(
@@ -66,11 +73,20 @@ def _read_path(path: Path, names, units, good_flags) -> RawProfiles:
     if path.suffix.lower() == ".parquet":
         return _read_dataset(_table_dataset(pd.read_parquet(path)), names, units, good_flags)
     try:
-        ds = xr.open_dataset(path)
+        with _cftime_fallback_silenced():
+            ds = xr.open_dataset(path)
     except ValueError:  # times that cannot be decoded: decode the ones we need ourselves
         ds = xr.open_dataset(path, decode_times=False)
     with ds:
         return _read_dataset(ds, names, units, good_flags)
+
+
+@contextmanager
+def _cftime_fallback_silenced() -> Iterator[None]:
+    """Silence xarray's note that it decoded times to cftime: :func:`_times` reads cftime of every calendar."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unable to decode time axis into full numpy.datetime64")
+        yield
 
 
 def _table_dataset(df: pd.DataFrame) -> xr.Dataset:
@@ -116,9 +132,11 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
     wanted = {t_name, lat_name, lon_name, time_name, z_name, platform_name, "DATA_MODE"}
     for base in (t_name, z_name):
         wanted |= {f"{base}_QC", f"{base}_qc", f"{base}_ADJUSTED", f"{base}_ADJUSTED_QC", _profile_flag_name(base)}
-    wanted |= {f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS, *_names.PROFILE_GROUP_COLUMNS}
+    wanted |= {f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS, *_names.PROFILE_GROUP_COLUMNS,
+               _SAMPLING_SCHEME}
     present = [n for n in wanted if n is not None and n in ds.variables]
-    sub = xr.decode_cf(ds.reset_coords()[present])
+    with _cftime_fallback_silenced():
+        sub = xr.decode_cf(ds.reset_coords()[present])
     temperature_var = sub[t_name]
     if temperature_var.ndim not in (1, 2):
         raise ValueError(
@@ -150,12 +168,62 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
         "sea_water_potential_temperature" if str(t_name).startswith(("POTM", "theta")) else "sea_water_temperature"
     )
     value_ok = t_ok & z_ok
+    identity = _identity(sub, platform)
+    data_mode = _flag_codes(sub["DATA_MODE"].values, columns.shape[:1]) if "DATA_MODE" in sub.variables else None
     if level_dim is None:
         extra_keys = {name: sub[name].values for name in _names.PROFILE_GROUP_COLUMNS if name in sub.variables}
         return _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
-                           platform, extra_keys, standard_name, dict(ds.attrs))
+                           platform, extra_keys, standard_name, dict(ds.attrs), identity, data_mode)
     return RawProfiles(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
-                       platform, standard_name, dict(ds.attrs))
+                       platform, standard_name, dict(ds.attrs), identity, data_mode)
+
+
+def _identity(sub: xr.Dataset, platform: np.ndarray | None) -> np.ndarray | None:
+    """Argo's name of each profile: (platform, cycle, direction, vertical sampling scheme); None without them."""
+    if platform is None or "CYCLE_NUMBER" not in sub.variables:
+        return None
+    cycle = _float(sub["CYCLE_NUMBER"])
+    direction = _strings(sub["DIRECTION"].values) if "DIRECTION" in sub.variables else np.full(cycle.shape, "A")
+    scheme = (_strings(sub[_SAMPLING_SCHEME].values) if _SAMPLING_SCHEME in sub.variables
+              else np.full(cycle.shape, ""))
+    out = np.empty(cycle.shape, dtype=object)
+    for i, key in enumerate(zip(platform, cycle, direction, scheme)):
+        out[i] = key if np.isfinite(key[1]) else None
+    return out
+
+
+def concat(raws: Sequence[RawProfiles]) -> RawProfiles:
+    """Profiles of several inputs (already in depth, not pressure) as one, padding the level axis."""
+    if len({raw.standard_name for raw in raws}) > 1:
+        raise ValueError(
+            f"these inputs mix temperatures of standard names {sorted({raw.standard_name for raw in raws})}; "
+            "read potential and in-situ temperature separately."
+        )
+    if len(raws) == 1:
+        return raws[0]
+    n_levels = max(raw.temperature.shape[1] for raw in raws)
+
+    def stack(field: str, fill) -> np.ndarray:
+        arrays = [getattr(raw, field) for raw in raws]
+        return np.concatenate([np.pad(a, ((0, 0), (0, n_levels - a.shape[1])), constant_values=fill) for a in arrays])
+
+    def join(field: str, fill) -> np.ndarray | None:
+        arrays = [getattr(raw, field) for raw in raws]
+        if all(a is None for a in arrays):
+            return None
+        return np.concatenate([np.full(raw.latitude.shape, fill, dtype=object) if a is None else a.astype(object)
+                               for raw, a in zip(raws, arrays)])
+
+    first = raws[0]
+    modes = join("data_mode", ord("R"))
+    return RawProfiles(
+        stack("temperature", np.nan), stack("vertical", np.nan), False,
+        *(np.concatenate([getattr(raw, f) for raw in raws]) for f in ("latitude", "longitude", "time")),
+        stack("value_flag_ok", False), np.concatenate([raw.profile_flag_ok for raw in raws]),
+        join("platform", ""), first.standard_name,
+        {k: v for k, v in first.attrs.items() if all(raw.attrs.get(k) == v for raw in raws[1:])},
+        join("identity", None), None if modes is None else modes.astype(np.uint32),
+    )
 
 
 def _find_vertical(ds: xr.Dataset, names) -> tuple[Hashable, bool]:
@@ -295,27 +363,49 @@ def _float(var: xr.DataArray) -> np.ndarray:
 
 
 def _times(var: xr.DataArray, name: Hashable) -> np.ndarray:
-    values = np.asarray(var.values)
-    if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]")
-    if values.dtype.kind == "O":
-        try:
-            return pd.to_datetime([str(v) if hasattr(v, "calendar") else v for v in values]).to_numpy(
-                "datetime64[ns]")
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"times of {str(name)!r} cannot be read as dates ({err}); decode them first.") from None
+    """Profile times as datetime64[ns] by :func:`~xdepthrecon.io.times.as_profile_times` (any cftime calendar)."""
+    with _cftime_fallback_silenced():  # decoding is lazy: it happens here
+        values = np.asarray(var.values)
+    what = f"times of {str(name)!r}"
     if values.dtype.kind in "iuf":
-        units = var.attrs.get("units") or (_JULD_UNITS if str(name).upper() == "JULD" else None)
+        units = var.attrs.get("units") or var.encoding.get("units") or (
+            _JULD_UNITS if str(name).upper() == "JULD" else None)
         if units is None or " since " not in units:
             raise ValueError(
                 f"time {str(name)!r} is numeric without CF units ('days since ...'); decode it "
                 "(xr.decode_cf) or give it units such as 'days since 1950-01-01'."
             )
-        decoded = xr.decode_cf(xr.Dataset({"t": (var.dims, values, {"units": units})}))["t"].values
-        return np.asarray(decoded).astype("datetime64[ns]")
-    if values.dtype.kind in "SU":
-        return pd.to_datetime(values.astype("U")).to_numpy("datetime64[ns]")
-    raise TypeError(f"time {str(name)!r} has dtype {values.dtype}; give datetimes or CF-encoded numbers.")
+        calendar = {"calendar": var.attrs["calendar"]} if "calendar" in var.attrs else {}
+        with _cftime_fallback_silenced():
+            values = np.asarray(xr.decode_cf(xr.Dataset({"t": (var.dims, values, {"units": units, **calendar})}))["t"])
+    elif values.dtype.kind in "SU" or (values.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in
+                                                                         values.ravel())):
+        try:
+            values = pd.to_datetime([_flag_text(v) for v in values.ravel()], format="ISO8601").to_numpy()
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{what} cannot be read as ISO 8601 dates ({err}); decode them first.") from None
+    try:
+        times, _ = as_profile_times(values, what)
+    except TypeError:
+        raise TypeError(f"time {str(name)!r} has dtype {values.dtype}; give datetimes or CF-encoded numbers.") from None
+    if str(name).upper() == "JULD":
+        times = _round_juld(times, var.attrs.get("resolution"))
+    return times
+
+
+def _round_juld(times: np.ndarray, resolution: float | None) -> np.ndarray:
+    """Argo/EN4 ``JULD`` rounded to its precision: the second, or a finer power of ten nearer a stated resolution.
+
+    ``JULD`` is float days since 1950, so decoding leaves float noise (09:01:59.999999744 for 09:02). The
+    ``resolution`` attribute (days) is not the grid the values lie on (files state 6 minutes and hold
+    whole minutes), so it only refines the rounding below a second, never coarsens it.
+    """
+    step_ns = 10**9
+    if resolution is not None and 0 < float(resolution) * 86_400 < 1:  # the nearest power of ten, 1e-5 d: 1 s
+        step_ns = min(10 ** int(np.round(np.log10(float(resolution) * 86_400e9))), step_ns)
+    ns = times.astype("int64")
+    rounded = (ns + step_ns // 2) // step_ns * step_ns
+    return np.where(np.isnat(times), times, rounded.astype("datetime64[ns]"))
 
 
 def _strings(values: np.ndarray) -> np.ndarray:
@@ -342,7 +432,7 @@ def _to_celsius(values: np.ndarray, units: str | None, name: Hashable) -> np.nda
 
 
 def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, row_profile_ok,
-                platform, extra_keys, standard_name, attrs) -> RawProfiles:
+                platform, extra_keys, standard_name, attrs, identity, data_mode) -> RawProfiles:
     """Group table rows into profiles by position, time (and platform, cycle, direction); sort each by depth."""
     keys = {"latitude": latitude, "longitude": longitude, "time": time, **extra_keys}
     if platform is not None:
@@ -367,4 +457,5 @@ def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, v
         scatter(temperature, np.nan), scatter(vertical, np.nan), is_pressure, latitude[first], longitude[first],
         time[first], scatter(value_ok, False), profile_ok.astype(bool),
         platform[first] if platform is not None else None, standard_name, attrs,
+        identity[first] if identity is not None else None, data_mode[first] if data_mode is not None else None,
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,7 @@ def pressure_to_depth(pressure: np.ndarray | float, latitude: np.ndarray | float
 
 
 def read_profiles(
-    obj: xr.Dataset | pd.DataFrame | str | os.PathLike,
+    obj: xr.Dataset | pd.DataFrame | str | os.PathLike | Sequence[xr.Dataset | pd.DataFrame | str | os.PathLike],
     *,
     temperature: str | None = None,
     depth: str | None = None,
@@ -98,6 +98,14 @@ def read_profiles(
       platform, ``CYCLE_NUMBER`` and ``DIRECTION`` where present); rows repeated in a table therefore
       show up as repeated depths of one profile.
     - A path to a netCDF file in any of these layouts, and canonical profiles themselves.
+    - A list of any of these, read together (a float's ``_prof.nc`` and its single-cycle files, say).
+
+    Times may be datetime64, ISO 8601 strings, CF-encoded numbers or cftime dates of any calendar
+    (standard, proleptic_gregorian, noleap, all_leap, 360_day, julian); they become datetime64 by
+    :func:`~xdepthrecon.io.times.as_profile_times`, as cube times do: calendar fields kept, a
+    climatology (every date in year 0 or 1) placed in the leap year 2000. Dates that do not exist on
+    the real calendar (30 February) or that datetime64[ns] cannot hold raise rather than shift. Argo
+    and EN4 ``JULD`` (float days) is rounded to the second (finer where its ``resolution`` says so).
 
     Quality control, in this order: profiles with a missing or impossible position or time, or a
     position/time flag not in ``good_flags``, or a whole-profile flag of '4' (EN4) or 'F' (Argo),
@@ -105,15 +113,17 @@ def read_profiles(
     (variable ``<name>_QC`` or ``<name>_qc``) is not in ``good_flags`` (a blank flag beside a
     present value counts as not good), where the temperature is outside -2.5 .. 40 degC, where the
     depth is missing or outside 0 .. 12000 m, and where a depth repeats within a profile (the
-    first is kept). Profiles left without values, and
-    profiles repeating another's position, time and values, are dropped. Nothing is lost silently:
+    first is kept). Profiles left without values, profiles repeating another's position, time and
+    values, and Argo profiles repeating another's platform, cycle, direction and vertical sampling
+    scheme (as a float's ``_prof.nc`` repeats its single-cycle files) are dropped; of such repeats the
+    one of the most adjusted data mode (D, then A, then R) is kept. Nothing is lost silently:
     the counts are in the attributes ``qc_dropped_values``, ``qc_dropped_profiles`` and
     ``qc_summary`` (the reasons), and a warning says what was dropped.
 
     Parameters
     ----------
     obj
-        Dataset, DataFrame or path of the profiles.
+        Dataset, DataFrame or path of the profiles, or a list of them.
     temperature, depth, pressure, latitude, longitude, time
         Names of the variables (or columns) for files the name tables do not cover. Pass ``depth``
         for depth in metres or ``pressure`` for sea pressure in dbar. An explicit ``temperature``
@@ -151,11 +161,12 @@ def read_profiles(
                          good_flags=None if good == GOOD_FLAGS else good)
     names = {"temperature": temperature, "depth": depth, "pressure": pressure, "latitude": latitude,
              "longitude": longitude, "time": time}
-    raw = _profile_layouts.read_raw(obj, names, units, good)
-    vertical = raw.vertical
-    if raw.vertical_is_pressure:
-        vertical = pressure_to_depth(vertical, raw.latitude[:, None]).astype(raw.vertical.dtype)
-    kept, report = _quality_control(raw, vertical)
+    inputs = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    if not inputs:
+        raise ValueError("read_profiles got an empty list; pass a path, Dataset or DataFrame, or a list of them.")
+    raw = _profile_layouts.concat([_in_depth(_profile_layouts.read_raw(item, names, units, good))
+                                   for item in inputs])
+    kept, report = _quality_control(raw, raw.vertical)
     attrs = {key: value for key, value in raw.attrs.items() if not key.startswith("qc_")}
     temperature, depth, latitude, longitude, time, platform = kept
     out = profiles_dataset(temperature, depth, latitude, longitude, time=time, platform=platform,
@@ -166,6 +177,13 @@ def read_profiles(
     if report.dropped_values or report.dropped_profiles:
         warnings.warn(f"read_profiles {summary} (see the qc_* attributes).", UserWarning, stacklevel=2)
     return out
+
+
+def _in_depth(raw: _profile_layouts.RawProfiles) -> _profile_layouts.RawProfiles:
+    if not raw.vertical_is_pressure:
+        return raw
+    depth = pressure_to_depth(raw.vertical, raw.latitude[:, None]).astype(raw.vertical.dtype)
+    return replace(raw, vertical=depth, vertical_is_pressure=False)
 
 
 def profiles_dataset(
@@ -242,6 +260,7 @@ class _Report:
     values_in_dropped_profiles: int = 0
     empty_profiles: int = 0
     duplicate_profiles: int = 0
+    repeated_cycles: int = 0
 
     @property
     def dropped_values(self) -> int:
@@ -250,7 +269,7 @@ class _Report:
     @property
     def dropped_profiles(self) -> int:
         return (self.missing_position_or_time + self.flagged_profiles + self.empty_profiles
-                + self.duplicate_profiles)
+                + self.duplicate_profiles + self.repeated_cycles)
 
     def summary(self, good: tuple[str, ...]) -> str:
         """One line naming every non-zero count, e.g. 'dropped 3 values (3 with a QC flag not in 1,2) ...'."""
@@ -263,7 +282,9 @@ class _Report:
                     (self.flagged_profiles, f"with a bad position, time or profile flag "
                                             f"(holding {self.values_in_dropped_profiles} values)"),
                     (self.empty_profiles, "left without values"),
-                    (self.duplicate_profiles, "duplicating another profile")]
+                    (self.duplicate_profiles, "duplicating another profile"),
+                    (self.repeated_cycles, "repeating another's platform, cycle and direction (the most "
+                                           "adjusted data mode kept)")]
 
         def part(total: int, what: str, reasons: list[tuple[int, str]]) -> str:
             named = ", ".join(f"{count} {reason}" for count, reason in reasons if count)
@@ -315,12 +336,34 @@ def _quality_control(raw: _profile_layouts.RawProfiles, depth: np.ndarray) -> tu
     temperature = np.where(keep, temperature, np.nan)[rows, :n_levels]
     depth = np.where(keep, depth, np.nan)[rows, :n_levels]
     lon = (lon[rows] + 180.0) % 360.0 - 180.0
-    duplicate = _duplicates(lat[rows], lon, time[rows], temperature, depth)
-    report.duplicate_profiles = int(duplicate.sum())
-    unique = ~duplicate
+    repeated = _repeated_cycles(raw.identity, raw.data_mode, rows)
+    duplicate = _duplicates(lat[rows], lon, time[rows], temperature, depth) & ~repeated
+    report.repeated_cycles, report.duplicate_profiles = int(repeated.sum()), int(duplicate.sum())
+    unique = ~(duplicate | repeated)
     platform = raw.platform[rows][unique] if raw.platform is not None else None
     kept = (temperature[unique], depth[unique], lat[rows][unique], lon[unique], time[rows][unique], platform)
     return kept, report
+
+
+#: Argo data modes, most adjusted first: of profiles repeating one cycle, the first of these is kept.
+_MODE_RANK = {ord("D"): 0, ord("A"): 1}
+
+
+def _repeated_cycles(identity: np.ndarray | None, data_mode: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """True for the profiles of ``rows`` repeating another's Argo identity, but the one most adjusted (then first)."""
+    out = np.zeros(rows.size, dtype=bool)
+    if identity is None or rows.size == 0:
+        return out
+    keys = identity[rows]
+    named = np.flatnonzero([key is not None for key in keys])
+    if named.size == 0:
+        return out
+    rank = np.array([_MODE_RANK.get(int(m), 2) for m in data_mode[rows[named]]]) if data_mode is not None else (
+        np.zeros(named.size, dtype=int))
+    table = pd.DataFrame({"key": keys[named], "rank": rank, "order": np.arange(named.size)})
+    kept = table.sort_values(["rank", "order"], kind="stable").drop_duplicates("key", keep="first")
+    out[named] = ~table.index.isin(kept.index)
+    return out
 
 
 def _duplicates(lat, lon, time, temperature, depth) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""Times of profiles and cubes: dates of any cube axis, the position in the year, and the window of each cube time.
+"""Times of profiles and cubes: dates of any calendar, the position in the year, and the window of each cube time.
 
-A climatological cube (cftime times in year 0 or 1, as Ferret climatologies have) is placed in the leap
-year 2000 and compared by time of year only, on a leap-year calendar (1 March is day 61 every year).
+Cube and profile times pass through one conversion, :func:`as_profile_times`, so they land on the same
+axis. A climatology (dates in year 0 or 1, as Ferret climatologies have) is placed in the leap year 2000
+and compared by time of year only, on a leap-year calendar (1 March is day 61 every year).
 """
 
 from __future__ import annotations
@@ -16,29 +17,105 @@ _DAY_NS = 86_400 * 10**9
 LEAP_YEAR_NS = 366 * _DAY_NS
 
 
-def as_profile_times(times: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Cube times as datetime64 and whether the axis is a climatology (cftime in year 0 or 1).
+def as_profile_times(times: np.ndarray, what: str = "cube times") -> tuple[np.ndarray, bool]:
+    """Dates of any calendar as datetime64[ns] and whether they are a climatology (all in year 0 or 1).
 
-    Climatological dates are placed in the leap year 2000 (year 0 of the proleptic Gregorian
-    calendar is a leap year too), keeping month, day and time of day.
+    The one conversion of cube and profile times, so both land on the same axis. cftime dates of every
+    calendar (standard, proleptic_gregorian, noleap/365_day, all_leap/366_day, 360_day, julian) keep
+    their calendar fields: year, month, day and time of day. A climatology (every date in year 0 or 1,
+    as Ferret climatologies and the bundled atlas have) is placed in the leap year 2000, keeping month,
+    day and time of day (year 0 of the proleptic Gregorian calendar is a leap year too). Missing times
+    (None, NaN, NaT) become NaT.
+
+    Parameters
+    ----------
+    times
+        datetime64 of any unit, or cftime dates (object array).
+    what
+        What the times are, for error messages.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, bool)
+        datetime64[ns] of the shape of ``times``, and whether they are a climatology.
+
+    Raises
+    ------
+    ValueError
+        For a date that is not a date of the real calendar (30 February of a 360_day calendar, 29 February
+        of a non-leap year in all_leap or julian), or outside the years 1678-2261 that datetime64[ns] holds,
+        instead of shifting it: the message names the date and what to do.
+    TypeError
+        When the times are not dates.
     """
     values = np.asarray(times)
+    if values.dtype.kind == "O":
+        present = [t for t in values.ravel() if not _missing(t)]
+        if not present:
+            return np.full(values.shape, np.datetime64("NaT", "ns")), False
+        if all(hasattr(t, "calendar") for t in present):
+            return _cftime_as_datetime64(values, what)
+        if any(hasattr(t, "calendar") for t in present):
+            raise TypeError(f"{what} mix cftime dates with other values; give one kind of dates.")
+        if all(isinstance(t, (_dt.datetime, np.datetime64)) for t in present):
+            values = np.array([np.datetime64("NaT") if _missing(t) else t for t in values.ravel()],
+                              dtype="datetime64[us]").reshape(values.shape)
     if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]"), False
-    if values.size and all(hasattr(t, "calendar") for t in values.ravel()):
-        climatology = all(t.year <= 1 for t in values.ravel())
-        try:
-            dates = [_dt.datetime(2000 if climatology else t.year, t.month, t.day, t.hour, t.minute, t.second,
-                                  t.microsecond) for t in values.ravel()]
-        except ValueError as err:
-            raise ValueError(
-                f"cube times {values[:3]} ... cannot be placed on the real calendar ({err}); convert the "
-                "time axis to datetime64 first."
-            ) from None
-        return np.array(dates, dtype="datetime64[ns]").reshape(values.shape), climatology
+        valid = values[~np.isnat(values)]
+        years = valid.astype("datetime64[Y]").astype("int64") + 1970
+        climatology = bool(valid.size) and bool((years <= 1).all())
+        if climatology:
+            months = values.astype("datetime64[M]")
+            within = values - months.astype(values.dtype)
+            values = np.datetime64("2000-01", "M") + months.astype("int64") % 12 + within
+        return _checked_ns(values, what), climatology
     if values.size == 0:
         return values.astype("datetime64[ns]"), False
-    raise TypeError(f"cube times of dtype {values.dtype} are not dates; standardise the cube first.")
+    raise TypeError(f"{what} of dtype {values.dtype} are not dates; give datetime64 or cftime dates.")
+
+
+def _missing(t: object) -> bool:
+    return t is None or (isinstance(t, float) and np.isnan(t)) or t is pd.NaT or (
+        isinstance(t, np.datetime64) and np.isnat(t))
+
+
+def _cftime_as_datetime64(values: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
+    """cftime dates (object array, None/NaN for missing) by their calendar fields; see :func:`as_profile_times`."""
+    codes, unique = pd.factorize(values.ravel())  # missing times get code -1
+    climatology = all(t.year <= 1 for t in unique)
+    dates = np.empty(len(unique), dtype="datetime64[us]")
+    for i, t in enumerate(unique):
+        try:
+            dates[i] = _dt.datetime(2000 if climatology else t.year, t.month, t.day, t.hour, t.minute, t.second,
+                                    t.microsecond)
+        except ValueError:
+            raise ValueError(
+                f"{what}: {t} ({t.calendar} calendar) is not a date of the real calendar"
+                + (" (a climatology is placed in the leap year 2000)" if climatology else "")
+                + ", and would have to be shifted to become one; convert the times to datetime64 yourself, e.g. "
+                "ds.convert_calendar('proleptic_gregorian', align_on='year') for a 360_day calendar, or drop "
+                "these dates."
+            ) from None
+    out = np.full(codes.shape, np.datetime64("NaT", "us"))
+    out[codes >= 0] = dates[codes[codes >= 0]]
+    return _checked_ns(out.reshape(values.shape), what), climatology
+
+
+#: The dates datetime64[ns] holds (a cast beyond them wraps around silently in numpy).
+_NS_RANGE = (np.datetime64("1677-09-22", "us"), np.datetime64("2262-04-11", "us"))
+
+
+def _checked_ns(values: np.ndarray, what: str) -> np.ndarray:
+    """datetime64 of any unit as datetime64[ns], refusing dates outside what nanoseconds hold."""
+    valid = values[~np.isnat(values)].astype("datetime64[us]")
+    outside = valid[(valid < _NS_RANGE[0]) | (valid > _NS_RANGE[1])]
+    if outside.size:
+        raise ValueError(
+            f"{what}: {outside[0]} is outside the years 1678-2261 that the profile and cube time axes "
+            "(datetime64[ns]) hold; a climatology must have every date in year 0 or 1. Shift the years "
+            "into that range first."
+        )
+    return values.astype("datetime64[ns]")
 
 
 def year_position(times: np.ndarray) -> np.ndarray:
@@ -76,7 +153,7 @@ class TimeWindows:
 
     def __init__(self, cube_times: np.ndarray, profile_times: np.ndarray, window) -> None:
         cube, climatology = as_profile_times(cube_times)
-        profiles = np.asarray(profile_times).astype("datetime64[ns]")
+        profiles, _ = as_profile_times(profile_times, "profile times")
         self.period: int | None = None
         if isinstance(window, str) and window.strip().lower() == "month":
             months_cube, months_profiles = cube.astype("datetime64[M]").astype("int64"), profiles.astype(

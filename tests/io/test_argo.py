@@ -1,0 +1,72 @@
+"""read_profiles on the real Argo GDAC files (../shared/data/argo): times and repeated profiles."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from xdepthrecon.io.profiles import read_profiles
+
+ARGO = Path(__file__).resolve().parents[3] / "shared" / "data" / "argo" / "dac"
+FILES = sorted(ARGO.glob("*/*/profiles/*.nc")) + sorted(ARGO.glob("*/*/*_prof.nc"))
+pytestmark = pytest.mark.skipif(not FILES, reason=f"the real Argo files are not at {ARGO}")
+
+
+def _read(obj) -> xr.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # QC drops; what is checked here is in the attributes
+        return read_profiles(obj)
+
+
+def _juld_in_seconds(path: Path) -> np.ndarray:
+    """JULD as stored (float days since 1950-01-01), read with netCDF4 alone, rounded to the second."""
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_maskandscale(False)
+        juld = np.asarray(nc["JULD"][:], dtype="float64")
+        fill = nc["JULD"].getncattr("_FillValue")
+    juld = juld[juld != fill]
+    return np.datetime64("1950-01-01T00:00:00", "ns") + np.round(juld * 86_400).astype("int64") * np.timedelta64(
+        1, "s")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_times_are_the_file_julds_to_the_second(path):
+    times = _read(path).time.values
+    assert not (times.astype("int64") % 10**9).any()  # was ...09:01:59.999999744
+    assert set(times) <= set(_juld_in_seconds(path))
+
+
+def test_a_float_prof_file_read_with_its_single_cycle_files_keeps_each_profile_once():
+    float_dir = ARGO / "kordi" / "2901780"
+    singles = sorted((float_dir / "profiles").glob("*.nc"))
+    alone = _read(float_dir / "2901780_prof.nc")
+    with pytest.warns(UserWarning, match=f"{len(singles)} repeating another's platform, cycle and direction"):
+        together = read_profiles([float_dir / "2901780_prof.nc", *singles])
+    assert together.attrs["qc_dropped_profiles"] == alone.attrs["qc_dropped_profiles"] + len(singles)
+    assert together.sizes["profile"] == alone.sizes["profile"]
+    xr.testing.assert_equal(together.reset_coords()[["temperature", "depth", "time", "platform"]],
+                            alone.reset_coords()[["temperature", "depth", "time", "platform"]])
+
+
+def test_the_delayed_mode_file_of_a_cycle_wins_over_its_real_time_file():
+    profiles = ARGO / "nmdis" / "2901623" / "profiles"
+    delayed = _read(profiles / "D2901623_061.nc")
+    with pytest.warns(UserWarning, match="1 repeating another's platform, cycle and direction"):
+        both = read_profiles([profiles / "R2901623_061.nc", profiles / "D2901623_061.nc"])
+    xr.testing.assert_equal(both.reset_coords()[["temperature", "depth"]],
+                            delayed.reset_coords()[["temperature", "depth"]])
+
+
+def test_profiles_of_one_cycle_with_different_sampling_schemes_are_not_repeats():
+    path = ARGO / "bodc" / "6901929" / "profiles" / "R6901929_221.nc"  # primary + near-surface profile
+    once = _read(path)
+    assert once.sizes["profile"] == 2 and "repeating" not in once.attrs["qc_summary"]
+    twice = _read([path, path])
+    assert "2 repeating another's platform, cycle and direction" in twice.attrs["qc_summary"]
+    xr.testing.assert_equal(twice.reset_coords()[["temperature", "depth"]],
+                            once.reset_coords()[["temperature", "depth"]])
