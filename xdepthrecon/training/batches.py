@@ -42,15 +42,32 @@ class Window:
 
 
 def _starts(size: int, window: int, patch: int) -> list[tuple[int, int]]:
-    """Window (start, stop) along one axis: blocks of ``window``, each at least ``patch`` long."""
+    """Window (start, stop) along one axis: blocks of ``window`` that tile the axis without overlap, a last
+    block shorter than ``patch`` joined to the one before it (so every block holds a patch)."""
     if size < patch:
         raise ValueError(f"the grid has {size} cells along an axis, fewer than the patch size {patch}; "
                          "use a smaller patch_size.")
-    spans = []
-    for start in range(0, size, window):
-        stop = min(size, start + window)
-        spans.append((max(0, stop - max(patch, stop - start)), stop))
-    return spans
+    stops = list(range(window, size, window)) + [size]
+    if len(stops) > 1 and stops[-1] - stops[-2] < patch:
+        del stops[-2]
+    return list(zip([0] + stops[:-1], stops))
+
+
+def _pieces(span: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``span`` (start, stop) cut into ``count`` contiguous pieces of (nearly) equal length."""
+    edges = np.linspace(span[0], span[1], count + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _finer(window: Window, needed: int, patch: int) -> list[Window]:
+    """``window`` cut into at least ``needed`` spatial blocks of at least a patch each (as many as fit when
+    fewer do), as square in cells as the window allows."""
+    height, width = window.rows[1] - window.rows[0], window.columns[1] - window.columns[0]
+    most_rows, most_columns = max(1, height // patch), max(1, width // patch)
+    shapes = [(a, min(most_columns, -(-needed // a))) for a in range(1, most_rows + 1)]
+    shapes = [s for s in shapes if s[0] * s[1] >= needed] or [(most_rows, most_columns)]
+    rows, columns = min(shapes, key=lambda s: (s[0] * s[1], abs(np.log(height * s[1] / (width * s[0])))))
+    return [Window(window.time, la, lo) for la in _pieces(window.rows, rows) for lo in _pieces(window.columns, columns)]
 
 
 def _chunk_window(field: xr.DataArray, axis: str, patch: int) -> int:
@@ -140,16 +157,24 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 for la in lat_spans for lo in lon_spans]
 
     def split(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
-        """Split this dataset's windows into (training, validation) at random, whole windows apart."""
-        windows = list(self._windows)
+        """Split this dataset's windows into (training, validation) at random, whole windows apart.
+
+        When the windows are too few to hold ``val_fraction`` of them out and keep some for training (one
+        snapshot whose grid is one window), each is first cut into smaller spatial blocks that do not overlap
+        (at least a patch each, enough for one block to be at most ``val_fraction`` of them where the grid
+        allows): validation is then held out in space, as whole blocks.
+        """
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        count = int(round(val_fraction * len(windows)))
-        if val_fraction > 0 and count == 0:
-            count = 1
+        windows = list(self._windows)
+        if _held_out(val_fraction, len(windows)) >= len(windows):
+            needed = -(-int(np.ceil(1.0 / val_fraction - 1e-9)) // len(windows))
+            windows = [block for window in windows for block in _finer(window, needed, self.patch_size)]
+        count = _held_out(val_fraction, len(windows))
         if count >= len(windows):
-            raise ValueError(f"val_fraction={val_fraction} leaves no training windows out of {len(windows)}; "
-                             "lower it or use a larger cube.")
+            raise ValueError(f"val_fraction={val_fraction} leaves no training windows out of {len(windows)} "
+                             f"(blocks of at least patch_size={self.patch_size} cells in each time step); lower "
+                             "val_fraction (0 trains without validation), use a smaller patch_size or a larger cube.")
         order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(windows))
         return [windows[i] for i in sorted(order[count:])], [windows[i] for i in sorted(order[:count])]
 
@@ -206,6 +231,12 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 item[name] = torch.from_numpy(np.array(cells[::-1] if axis in flips else cells, dtype=np.float32))
             item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
             yield item
+
+
+def _held_out(val_fraction: float, windows: int) -> int:
+    """Windows held out for validation: ``val_fraction`` of them, at least one when the fraction is not 0."""
+    count = int(round(val_fraction * windows))
+    return max(count, 1) if val_fraction > 0 else 0
 
 
 def _with_channel(name: str, field: xr.DataArray) -> xr.DataArray:
