@@ -25,6 +25,7 @@ analysis fits its covariances and calibrates its error with them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -152,16 +153,19 @@ class SeasonalBackground(nn.Module):
 
 
 def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
-                               block: float = 30.0, folds: int = 4, seed: int = 0,
-                               over: str = "space") -> xr.DataArray:
+                               block: float = 30.0, folds: int = 4, seed: int = 0, over: str = "space",
+                               on_fit: Callable[[], None] | None = None) -> xr.DataArray:
     """Backgrounds of the training data, each fitted without its own block of the map or of the times.
 
     ``over="space"``: the map is cut into ``block``-degree squares, dealt at random into ``folds`` folds;
     each fold's cells take the background :meth:`SeasonalBackground.fit` gives from the other folds (filled
     into the fold's cells as into a held-out region): what a new region sees. ``over="time"``: the time
     steps are dealt into ``folds`` folds; each fold's time steps take the background fitted to the other
-    time steps at every cell: what a new season or year in a trained region sees. Returns
-    ``(time, channel, latitude, longitude)`` like ``field`` (float32, finite everywhere).
+    time steps at every cell: what a new season or year in a trained region sees. A fold that holds all the
+    data (one time step; a region within one block) has nothing to hold out from: it takes the fit to all the
+    data, as in-sample as :meth:`SeasonalBackground.fit`. ``on_fit`` is called once per fold (``folds``
+    calls, e.g. to advance a progress bar). Returns ``(time, channel, latitude, longitude)`` like ``field``
+    (float32, finite everywhere).
     """
     if folds < 2:
         raise ValueError(f"folds must be at least 2 for a cross-validated background, got {folds}")
@@ -181,15 +185,16 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
     out = np.zeros(field.shape, dtype=np.float32)
     for fold in range(folds):
         here = (fold_of == fold).broadcast_like(field.isel(channel=0)).transpose("time", *dims[2:]).values
-        if not here.any():
-            continue
-        others = field.where(~(fold_of == fold))
-        if not np.isfinite(others.values).any():
-            others = field  # one fold holds all the data: nothing to hold out
-        fitted = SeasonalBackground.fit(others, sst, harmonics=harmonics, band=band)
-        values = fitted.at(field.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
-        taken = np.broadcast_to(here[:, None], out.shape)
-        out[taken] = values.numpy()[taken]
+        if here.any():
+            others = field.where(~(fold_of == fold))
+            if not np.isfinite(others.values).any():
+                others = field  # one fold holds all the data: nothing to hold out
+            fitted = SeasonalBackground.fit(others, sst, harmonics=harmonics, band=band)
+            values = fitted.at(field.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
+            taken = np.broadcast_to(here[:, None], out.shape)
+            out[taken] = values.numpy()[taken]
+        if on_fit is not None:
+            on_fit()
     return xr.DataArray(out, dims=dims, coords={d: field[d] for d in dims if d in field.coords})
 
 

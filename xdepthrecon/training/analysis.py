@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from xdepthrecon.io.sst import align_sst
 from xdepthrecon.stats.covariance import MIN_FIT_OBSERVATIONS, Covariance
 from xdepthrecon.stats.geometry import unit_vectors
 from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
-from xdepthrecon.training.calibration import calibrate, calibration_backgrounds
+from xdepthrecon.training.calibration import (HELD_OUT, calibrate, calibration_backgrounds, counted,
+                                              progress_bar)
 from xdepthrecon.training.config import DIFFUSION_TRAINING, ObservationConfig, TrainingConfig
 from xdepthrecon.training.loop import datasets_for, patches, pick_device
 from xdepthrecon.training.observations import batch_inputs
@@ -109,22 +111,32 @@ def fit_analysis(
 
 def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: TrainingConfig, *,
                          device: torch.device, progress: bool) -> tuple[Analysis, dict[str, xr.DataArray]]:
-    """The fitted analysis and the cross-validated backgrounds it was calibrated with."""
-    background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band)
-    backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed)
-    space = calibration_patches(data, backgrounds["space"], training)
-    departures = _fit_departures(space, data, config, training, device)
-    analysis = Analysis(background, departures, config)
-    analysis.depth.copy_(torch.tensor(data.field.channel.values, dtype=torch.float64))
+    """The fitted analysis and the cross-validated backgrounds it was calibrated with; ``progress`` shows one
+    bar over the phases (the background fit, ``2 * config.folds`` cross-validated fits, the covariance fit
+    and the two calibrations), each named as it runs."""
+    with progress_bar(2 * config.folds + 4, progress, "background fit") as bar:
+        background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band)
+        bar.update()
+        backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed, bar=bar)
+        bar.set_description("covariance fit")
+        space = calibration_patches(data, backgrounds["space"], training)
+        departures = _fit_departures(space, data, config, training, device, bar)
+        bar.update()
+        analysis = Analysis(background, departures, config)
+        analysis.depth.copy_(torch.tensor(data.field.channel.values, dtype=torch.float64))
 
-    def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index))
-        return guess.mean, guess.predicted_variance
+        def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index))
+            return guess.mean, guess.predicted_variance
 
-    options = dict(device=device, seed=training.seed, batches=config.batches, progress=progress)
-    analysis.error_model = calibrate(estimate, space, training.batch_size, **options)
-    analysis.covered_error_model = calibrate(estimate, calibration_patches(data, backgrounds["time"], training),
-                                             training.batch_size, **options)
+        errors = {}
+        for over in HELD_OUT:
+            bar.set_description(f"calibration ({over})")
+            errors[over] = calibrate(estimate, calibration_patches(data, backgrounds[over], training),
+                                     training.batch_size, device=device, seed=training.seed, batches=config.batches,
+                                     bar=bar)
+            bar.update()
+    analysis.error_model, analysis.covered_error_model = errors["space"], errors["time"]
     return analysis, backgrounds
 
 
@@ -136,14 +148,13 @@ def calibration_patches(data: TrainingData, background: xr.DataArray, training: 
 
 @torch.no_grad()
 def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisConfig, training: TrainingConfig,
-                    device: torch.device) -> DepartureAnalysis:
+                    device: torch.device, bar: Any) -> DepartureAnalysis:
     """Covariances of the observations' departures from the anchored background on ``dataset``'s patches,
     each patch an independent field; a prior one, with a warning, when too few columns are observed."""
     random = torch.Generator().manual_seed(training.seed + 555)
     positions, departures = [], []
-    for index, batch in enumerate(PrefetchLoader(dataset, training.batch_size, device=device)):
-        if index == config.batches:
-            break
+    loader = PrefetchLoader(dataset, training.batch_size, device=device)
+    for batch in counted(loader, min(config.batches, len(loader)), bar):
         _, departure, observed = anchor(batch_inputs(batch, data.observations, random, data.depth_max_index),
                                         config.slope_scale_km)
         values = torch.where(observed, departure, torch.nan).cpu().numpy()
@@ -158,7 +169,7 @@ def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisC
                                      tile=config.tile, seed=training.seed)
     warnings.warn(f"too few observed columns ({int(per_level.max())}) to fit the departures' covariances; the "
                   f"analysis uses a prior one ({PRIOR_LENGTH_KM:g} km, the departures' variance). Train on more data "
-                  "or a higher observation density.", stacklevel=4)
+                  "or a higher observation density.", stacklevel=5)
     pooled = np.concatenate([d.ravel() for d in departures]) if departures else np.zeros(0)
     variance = float(np.nanvar(pooled)) if np.isfinite(pooled).sum() > 1 else 1.0
     levels = data.field.sizes["channel"]

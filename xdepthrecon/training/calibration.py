@@ -5,12 +5,15 @@ A background fitted on the very cells it is evaluated at is better there than an
 analysis fits its departure covariances, and both it and the diffusion model measure their errors, against
 cross-validated backgrounds (:func:`~xdepthrecon.analysis.background.cross_validated_background`): fitted
 without their own block of the map (what a new region sees) or without their own time steps (what a new
-season or year sees in a covered region).
+season or year sees in a covered region). These phases take minutes on a large cube: they report to one
+progress bar over the phases of a fit (:func:`progress_bar`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,29 +30,49 @@ Estimate = Callable[[dict[str, torch.Tensor], torch.Generator], tuple[torch.Tens
 HELD_OUT = ("space", "time")
 
 
-def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: AnalysisConfig,
-                            seed: int = 0) -> dict[str, xr.DataArray]:
+def progress_bar(total: int, progress: bool, phase: str) -> Any:
+    """One progress bar over a run of phases (``total`` steps), starting with ``phase``: each phase names
+    itself with ``bar.set_description``, advances it with ``bar.update()`` and shows its batches with
+    :func:`counted`."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=phase, disable=not progress, unit="step")
+
+
+def counted(items: Any, total: int, bar: Any | None) -> Iterator[Any]:
+    """``items``, stopping after ``total`` of them, each counted on ``bar``'s postfix (``batch i/total``)."""
+    for index, item in enumerate(islice(items, total)):
+        if bar is not None:
+            bar.set_postfix_str(f"batch {index + 1}/{total}")
+        yield item
+    if bar is not None:
+        bar.set_postfix_str("", refresh=False)
+
+
+def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: AnalysisConfig, seed: int = 0, *,
+                            bar: Any | None = None) -> dict[str, xr.DataArray]:
     """Backgrounds of the training ``field`` (time, channel, latitude, longitude) fitted without each block of
-    the map (``"space"``) and without each fold of time steps (``"time"``)."""
-    return {over: cross_validated_background(field, sst, harmonics=settings.harmonics, band=settings.band,
-                                             block=settings.block, folds=settings.folds, seed=seed, over=over)
-            for over in HELD_OUT}
+    the map (``"space"``) and without each fold of time steps (``"time"``); ``bar`` (a :func:`progress_bar`)
+    names each and counts its ``2 * settings.folds`` fits."""
+    backgrounds = {}
+    for over in HELD_OUT:
+        if bar is not None:
+            bar.set_description(f"backgrounds held out in {over}")
+        backgrounds[over] = cross_validated_background(field, sst, harmonics=settings.harmonics, band=settings.band,
+                                                       block=settings.block, folds=settings.folds, seed=seed,
+                                                       over=over, on_fit=None if bar is None else bar.update)
+    return backgrounds
 
 
 @torch.no_grad()
 def calibrate(estimate: Estimate, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
-              batches: int, progress: bool = False) -> ErrorModel | None:
+              batches: int, bar: Any | None = None) -> ErrorModel | None:
     """The error model of ``estimate`` against the truth ``y`` on ``dataset``'s patches: squared errors by
-    level, binned by the predicted variance (None when no patch comes)."""
-    from tqdm.auto import tqdm
-
+    level, binned by the predicted variance (None when no patch comes); ``bar`` shows the batches done."""
     random = torch.Generator().manual_seed(seed + 777)
     predicted, errors = [], []
     loader = PrefetchLoader(dataset, batch_size, device=device)
-    for index, batch in enumerate(tqdm(loader, desc="calibrating", total=min(batches, len(loader)),
-                                       disable=not progress, leave=False)):
-        if index == batches:
-            break
+    for batch in counted(loader, min(batches, len(loader)), bar):
         y = batch["y"]
         value, variance = estimate(batch, random)
         ocean = ~torch.isnan(y).all(dim=1)

@@ -29,7 +29,7 @@ from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
-from xdepthrecon.training.calibration import calibrate, calibration_backgrounds
+from xdepthrecon.training.calibration import HELD_OUT, calibrate, calibration_backgrounds, progress_bar
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
@@ -96,6 +96,8 @@ def train_diffusion(
     given = analysis if isinstance(analysis, Analysis) else None
     settings_of_analysis = given.settings if given is not None else (analysis or AnalysisConfig())
     target = pick_device(device)
+    replicas = _replicas.join(target)
+    shown = progress and replicas.main  # every replica fits and calibrates alike; the first shows it
     autoencoder.check_levels(as_cube(cube).depth.values)
     data = training_data(cube, sst, profiles, observations=observations, training=training)
     path = None if checkpoint is None else Path(checkpoint)
@@ -110,13 +112,12 @@ def train_diffusion(
     else:
         if given is None:
             fitted, backgrounds = fit_with_backgrounds(data, settings_of_analysis, training, device=target,
-                                                       progress=progress)
+                                                       progress=shown)
         else:
             fitted = copy.deepcopy(given).cpu()
         model = _new_model(data, autoencoder, fitted, config).to(target)
     _set_trainable(model.autoencoder, config.finetune)
     fields = {**data.fields, "background": _background_field(model.analysis, data)}
-    replicas = _replicas.join(target)
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
@@ -134,9 +135,7 @@ def train_diffusion(
     saved = fit(model, loss, (train_set, val_set), training, device=target, path=path, settings=settings,
                 state=state, average="denoiser", progress=progress, name="diffusion")
     if start < training.epochs:  # the averaged network's validation errors set the model's error floor
-        backgrounds = backgrounds or calibration_backgrounds(data.field, data.sst, model.analysis.settings,
-                                                             seed=training.seed)
-        _calibrate(model, data, backgrounds, training, target, progress)
+        _calibrate(model, data, backgrounds, training, target, shown)
         if path is not None and replicas.main:
             _checkpoint.save(model, path, training_state=saved)
         _replicas.barrier(replicas)
@@ -168,10 +167,12 @@ def _background_field(analysis: Analysis, data: TrainingData) -> xr.DataArray:
     return xr.DataArray(values.cpu().numpy(), dims=field.dims, coords=field.coords)
 
 
-def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.DataArray],
+def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.DataArray] | None,
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
-    """Set the model's error models: its one-step estimate against the truth on the calibration patches."""
+    """Set the model's error models: its one-step estimate against the truth on the calibration patches, with
+    the cross-validated ``backgrounds`` (fitted anew when None); ``progress`` shows one bar over the phases."""
     model.eval()
+    settings = model.analysis.settings
 
     def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index),
@@ -182,10 +183,18 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
         r0 = model.schedule.predict_x0(output, noise, t)
         return model.decode_residual(r0, prepared), prepared.guess.predicted_variance
 
-    options = dict(device=device, seed=training.seed, batches=model.analysis.settings.batches, progress=progress)
-    model.error_model, model.covered_error_model = (
-        calibrate(estimate, calibration_patches(data, backgrounds[over], training), training.batch_size, **options)
-        for over in ("space", "time"))
+    errors = {}
+    with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
+                      "network calibration") as bar:
+        if backgrounds is None:
+            backgrounds = calibration_backgrounds(data.field, data.sst, settings, seed=training.seed, bar=bar)
+        for over in HELD_OUT:
+            bar.set_description(f"network calibration ({over})")
+            errors[over] = calibrate(estimate, calibration_patches(data, backgrounds[over], training),
+                                     training.batch_size, device=device, seed=training.seed,
+                                     batches=settings.batches, bar=bar)
+            bar.update()
+    model.error_model, model.covered_error_model = errors["space"], errors["time"]
 
 
 def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
