@@ -58,11 +58,12 @@ def test_osse_end_to_end_on_the_sample_data(samples, case):
     assert set(table["columns"]) == {"all", "observed", "unobserved"}
     assert set(table.depth) == set(atlas.depth.values)
     probabilistic = set(table.loc[table.metric == "crps", "method"])
-    assert probabilistic == {"optimal_interpolation", "sst_regression_oi"}
+    assert probabilistic == {"optimal_interpolation", "sst_regression_oi", "classical_analysis"}
     rmse = table[(table.metric == "rmse") & (table["columns"] == "unobserved") & (table.region == "trained")]
     by_method = rmse.groupby("method").value.mean()
     assert by_method["optimal_interpolation"] < by_method["nearest"]
     assert by_method["optimal_interpolation"] < by_method["climatology"]
+    assert by_method["classical_analysis"] < by_method["climatology"]
     observed = table[(table.metric == "rmse") & (table["columns"] == "observed") & (table.method == "nearest")]
     assert observed.value.max() < 0.05  # the profiles' values, 0.01 degC noise
     assert set(table.attrs["seconds"]) == set(methods)
