@@ -43,6 +43,30 @@ SST_STANDARD_NAMES: tuple[str, ...] = (
 #: Variable names of sea surface temperature in OSTIA, COADS, CMIP and reanalysis files.
 SST_NAMES: tuple[str, ...] = ("analysed_sst", "sst", "SST", "tos", "surface_temperature", "sea_surface_temperature")
 
+#: Quantities that sit beside temperature in ocean files and are not temperature: per quantity, regular
+#: expressions (full match, case-insensitive) of variable names, CF standard names and units. A variable
+#: that matches any of them is never taken for temperature unless named by ``temperature=``.
+OTHER_QUANTITIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "salinity": {
+        "name": (r"so", r"sos", r"s", r"sa", r"sss", r"sal", r"salt", r".*salinity", r"sal_.*", r"psal.*", r"vosaline",
+                 r"s_an", r"s_mn"),
+        "standard_name": (r".*salinity.*",),
+        "units": (r"psu", r"pss", r"pss-78", r"practical salinity units?", r"1e-3", r"0\.001", r"10\^-3", r"g/kg",
+                  r"g kg-1", r"g kg\^-1", r"ppt", r"‰"),
+    },
+    "density": {
+        "name": (r"rho.*", r"dens", r"density", r"sigma.*", r"pden", r"potdens", r"vosigma.*"),
+        "standard_name": (r"sea_water_.*density.*", r"sea_water_sigma_.*"),
+        "units": (r"kg m-3", r"kg/m3", r"kg/m\^3", r"kg m\^-3", r"kg m\*\*-3", r"kg\.m-3"),
+    },
+    "velocity": {
+        "name": (r"u", r"v", r"w", r"uo", r"vo", r"wo", r"uos", r"vos", r"ucur", r"vcur", r"vozocrtx", r"vomecrty",
+                 r"vovecrtz", r".*velocity", r"speed", r"current.*"),
+        "standard_name": (r".*sea_water_.*velocity.*", r"sea_water_speed", r".*_current.*"),
+        "units": (r"m/s", r"m s-1", r"m s\^-1", r"m\.s-1", r"cm/s", r"cm s-1", r"m s\*\*-1"),
+    },
+}
+
 #: Regular expressions for axis coordinate names, per canonical axis, when metadata is missing.
 AXIS_NAME_PATTERNS: dict[str, tuple[str, ...]] = {
     "time": (r"time", r"TIME\d*", r"t", r"JULD", r"TAX.*"),
@@ -78,6 +102,21 @@ def temperature_scale(units: str) -> str | None:
         return "degC"
     if cleaned in _KELVIN:
         return "K"
+    return None
+
+
+def other_quantity(name: str, standard_name: str | None, units: str | None) -> str | None:
+    """What a variable is if its name, standard name or units say it is not temperature (see ``OTHER_QUANTITIES``).
+
+    Returns e.g. ``"salinity (units 'psu')"``, or None when nothing marks it as another quantity.
+    """
+    given = {"standard_name": standard_name, "units": None if units is None else _clean(units), "name": name}
+    for key in ("standard_name", "units", "name"):
+        if given[key] is None:
+            continue
+        for quantity, criteria in OTHER_QUANTITIES.items():
+            if any(re.fullmatch(pattern, str(given[key]), flags=re.IGNORECASE) for pattern in criteria[key]):
+                return f"{quantity} ({key} {str(given[key])!r})"
     return None
 
 

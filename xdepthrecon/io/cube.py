@@ -30,10 +30,12 @@ CANONICAL_DIMS: tuple[str, ...] = ("time", "depth", "latitude", "longitude")
 SURFACE_DIMS: tuple[str, ...] = ("time", "latitude", "longitude")
 
 _KELVIN_OFFSET = 273.15
-#: Plausible range (degC) of sea temperature; a median outside it is not Celsius data.
-_CELSIUS_RANGE = (-5.0, 45.0)
-#: Plausible range (K) of sea temperature.
+#: Range (degC) of sea temperature: the 1st and 99th percentiles of a sample of the field must lie in it.
+_SEA_RANGE = (-3.0, 40.0)
+#: Plausible range (K) of sea temperature; a median in it, without units, is Kelvin data.
 _KELVIN_RANGE = (265.0, 320.0)
+#: Without units, a sample whose 1st percentile is above this (degC) looks like salinity (psu) more than temperature.
+_SALINITY_LIKE = 30.0
 _SAMPLE_SIZE = 100_000
 
 
@@ -79,15 +81,21 @@ def standardize(
 
     Variables and axes are found by explicit argument first, then through cf_xarray
     (``standard_name``, ``axis``, ``positive``, ``units``), then from a table of names used by
-    GLORYS, EN4, WOA and Ferret files. Nothing is computed on dask-backed data, except a small
-    sample of values when the temperature has no units (pass ``units=`` to avoid it).
+    GLORYS, EN4, WOA and Ferret files; a lone variable is taken as the temperature unless its
+    name, ``standard_name`` or ``units`` say it is salinity, density or velocity (tables in
+    ``xdepthrecon.io._names``). After unit handling, a sample of the first time step must lie
+    within -3 .. 40 degC (1st to 99th percentile), and without units not all above 30 (that is
+    salinity, in psu). Nothing is computed on dask-backed data,
+    except that sample when the temperature has no units (pass ``units=`` to avoid it); data in
+    memory are always checked.
 
     Parameters
     ----------
     ds
         A Dataset holding a temperature cube, or the cube itself as a DataArray.
     temperature
-        Name of the temperature variable, where it cannot be found from metadata.
+        Name of the temperature variable, where it cannot be found from metadata or where its
+        name says otherwise (its units and values are still checked).
     depth, latitude, longitude, time
         Names of the dimensions holding each axis, where they cannot be found from metadata.
     units
@@ -109,8 +117,10 @@ def standardize(
     Raises
     ------
     ValueError
-        When the temperature or an axis cannot be found or is ambiguous, an axis is not monotonic
-        or repeats values, units are unknown or missing on Kelvin-like values, or all data are NaN.
+        When the temperature or an axis cannot be found or is ambiguous, the only candidate is
+        another quantity (salinity, density, velocity), an axis is not monotonic or repeats values,
+        units are unknown or missing on Kelvin-like values, values lie outside the range of sea
+        temperature, or all data are NaN. The message lists the variables found.
     TypeError
         When the input is not an xarray object or the temperature is not numeric.
 
@@ -207,7 +217,7 @@ def _standardize(
     da = _axes.standard_latitude(da)
     da = _axes.standard_longitude(da)
     da = _axes.standard_time(da)
-    da = _to_celsius(da, name, units)
+    da = _to_celsius(da, name, units, dataset)
     standard_name = source.attrs.get("standard_name")
     da.attrs = {
         "standard_name": standard_name if standard_name in field.standard_names else field.default_standard_name,
@@ -232,12 +242,25 @@ def _as_dataset(ds: xr.Dataset | xr.DataArray, field: _Field) -> xr.Dataset:
 
 
 def _describe_variables(dataset: xr.Dataset) -> str:
+    """One line per data variable: name, dims, standard_name, units and the range of a sample (read here)."""
     parts = []
     for var_name, var in dataset.data_vars.items():
-        standard_name = var.attrs.get("standard_name")
         label = f"{var_name}{tuple(str(d) for d in var.dims)}"
-        parts.append(f"{label} standard_name={standard_name!r}" if standard_name else label)
-    return ", ".join(parts) if parts else "no data variables"
+        for key in ("standard_name", "units"):
+            if key in var.attrs:
+                label += f" {key}={var.attrs[key]!r}"
+        parts.append(f"{label} {_value_range(var)}")
+    return "; ".join(parts) if parts else "no data variables"
+
+
+def _value_range(var: xr.DataArray) -> str:
+    if not np.issubdtype(var.dtype, np.number) or var.size == 0:
+        return f"dtype {var.dtype}"
+    stride = max(1, int(np.ceil((var.size / _SAMPLE_SIZE) ** (1 / max(var.ndim, 1)))))
+    values = np.asarray(var[tuple(slice(None, None, stride) for _ in var.dims)].values, dtype="float64")
+    if not np.isfinite(values).any():
+        return "all NaN"
+    return f"range {np.nanmin(values):.4g} .. {np.nanmax(values):.4g}"
 
 
 def _find_variable(dataset: xr.Dataset, field: _Field, explicit: str | None) -> Hashable:
@@ -248,6 +271,19 @@ def _find_variable(dataset: xr.Dataset, field: _Field, explicit: str | None) -> 
                 f"{_describe_variables(dataset)}."
             )
         return explicit
+    name = _match_variable(dataset, field)
+    var = dataset[name]
+    other = _names.other_quantity(str(name), var.attrs.get("standard_name"), var.attrs.get("units"))
+    if other is not None:
+        raise ValueError(
+            f"the only {field.role} candidate {str(name)!r} is {other}, not {field.role}. Variables found: "
+            f"{_describe_variables(dataset)}. Pass {field.argument}='NAME' naming the {field.role} variable "
+            "(its units and values are checked)."
+        )
+    return name
+
+
+def _match_variable(dataset: xr.Dataset, field: _Field) -> Hashable:
     by_standard_name = dataset.cf.standard_names
     for standard_name in field.standard_names:
         found = [n for n in by_standard_name.get(standard_name, []) if n in dataset.data_vars]
@@ -272,38 +308,58 @@ def _sample(da: xr.DataArray) -> np.ndarray:
     return np.asarray(first.isel(latitude=slice(None, None, stride), longitude=slice(None, None, stride)).values)
 
 
-def _to_celsius(da: xr.DataArray, name: Hashable, units: str | None) -> xr.DataArray:
+def _to_celsius(da: xr.DataArray, name: Hashable, units: str | None, dataset: xr.Dataset) -> xr.DataArray:
     given = units if units is not None else da.attrs.get("units")
     if not np.issubdtype(da.dtype, np.floating):
         da = da.astype("float32")
-    if given is None:
-        sample = _sample(da)
-        if np.all(np.isnan(sample)):
+    scale = "degC" if given is None else _names.temperature_scale(given)
+    if scale is None:
+        other = _names.other_quantity(str(name), None, given)
+        raise ValueError(
+            f"temperature units {given!r} of {str(name)!r} are not understood{f', they say {other}' if other else ''}; "
+            "accepted are degC and K (with their usual spellings). Convert the data or pass units='degC' or "
+            f"units='K'; if {str(name)!r} is not the temperature, pass temperature= naming the temperature "
+            f"variable. Variables found: {_describe_variables(dataset)}."
+        )
+    if isinstance(da.data, np.ndarray) and da.size and np.all(np.isnan(da.values)):
+        _raise_all_nan(name)
+    if given is None or isinstance(da.data, np.ndarray):
+        _check_values(_sample(da), name, given, scale, dataset)
+    if scale == "K":
+        da = da - da.dtype.type(_KELVIN_OFFSET)
+    return da
+
+
+def _check_values(sample: np.ndarray, name: Hashable, given: str | None, scale: str, dataset: xr.Dataset) -> None:
+    """Refuse a sample that is not sea temperature in ``scale``: Kelvin-like without units, or out of range."""
+    if np.all(np.isnan(sample)):
+        if given is None:
             _raise_all_nan(name)
+        return
+    if given is None:
         median = float(np.nanmedian(sample))
         if _KELVIN_RANGE[0] <= median <= _KELVIN_RANGE[1]:
             raise ValueError(
                 f"{str(name)!r} has no units attribute and its values (median {median:.2f}) look like "
                 "Kelvin; pass units='K' to convert to degC, or units='degC' if they really are Celsius."
             )
-        if not _CELSIUS_RANGE[0] <= median <= _CELSIUS_RANGE[1]:
-            raise ValueError(
-                f"{str(name)!r} has no units attribute and its values (median {median:.4g}) look like "
-                "neither degC nor K: check for undecoded scale_factor/add_offset or fill values, then pass units=."
-            )
-        scale = "degC"
-    else:
-        scale = _names.temperature_scale(given)
-        if scale is None:
-            raise ValueError(
-                f"temperature units {given!r} of {str(name)!r} are not understood; accepted are degC and K "
-                "(with their usual spellings). Convert the data or pass units='degC' or units='K'."
-            )
-    if isinstance(da.data, np.ndarray) and da.size and np.all(np.isnan(da.values)):
-        _raise_all_nan(name)
-    if scale == "K":
-        da = da - da.dtype.type(_KELVIN_OFFSET)
-    return da
+    offset = _KELVIN_OFFSET if scale == "K" else 0.0
+    low, high = np.nanpercentile(sample, [1, 99]) - offset
+    if low < _SEA_RANGE[0] or high > _SEA_RANGE[1]:
+        how = f"in {given!r}" if given is not None else "it has no units and looks like neither degC nor K"
+        raise ValueError(
+            f"{str(name)!r} is not sea temperature: {how}, its values range {low:.4g} .. {high:.4g} degC "
+            f"(1st to 99th percentile), outside {_SEA_RANGE[0]:g} .. {_SEA_RANGE[1]:g} degC. Check for undecoded "
+            "scale_factor/add_offset or fill values and the units (pass units=), or pass temperature= naming the "
+            f"temperature variable. Variables found: {_describe_variables(dataset)}."
+        )
+    if given is None and low > _SALINITY_LIKE:
+        raise ValueError(
+            f"{str(name)!r} has no units and its values range {low:.4g} .. {high:.4g} (1st to 99th percentile): "
+            "that is the range of salinity (psu), not of sea temperature, which is colder somewhere in almost any "
+            "field. Pass units='degC' if it really is temperature, or temperature= naming the temperature "
+            f"variable. Variables found: {_describe_variables(dataset)}."
+        )
 
 
 def _raise_all_nan(name: Hashable) -> None:
