@@ -9,9 +9,7 @@ counting what fails quality control, and the canonical form, live in :mod:`xdept
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +18,9 @@ import pandas as pd
 import xarray as xr
 
 from xdepthrecon.io import _names
-from xdepthrecon.io.times import as_profile_times
+from xdepthrecon.io._profile_values import (cftime_fallback_silenced, decoded_times, flag_codes, float_values,
+                                            strings, to_celsius)
 
-_KELVIN_OFFSET = 273.15
-#: Days since 1950-01-01: the time unit of EN4 and Argo ``JULD``, assumed when a ``JULD`` has no units.
-_JULD_UNITS = "days since 1950-01-01 00:00:00"
-_BLANK = ord(" ")
 #: Argo's name of the sampling of a profile: primary, near-surface, secondary (one cycle may hold several).
 _SAMPLING_SCHEME = "VERTICAL_SAMPLING_SCHEME"
 
@@ -73,20 +68,12 @@ def _read_path(path: Path, names, units, good_flags) -> RawProfiles:
     if path.suffix.lower() == ".parquet":
         return _read_dataset(_table_dataset(pd.read_parquet(path)), names, units, good_flags)
     try:
-        with _cftime_fallback_silenced():
+        with cftime_fallback_silenced():
             ds = xr.open_dataset(path)
     except ValueError:  # times that cannot be decoded: decode the ones we need ourselves
         ds = xr.open_dataset(path, decode_times=False)
     with ds:
         return _read_dataset(ds, names, units, good_flags)
-
-
-@contextmanager
-def _cftime_fallback_silenced() -> Iterator[None]:
-    """Silence xarray's note that it decoded times to cftime: :func:`_times` reads cftime of every calendar."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unable to decode time axis into full numpy.datetime64")
-        yield
 
 
 def _table_dataset(df: pd.DataFrame) -> xr.Dataset:
@@ -135,7 +122,7 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
     wanted |= {f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS, *_names.PROFILE_GROUP_COLUMNS,
                _SAMPLING_SCHEME}
     present = [n for n in wanted if n is not None and n in ds.variables]
-    with _cftime_fallback_silenced():
+    with cftime_fallback_silenced():
         sub = xr.decode_cf(ds.reset_coords()[present])
     temperature_var = sub[t_name]
     if temperature_var.ndim not in (1, 2):
@@ -159,17 +146,17 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
         vertical = vertical * _depth_factor(sub[z_name])
     profile_ok = columns.profile_flags_ok([f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS],
                                           [_profile_flag_name(t_name)])
-    latitude = _float(sub[lat_name])
-    longitude = _float(sub[lon_name])
-    time = _times(sub[time_name], time_name)
-    platform = _strings(sub[platform_name].values) if platform_name is not None else None
-    temperature = _to_celsius(temperature, units or temperature_var.attrs.get("units"), t_name)
+    latitude = float_values(sub[lat_name])
+    longitude = float_values(sub[lon_name])
+    time = decoded_times(sub[time_name], time_name)
+    platform = strings(sub[platform_name].values) if platform_name is not None else None
+    temperature = to_celsius(temperature, units or temperature_var.attrs.get("units"), t_name)
     standard_name = temperature_var.attrs.get("standard_name") or (
         "sea_water_potential_temperature" if str(t_name).startswith(("POTM", "theta")) else "sea_water_temperature"
     )
     value_ok = t_ok & z_ok
     identity = _identity(sub, platform)
-    data_mode = _flag_codes(sub["DATA_MODE"].values, columns.shape[:1]) if "DATA_MODE" in sub.variables else None
+    data_mode = flag_codes(sub["DATA_MODE"].values, columns.shape[:1]) if "DATA_MODE" in sub.variables else None
     if level_dim is None:
         extra_keys = {name: sub[name].values for name in _names.PROFILE_GROUP_COLUMNS if name in sub.variables}
         return _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
@@ -182,9 +169,9 @@ def _identity(sub: xr.Dataset, platform: np.ndarray | None) -> np.ndarray | None
     """Argo's name of each profile: (platform, cycle, direction, vertical sampling scheme); None without them."""
     if platform is None or "CYCLE_NUMBER" not in sub.variables:
         return None
-    cycle = _float(sub["CYCLE_NUMBER"])
-    direction = _strings(sub["DIRECTION"].values) if "DIRECTION" in sub.variables else np.full(cycle.shape, "A")
-    scheme = (_strings(sub[_SAMPLING_SCHEME].values) if _SAMPLING_SCHEME in sub.variables
+    cycle = float_values(sub["CYCLE_NUMBER"])
+    direction = strings(sub["DIRECTION"].values) if "DIRECTION" in sub.variables else np.full(cycle.shape, "A")
+    scheme = (strings(sub[_SAMPLING_SCHEME].values) if _SAMPLING_SCHEME in sub.variables
               else np.full(cycle.shape, ""))
     out = np.empty(cycle.shape, dtype=object)
     for i, key in enumerate(zip(platform, cycle, direction, scheme)):
@@ -274,13 +261,13 @@ class _Columns:
         var = self.sub[name]
         if var.dims == self.dims[1:]:  # one set of levels shared by all profiles
             var = var.expand_dims({self.dims[0]: self.shape[0]})
-        return _float(var.transpose(*self.dims))
+        return float_values(var.transpose(*self.dims))
 
     def flags_ok(self, name: Hashable, shape: tuple[int, ...]) -> np.ndarray:
         """True where the flag ``name`` is accepted; True everywhere when there is no such flag."""
         if name not in self.sub.variables:
             return np.ones(shape, dtype=bool)
-        return np.isin(_flag_codes(self.sub[name].values, shape), self.good)
+        return np.isin(flag_codes(self.sub[name].values, shape), self.good)
 
     def measured(self, name: Hashable, adjusted: bool) -> tuple[np.ndarray, np.ndarray]:
         """Values and flag checks of ``name``, using Argo ``name_ADJUSTED`` for profiles that have it."""
@@ -292,7 +279,7 @@ class _Columns:
         adjusted_values = self.values(adjusted_name)
         adjusted_ok = self.flags_ok(f"{adjusted_name}_QC", self.shape)
         if "DATA_MODE" in self.sub.variables:  # Argo: 'A' and 'D' profiles use adjusted values, even if missing
-            mode = _flag_codes(self.sub["DATA_MODE"].values, self.shape[:1])
+            mode = flag_codes(self.sub["DATA_MODE"].values, self.shape[:1])
             use = np.isin(mode, [ord("A"), ord("D")])
         else:
             use = np.isfinite(adjusted_values).reshape(self.shape[0], -1).any(axis=1)
@@ -307,128 +294,8 @@ class _Columns:
         reject = np.array([ord(f) for f in _names.PROFILE_REJECT_FLAGS], dtype=np.uint32)
         for name in whole_profile:
             if name in self.sub.variables:
-                ok &= ~np.isin(_flag_codes(self.sub[name].values, shape), reject)
+                ok &= ~np.isin(flag_codes(self.sub[name].values, shape), reject)
         return ok
-
-
-def _flag_codes(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """QC flags as character codes (uint32) of ``shape``; blank (' ') where there is no flag.
-
-    Accepts one character per value (``S1``/``U1``, as stored), strings joined along the level axis
-    (as xarray decodes netCDF char arrays: one string per profile), and integer or float flags
-    (argopy), NaN meaning no flag.
-    """
-    v = np.asarray(values)
-    if v.dtype.kind in "biuf":
-        f = v.astype("float64")
-        digits = np.mod(np.nan_to_num(f, nan=0.0), 10).astype(np.uint32) + ord("0")
-        codes = np.where(np.isfinite(f), digits, _BLANK).astype(np.uint32)[..., None]
-    else:
-        if v.dtype.kind == "O":
-            v = np.array([_flag_text(x) for x in v.ravel()], dtype="U").reshape(v.shape)
-        width = max(v.dtype.itemsize // (4 if v.dtype.kind == "U" else 1), 1)
-        v = v.astype(f"{v.dtype.kind}{width}")
-        codes = v.view(np.uint32 if v.dtype.kind == "U" else np.uint8).reshape(v.shape + (width,))
-        codes = np.where(codes == 0, _BLANK, codes).astype(np.uint32)
-    if codes.ndim - 1 == len(shape):  # one flag per value: keep its first character
-        return np.broadcast_to(codes[..., 0], shape)
-    if codes.ndim == len(shape) and codes.shape[:-1] == shape[:-1]:  # strings along the level axis
-        out = np.full(shape, _BLANK, dtype=np.uint32)
-        n = min(codes.shape[-1], shape[-1])
-        out[..., :n] = codes[..., :n]
-        return out
-    raise ValueError(f"QC flags of shape {v.shape} do not match the data of shape {shape}.")
-
-
-def _flag_text(x: object) -> str:
-    """One flag string, unstripped (a blank keeps the place of a level without a flag)."""
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return ""
-    if isinstance(x, bytes):
-        return x.decode("ascii", "replace")
-    if isinstance(x, (float, np.floating)) and float(x).is_integer():
-        return str(int(x))
-    return str(x)
-
-
-def _float(var: xr.DataArray) -> np.ndarray:
-    values = np.asarray(var.values)
-    if values.dtype in (np.float32, np.float64):
-        return values
-    if values.dtype.kind in "iub":
-        return values.astype("float32" if values.dtype.itemsize <= 2 else "float64")
-    if values.dtype.kind == "f":
-        return values.astype("float32")
-    raise TypeError(f"{str(var.name)!r} has dtype {values.dtype}, not numbers; check that it is the right variable.")
-
-
-def _times(var: xr.DataArray, name: Hashable) -> np.ndarray:
-    """Profile times as datetime64[ns] by :func:`~xdepthrecon.io.times.as_profile_times` (any cftime calendar)."""
-    with _cftime_fallback_silenced():  # decoding is lazy: it happens here
-        values = np.asarray(var.values)
-    what = f"times of {str(name)!r}"
-    if values.dtype.kind in "iuf":
-        units = var.attrs.get("units") or var.encoding.get("units") or (
-            _JULD_UNITS if str(name).upper() == "JULD" else None)
-        if units is None or " since " not in units:
-            raise ValueError(
-                f"time {str(name)!r} is numeric without CF units ('days since ...'); decode it "
-                "(xr.decode_cf) or give it units such as 'days since 1950-01-01'."
-            )
-        calendar = {"calendar": var.attrs["calendar"]} if "calendar" in var.attrs else {}
-        with _cftime_fallback_silenced():
-            values = np.asarray(xr.decode_cf(xr.Dataset({"t": (var.dims, values, {"units": units, **calendar})}))["t"])
-    elif values.dtype.kind in "SU" or (values.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in
-                                                                         values.ravel())):
-        try:
-            values = pd.to_datetime([_flag_text(v) for v in values.ravel()], format="ISO8601").to_numpy()
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{what} cannot be read as ISO 8601 dates ({err}); decode them first.") from None
-    try:
-        times, _ = as_profile_times(values, what)
-    except TypeError:
-        raise TypeError(f"time {str(name)!r} has dtype {values.dtype}; give datetimes or CF-encoded numbers.") from None
-    if str(name).upper() == "JULD":
-        times = _round_juld(times, var.attrs.get("resolution"))
-    return times
-
-
-def _round_juld(times: np.ndarray, resolution: float | None) -> np.ndarray:
-    """Argo/EN4 ``JULD`` rounded to its precision: the second, or a finer power of ten nearer a stated resolution.
-
-    ``JULD`` is float days since 1950, so decoding leaves float noise (09:01:59.999999744 for 09:02). The
-    ``resolution`` attribute (days) is not the grid the values lie on (files state 6 minutes and hold
-    whole minutes), so it only refines the rounding below a second, never coarsens it.
-    """
-    step_ns = 10**9
-    if resolution is not None and 0 < float(resolution) * 86_400 < 1:  # the nearest power of ten, 1e-5 d: 1 s
-        step_ns = min(10 ** int(np.round(np.log10(float(resolution) * 86_400e9))), step_ns)
-    ns = times.astype("int64")
-    rounded = (ns + step_ns // 2) // step_ns * step_ns
-    return np.where(np.isnat(times), times, rounded.astype("datetime64[ns]"))
-
-
-def _strings(values: np.ndarray) -> np.ndarray:
-    return np.array([_flag_text(x).strip() for x in np.asarray(values).ravel()], dtype=object)
-
-
-def _to_celsius(values: np.ndarray, units: str | None, name: Hashable) -> np.ndarray:
-    if units is None:
-        finite = values[np.isfinite(values)]
-        median = float(np.median(finite)) if finite.size else 0.0
-        if 200.0 <= median <= 400.0:
-            raise ValueError(
-                f"temperature {str(name)!r} has no units and its values (median {median:.2f}) look like Kelvin; "
-                "pass units='K' to convert them, or units='degC' if they are Celsius."
-            )
-        return values
-    scale = _names.temperature_scale(units)
-    if scale is None:
-        raise ValueError(
-            f"temperature units {units!r} of {str(name)!r} are not understood; accepted are degC and K. "
-            "Pass units='degC' or units='K'."
-        )
-    return values - values.dtype.type(_KELVIN_OFFSET) if scale == "K" else values
 
 
 def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, row_profile_ok,
