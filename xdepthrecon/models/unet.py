@@ -1,13 +1,13 @@
 """The denoiser backbone: a ConvNeXt U-Net with time embedding and FiLM conditioning.
 
-Each block is a ConvNeXt block (Liu et al. 2022): a depthwise 7x7 convolution mixes space, then a
-pointwise MLP (normalisation, 1x1 expansion by 4, GELU, 1x1 projection) mixes channels, with a
-residual. Pointwise expansions cost a ninth of 3x3 ones, which is most of the denoiser's speed on a CPU.
-The embedding of the noise level (sinusoidal, then an MLP) and of where and when the patch is (its centre on
-the unit sphere, the day of year as sin/cos) modulates every block through FiLM: a per-channel scale and
-shift. Linear attention (Katharopoulos et al. 2020) at the coarsest level is optional. The network sees the noisy latent concatenated with the condition
-channels and returns as many channels as the latent has. Heights and widths that are not multiples
-of the total downsampling are padded (replicate) and the output cropped back.
+Each block is a ConvNeXt block (Liu et al. 2022): a depthwise 7x7 convolution mixes space, then a pointwise MLP
+(normalisation, 1x1 expansion by 4, GELU, 1x1 projection) mixes channels, with a residual. Pointwise expansions cost
+a ninth of 3x3 ones, which is most of the denoiser's speed on a CPU. The embedding of the noise level (sinusoidal,
+then an MLP) and of where and when the patch is (its centre on the unit sphere, the day of year as sin/cos)
+modulates every block through FiLM: a per-channel scale and shift. Linear attention (Katharopoulos et al. 2020) at
+the coarsest level is optional. The network sees the noisy latent concatenated with the condition channels and
+returns as many channels as the latent has. Heights and widths that are not multiples of the total downsampling are
+padded (replicate) and the output cropped back.
 """
 
 from __future__ import annotations
