@@ -102,3 +102,17 @@ def test_the_error_models_survive_save_and_load_with_their_analysis(tmp_path):
                                atol=0)
     alone = _analysis()
     assert xdepthrecon.load(alone.save(tmp_path / "plain.safetensors")).error_model is None
+
+
+def test_the_expected_error_has_no_steps_at_the_bin_edges():
+    rng = np.random.default_rng(4)
+    predicted = rng.uniform(0.1, 1.0, (4000, 1))
+    squared = predicted * (1.0 + 3.0 * (predicted > 0.55)) * rng.standard_normal(predicted.shape) ** 2  # a jump
+    model = ErrorModel.fit(predicted, squared, bins=8)
+    sweep = torch.linspace(0.05, 1.2, 2000).reshape(1, 1, 1, -1)
+    expected = model.expected_variance(sweep)[0, 0, 0]
+    ratio = expected / sweep[0, 0, 0]
+    assert float(ratio.diff().abs().max()) < 0.05  # continuous: no step between neighbouring values
+    assert float(ratio[sweep[0, 0, 0] < 0.2].mean()) == pytest.approx(1.0, rel=0.2)  # each side's ratio holds
+    assert float(ratio[sweep[0, 0, 0] > 0.95].mean()) == pytest.approx(4.0, rel=0.2)
+    torch.testing.assert_close(ratio[:5], ratio[:1].expand(5))  # flat below the first bin's centre

@@ -5,8 +5,8 @@ states an error variance at each column and level: small near profiles, the prio
 knows where the profiles are, but not how wrong the background and the SST regression are in a region
 they were not fitted to. The error model records, on validation data, the ratio of the squared error
 an estimate really made to the variance the analysis predicted, per level and per bin of that variance;
-the expected error is that ratio times the prediction, so it keeps growing where a new place or season
-makes the analysis predict more than validation ever saw.
+the expected error is that ratio (interpolated between the bins, so it has no steps) times the prediction, so
+it keeps growing where a new place or season makes the analysis predict more than validation ever saw.
 
 The classical analysis is calibrated against its own guess; the diffusion model against its network's
 estimate. Both report their spread raised to this error where the spread is smaller.
@@ -80,11 +80,31 @@ class ErrorModel(nn.Module):
         return model
 
     def expected_variance(self, predicted: torch.Tensor) -> torch.Tensor:
-        """Calibrated error variance ``(batch, levels, H, W)`` from the predicted variance of the same shape."""
+        """Calibrated error variance ``(batch, levels, H, W)`` from the predicted variance of the same shape.
+
+        The ratio is interpolated linearly in the predicted variance between the bins' centres (the first and
+        last bins' inner edges outside them, where it stays flat), so the stated error has no steps where the
+        predicted variance crosses a bin edge.
+        """
         levels = self.ratio.shape[1]
         if predicted.shape[1] != levels:
             raise ValueError(f"the error model has {levels} levels; the predicted variance has {predicted.shape[1]}")
         values = predicted.permute(1, 0, 2, 3).reshape(levels, -1).contiguous()
-        index = torch.searchsorted(self.edges.T.contiguous(), values, right=True)
-        expected = torch.gather(self.ratio.T, 1, index) * values
+        centres = self._centres().T.contiguous()
+        right = torch.searchsorted(centres, values, right=True)
+        low, high = (right - 1).clamp(0, centres.shape[1] - 1), right.clamp(0, centres.shape[1] - 1)
+        start, stop = torch.gather(centres, 1, low), torch.gather(centres, 1, high)
+        span = stop - start
+        weight = torch.where(span > 0, (values - start) / span.clamp(min=1e-30), 0.0).clamp(0.0, 1.0)
+        ratio = self.ratio.T
+        expected = torch.lerp(torch.gather(ratio, 1, low), torch.gather(ratio, 1, high), weight) * values
         return expected.reshape(levels, len(predicted), *predicted.shape[-2:]).permute(1, 0, 2, 3)
+
+    def _centres(self) -> torch.Tensor:
+        """Where each bin's ratio holds exactly (bins, levels): the midpoints of its edges, and the inner edge
+        of the first and the last bin."""
+        edges = self.edges
+        if len(edges) == 0:
+            return torch.zeros_like(self.ratio)
+        middles = (edges[1:] + edges[:-1]) / 2.0
+        return torch.cat([edges[:1], middles, edges[-1:]])
