@@ -126,6 +126,9 @@ def test_wrong_levels_and_bad_grid_are_refused(setting):
     cube, sst, model, profiles = setting
     with pytest.raises(ValueError, match="depth levels"):
         xdepthrecon.reconstruct(cube.isel(depth=slice(0, 4)), profiles, sst, model)
+    undated = xdepthrecon.standardize(cube.isel(time=0, drop=True))
+    with pytest.raises(ValueError, match=r"no date \(an undated cube\).*assign_coords\(time="):
+        xdepthrecon.reconstruct(undated, profiles, sst, model)
     with pytest.raises(ValueError, match="no time coordinate"):
         xdepthrecon.reconstruct(xr.Dataset(coords={"latitude": cube.latitude, "longitude": cube.longitude}),
                                 profiles, sst, model)

@@ -24,7 +24,7 @@ import xarray as xr
 from xdepthrecon import checkpoint
 from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_global
+from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_global, is_undated
 from xdepthrecon.analysis.classical import Analysis, AnalysisInputs
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser, Replacement
 from xdepthrecon.diffusion.latent import LatentDiffusion
@@ -39,6 +39,10 @@ from xdepthrecon.training.loop import pick_device
 def _template(grid: xr.Dataset, analysis: Analysis) -> xr.Dataset:
     """The grid as a canonical Dataset at the analysis's levels (with ``thetao`` when the grid has it)."""
     depth = analysis.depth.cpu().numpy()
+    if is_undated(grid):
+        raise ValueError("the grid has no date (an undated cube): reconstruct needs the time of year for the "
+                         "seasonal background and the profiles' time windows; give it one, e.g. "
+                         "grid.assign_coords(time=[np.datetime64('2020-07-01')]).")
     if "thetao" in grid.data_vars:
         cube = as_cube(grid)
         analysis.check_levels(cube.depth.values)
