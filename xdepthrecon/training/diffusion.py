@@ -23,7 +23,6 @@ from xdepthrecon.diffusion.guidance import ConditionedDenoiser
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
-from xdepthrecon.io.cube import as_cube
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
@@ -98,8 +97,8 @@ def train_diffusion(
     target = pick_device(device)
     replicas = _replicas.join(target)
     shown = progress and replicas.main  # every replica fits and calibrates alike; the first shows it
-    autoencoder.check_levels(as_cube(cube).depth.values)
     data = training_data(cube, sst, profiles, observations=observations, training=training)
+    autoencoder.check_levels(data.field.channel.values)
     path = None if checkpoint is None else Path(checkpoint)
     settings = {"model": as_record(config), "training": resumable_record(training),
                 "observations": as_record(observations), "analysis": as_record(settings_of_analysis),
