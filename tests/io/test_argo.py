@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import gsw
 import netCDF4
 import numpy as np
 import pytest
@@ -70,3 +71,49 @@ def test_profiles_of_one_cycle_with_different_sampling_schemes_are_not_repeats()
     assert "2 repeating another's platform, cycle and direction" in twice.attrs["qc_summary"]
     xr.testing.assert_equal(twice.reset_coords()[["temperature", "depth"]],
                             once.reset_coords()[["temperature", "depth"]])
+
+
+
+def _netcdf(path: Path, *names: str) -> list[np.ndarray]:
+    """Variables read with netCDF4 alone: numbers with fill values as NaN, characters as one string per profile."""
+    out = []
+    with netCDF4.Dataset(path) as nc:
+        for name in names:
+            values = nc[name][:]
+            if values.dtype.kind in "SU":
+                rows = np.ma.filled(values, b" ").reshape(values.shape[0] if values.ndim > 1 else 1, -1)
+                out.append(np.array([b"".join(row).decode() for row in rows]))
+            else:
+                out.append(np.ma.filled(values.astype("float64"), np.nan))
+    return out
+
+
+def _expected_profile(path: Path, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (TEOS-10) and temperature of profile ``index`` as the Argo rules keep them, from netCDF4 and gsw alone.
+
+    Adjusted values in data mode A or D; a level is kept where temperature and pressure are present and both
+    flags are 1, 2, 5 or 8; levels sorted by pressure.
+    """
+    mode, latitude = _netcdf(path, "DATA_MODE", "LATITUDE")
+    suffix = "_ADJUSTED" if mode[0][index] in "AD" else ""
+    pressure, temperature, p_qc, t_qc = _netcdf(path, f"PRES{suffix}", f"TEMP{suffix}", f"PRES{suffix}_QC",
+                                                f"TEMP{suffix}_QC")
+    p, t = pressure[index], temperature[index]
+    good = np.array([a in "1258" and b in "1258" for a, b in zip(p_qc[index], t_qc[index])] + [False] * p.size)
+    kept = np.isfinite(p) & np.isfinite(t) & good[:p.size]
+    order = np.argsort(p[kept])
+    return -gsw.z_from_p(p[kept][order], latitude[index]), t[kept][order]
+
+
+def _valid(profile: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(profile.temperature.values)
+    return profile.depth.values[keep], profile.temperature.values[keep]
+
+
+def test_depths_are_teos10_depths_of_the_file_pressures():
+    path = ARGO / "coriolis" / "3902131" / "profiles" / "D3902131_072.nc"  # Deep Argo, to ~3980 dbar
+    depth, temperature = _valid(_read(path).isel(profile=0))
+    expected_depth, expected_temperature = _expected_profile(path, 0)
+    np.testing.assert_allclose(depth, expected_depth, rtol=1e-6)
+    np.testing.assert_array_equal(temperature, expected_temperature.astype(temperature.dtype))
+    assert depth.max() > 3900

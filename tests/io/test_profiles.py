@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gsw
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -53,11 +54,8 @@ def _fill(values: np.ndarray, fill: float) -> np.ndarray:
 
 
 def depth_to_pressure(depth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
-    """Invert pressure_to_depth by Newton steps (d depth / d pressure is about 0.99)."""
-    pressure = depth * 1.01
-    for _ in range(8):
-        pressure = pressure - (pressure_to_depth(pressure, latitude) - depth) / 0.9925
-    return pressure
+    """Sea pressure (dbar) at ``depth`` (m) by TEOS-10, independently of the reader: ``gsw.p_from_z(-depth, lat)``."""
+    return gsw.p_from_z(-np.asarray(depth, dtype="float64"), latitude)
 
 
 def write_en4(path, temperature=TEMPERATURE, kelvin=True) -> None:
@@ -173,13 +171,17 @@ def argo_path(tmp_path):
     return path
 
 
-def test_pressure_to_depth_matches_the_unesco_check_value():
-    depth = pressure_to_depth(10000.0, 30.0)
-    assert abs(depth - 9712.653) / 9712.653 < 0.005
-    assert depth == pytest.approx(9712.653, abs=1e-3)
-    assert pressure_to_depth(0.0, 45.0) == 0.0
-    np.testing.assert_allclose(pressure_to_depth(depth_to_pressure(np.array([10.0, 2000.0]), 60.0), 60.0),
-                               [10.0, 2000.0])
+def test_pressure_to_depth_is_teos10():
+    # The example of gsw_z_from_p in the GSW Oceanographic Toolbox (TEOS-10): latitude 4, six pressures.
+    pressure = np.array([10.0, 50.0, 125.0, 250.0, 600.0, 1000.0])
+    documented = [9.9445834469453, 49.7180897012550, 124.2726219409978, 248.4700576548589, 595.8253480356214,
+                  992.0919060719987]
+    np.testing.assert_allclose(pressure_to_depth(pressure, 4.0), documented, rtol=1e-12)
+    deep = pressure_to_depth(np.array([[0.0, 1000.0, 4000.0]]), np.array([[-60.0], [0.0], [75.0]]))
+    np.testing.assert_allclose(deep, -gsw.z_from_p(np.array([0.0, 1000.0, 4000.0]), np.array([[-60.0], [0.0], [75.0]])))
+    assert deep.shape == (3, 3) and (deep[:, 0] == 0.0).all() and not np.signbit(deep[:, 0]).any()
+    assert np.isnan(pressure_to_depth(np.nan, 10.0))
+    assert pressure_to_depth(10000.0, 30.0) == pytest.approx(9713.735, abs=1e-3)  # UNESCO 1983 gave 9712.653
 
 
 def test_en4_file_reads_to_canonical_profiles(en4_path):

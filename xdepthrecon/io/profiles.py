@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+import gsw
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -39,16 +40,16 @@ _TIME_ATTRS = {"standard_name": "time", "long_name": "time of the profile"}
 
 
 def pressure_to_depth(pressure: np.ndarray | float, latitude: np.ndarray | float) -> np.ndarray:
-    """Depth (m, positive down) from sea pressure (dbar) with the UNESCO 1983 formula.
+    """Depth (m, positive down) from sea pressure (dbar) by TEOS-10: ``-gsw.z_from_p(pressure, latitude)``.
 
-    Fofonoff & Millard (1983), *Algorithms for computation of fundamental properties of seawater*,
-    UNESCO technical papers in marine science 44 (after Saunders 1981), for a standard ocean of
-    0 degC and salinity 35. Its check value: 10000 dbar at 30 deg latitude is 9712.653 m.
+    The Gibbs SeaWater library's height of TEOS-10 (IOC, SCOR and IAPSO 2010, *The international
+    thermodynamic equation of seawater - 2010*), for a standard ocean (no dynamic height anomaly,
+    sea surface geopotential 0), the field's standard since 2010 in place of UNESCO 1983.
 
     Parameters
     ----------
     pressure
-        Sea pressure in dbar (absolute pressure minus 10.1325 dbar), any shape.
+        Sea pressure in dbar (absolute pressure minus 10.1325 dbar), any shape; NaN stays NaN.
     latitude
         Latitude in degrees, broadcastable against ``pressure``.
 
@@ -60,12 +61,11 @@ def pressure_to_depth(pressure: np.ndarray | float, latitude: np.ndarray | float
     Examples
     --------
     >>> round(float(pressure_to_depth(10000.0, 30.0)), 3)
-    9712.653
+    9713.735
     """
-    p = np.asarray(pressure, dtype="float64")
-    x = np.sin(np.deg2rad(np.asarray(latitude, dtype="float64"))) ** 2
-    gravity = 9.780318 * (1.0 + (5.2788e-3 + 2.36e-5 * x) * x) + 1.092e-6 * p
-    return (((-1.82e-15 * p + 2.279e-10) * p - 2.2512e-5) * p + 9.72659) * p / gravity
+    pressure = np.asarray(pressure, dtype="float64")
+    latitude = np.asarray(latitude, dtype="float64")
+    return np.asarray(-gsw.z_from_p(pressure, latitude), dtype="float64") + 0.0  # + 0.0: no -0.0 at the surface
 
 
 def read_profiles(
@@ -88,7 +88,7 @@ def read_profiles(
       ``JULD`` (days since 1950-01-01, decoded or not), ``LATITUDE``, ``LONGITUDE``, flags
       ``POTM_CORRECTED_QC``, ``PROFILE_POTM_QC``, ``POSITION_QC``, ``JULD_QC``; fill values masked.
     - **Argo** profile files and argopy's profile layout: ``PRES`` (dbar, converted to depth with
-      :func:`pressure_to_depth` at the profile's latitude), ``TEMP`` and their ``*_ADJUSTED``
+      :func:`pressure_to_depth`, TEOS-10, at the profile's latitude), ``TEMP`` and their ``*_ADJUSTED``
       values, used for profiles in ``DATA_MODE`` 'A' or 'D' (without ``DATA_MODE``: for profiles whose
       adjusted values exist), ``JULD`` or ``TIME``, ``*_QC`` flags as characters or integers.
     - **Tables**: a pandas DataFrame, a CSV/parquet path, or a Dataset with one dimension (such as
