@@ -329,3 +329,51 @@ def test_kelvin_without_units_and_missing_variables_raise_helpful_errors():
 def test_default_good_flags_are_argo_good_values():
     assert GOOD_FLAGS == ("1", "2", "5", "8")
     assert profiles_module.TEMPERATURE_RANGE == (-2.5, 40.0)
+
+
+def _argo_cycle(schemes: list[str], temp_adjusted: list[float], adjusted_qc: str) -> xr.Dataset:
+    """Profiles of one Argo cycle in delayed mode, three levels each, in the Argo file layout (N_PROF x N_LEVELS)."""
+    n = len(schemes)
+    chars = np.array([list(adjusted_qc)] * n, dtype="S1")
+    return xr.Dataset(
+        {"PLATFORM_NUMBER": ("N_PROF", np.array(["6900001"] * n, dtype="S8")),
+         "CYCLE_NUMBER": ("N_PROF", np.full(n, 7)), "DIRECTION": ("N_PROF", np.array(["A"] * n, dtype="S1")),
+         "DATA_MODE": ("N_PROF", np.array(["D"] * n, dtype="S1")),
+         "VERTICAL_SAMPLING_SCHEME": ("N_PROF", np.array(schemes, dtype="S256")),
+         "JULD": ("N_PROF", np.full(n, 25567.25), {"units": JULD_UNITS}),
+         "LATITUDE": ("N_PROF", np.full(n, 10.0)), "LONGITUDE": ("N_PROF", np.full(n, -30.0)),
+         "PRES": (("N_PROF", "N_LEVELS"), np.tile([5.0, 10.0, 20.0], (n, 1))),
+         "PRES_ADJUSTED": (("N_PROF", "N_LEVELS"), np.tile([5.0, 10.0, 20.0], (n, 1))),
+         "TEMP": (("N_PROF", "N_LEVELS"), np.tile([20.5, 19.5, 18.5], (n, 1)) + np.arange(n)[:, None]),
+         "TEMP_ADJUSTED": (("N_PROF", "N_LEVELS"), np.tile(temp_adjusted, (n, 1)) + np.arange(n)[:, None]),
+         "TEMP_ADJUSTED_QC": (("N_PROF", "N_LEVELS"), chars)},
+    )
+
+
+@pytest.mark.parametrize(("adjusted_qc", "reason"), [("111", "1 without their adjusted value"),
+                                                     ("141", "1 with a QC flag not in 1,2,5,8")])
+def test_a_delayed_mode_level_whose_adjusted_value_is_filled_is_counted_never_replaced(adjusted_qc, reason):
+    cycle = _argo_cycle(["Primary sampling: discrete []"], [20.0, np.nan, 18.0], adjusted_qc)
+    with pytest.warns(UserWarning, match=f"dropped 1 values \\({reason}"):
+        out = read_profiles(cycle)
+    assert out.attrs["qc_dropped_values"] == 1
+    np.testing.assert_array_equal(out.temperature.values, [[20.0, 18.0]])  # not the raw 19.5
+    np.testing.assert_allclose(out.depth.values, -gsw.z_from_p([[5.0, 20.0]], 10.0))
+
+
+def test_vertical_sampling_keeps_the_primary_profile_of_a_cycle_by_default():
+    cycle = _argo_cycle(["Near-surface sampling: averaged, unpumped [1 dbar]", "Primary sampling: averaged []",
+                         "Secondary sampling: discrete [100s]"], [20.0, 19.0, 18.0], "111")
+    with pytest.warns(UserWarning, match="2 not of the primary vertical sampling scheme \\(holding 6 values; "
+                                         "vertical_sampling='all' keeps them\\)"):
+        primary = read_profiles(cycle)
+    np.testing.assert_array_equal(primary.temperature.values, [[21.0, 20.0, 19.0]])
+    with pytest.warns(UserWarning, match="1 not of the secondary vertical sampling scheme"):
+        others = read_profiles(cycle, vertical_sampling="secondary")
+    np.testing.assert_array_equal(others.temperature.values[:, 0], [20.0, 22.0])
+    everything = read_profiles(cycle, vertical_sampling="all")
+    assert everything.sizes["profile"] == 3 and everything.attrs["qc_dropped_profiles"] == 0
+    without_scheme = read_profiles(cycle.drop_vars("VERTICAL_SAMPLING_SCHEME").isel(N_PROF=[0]))
+    assert without_scheme.sizes["profile"] == 1  # no scheme (EN4, tables, Argo format 2.2): taken as primary
+    with pytest.raises(ValueError, match="vertical_sampling='near-surface' is not one of primary, secondary, all"):
+        read_profiles(cycle, vertical_sampling="near-surface")

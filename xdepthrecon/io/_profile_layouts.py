@@ -23,6 +23,10 @@ from xdepthrecon.io._profile_values import (cftime_fallback_silenced, decoded_ti
 
 #: Argo's name of the sampling of a profile: primary, near-surface, secondary (one cycle may hold several).
 _SAMPLING_SCHEME = "VERTICAL_SAMPLING_SCHEME"
+#: Start of the scheme of an Argo cycle's primary profile (Argo user's manual, reference table 16).
+_PRIMARY_SCHEME = "Primary sampling"
+#: Argo data modes, most adjusted first: of profiles repeating one cycle, the first of these is kept.
+_MODE_RANK = {ord("D"): 0, ord("A"): 1}
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,39 @@ class RawProfiles:
     longitude: np.ndarray  # (profile,)
     time: np.ndarray  # (profile,) datetime64[ns]
     value_flag_ok: np.ndarray  # (profile, level) bool: the value's QC flags are accepted
+    missing_adjusted: np.ndarray  # (profile, level) bool: an A/D profile's value without its adjusted value
     profile_flag_ok: np.ndarray  # (profile,) bool: position, time and whole-profile flags are accepted
     platform: np.ndarray | None
     standard_name: str
     attrs: dict
     identity: np.ndarray | None = None  # (profile,) Argo (platform, cycle, direction, sampling scheme), or None
     data_mode: np.ndarray | None = None  # (profile,) Argo DATA_MODE character codes ('D', 'A', 'R')
+    sampling_scheme: np.ndarray | None = None  # (profile,) Argo VERTICAL_SAMPLING_SCHEME ('' where not given)
+
+    def of_sampling(self, sampling: str) -> np.ndarray:
+        """True for the profiles of ``sampling`` ("primary", "secondary" or "all"); no scheme counts as primary."""
+        n_profiles = self.latitude.size
+        if sampling == "all":
+            return np.ones(n_profiles, dtype=bool)
+        primary = np.ones(n_profiles, dtype=bool) if self.sampling_scheme is None else np.array(
+            [not text or str(text).startswith(_PRIMARY_SCHEME) for text in self.sampling_scheme], dtype=bool)
+        return primary if sampling == "primary" else ~primary
+
+    def repeated_cycles(self, rows: np.ndarray) -> np.ndarray:
+        """True for the profiles of ``rows`` repeating another's Argo identity, but the most adjusted (then first)."""
+        out = np.zeros(rows.size, dtype=bool)
+        if self.identity is None or rows.size == 0:
+            return out
+        keys = self.identity[rows]
+        named = np.flatnonzero([key is not None for key in keys])
+        if named.size == 0:
+            return out
+        rank = (np.zeros(named.size, dtype=int) if self.data_mode is None
+                else np.array([_MODE_RANK.get(int(m), 2) for m in self.data_mode[rows[named]]]))
+        table = pd.DataFrame({"key": keys[named], "rank": rank, "order": np.arange(named.size)})
+        kept = table.sort_values(["rank", "order"], kind="stable").drop_duplicates("key", keep="first")
+        out[named] = ~table.index.isin(kept.index)
+        return out
 
 
 def read_raw(
@@ -140,8 +171,9 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
     explicit_t = names.get("temperature") is not None
     explicit_z = names.get("depth") is not None or names.get("pressure") is not None
     columns = _Columns(sub, profile_dim, level_dim, good_flags)
-    temperature, t_ok = columns.measured(t_name, adjusted=not explicit_t)
-    vertical, z_ok = columns.measured(z_name, adjusted=not explicit_z)
+    temperature, t_ok, t_unadjusted = columns.measured(t_name, adjusted=not explicit_t)
+    vertical, z_ok, z_unadjusted = columns.measured(z_name, adjusted=not explicit_z)
+    missing_adjusted = t_unadjusted | (z_unadjusted & np.isfinite(temperature))
     if not is_pressure:
         vertical = vertical * _depth_factor(sub[z_name])
     profile_ok = columns.profile_flags_ok([f"{time_name}_QC", *_names.PROFILE_POSITION_TIME_FLAGS],
@@ -155,24 +187,26 @@ def _read_dataset(ds: xr.Dataset, names, units, good_flags) -> RawProfiles:
         "sea_water_potential_temperature" if str(t_name).startswith(("POTM", "theta")) else "sea_water_temperature"
     )
     value_ok = t_ok & z_ok
-    identity = _identity(sub, platform)
+    scheme = strings(sub[_SAMPLING_SCHEME].values) if _SAMPLING_SCHEME in sub.variables else None
+    identity = _identity(sub, platform, scheme)
     data_mode = flag_codes(sub["DATA_MODE"].values, columns.shape[:1]) if "DATA_MODE" in sub.variables else None
     if level_dim is None:
-        extra_keys = {name: sub[name].values for name in _names.PROFILE_GROUP_COLUMNS if name in sub.variables}
-        return _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
-                           platform, extra_keys, standard_name, dict(ds.attrs), identity, data_mode)
-    return RawProfiles(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, profile_ok,
-                       platform, standard_name, dict(ds.attrs), identity, data_mode)
+        extra_keys = {name: sub[name].values for name in (*_names.PROFILE_GROUP_COLUMNS, _SAMPLING_SCHEME)
+                      if name in sub.variables}
+        return _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, missing_adjusted,
+                           profile_ok, platform, extra_keys, standard_name, dict(ds.attrs), identity, data_mode,
+                           scheme)
+    return RawProfiles(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, missing_adjusted,
+                       profile_ok, platform, standard_name, dict(ds.attrs), identity, data_mode, scheme)
 
 
-def _identity(sub: xr.Dataset, platform: np.ndarray | None) -> np.ndarray | None:
+def _identity(sub: xr.Dataset, platform: np.ndarray | None, scheme: np.ndarray | None) -> np.ndarray | None:
     """Argo's name of each profile: (platform, cycle, direction, vertical sampling scheme); None without them."""
     if platform is None or "CYCLE_NUMBER" not in sub.variables:
         return None
     cycle = float_values(sub["CYCLE_NUMBER"])
     direction = strings(sub["DIRECTION"].values) if "DIRECTION" in sub.variables else np.full(cycle.shape, "A")
-    scheme = (strings(sub[_SAMPLING_SCHEME].values) if _SAMPLING_SCHEME in sub.variables
-              else np.full(cycle.shape, ""))
+    scheme = np.full(cycle.shape, "") if scheme is None else scheme
     out = np.empty(cycle.shape, dtype=object)
     for i, key in enumerate(zip(platform, cycle, direction, scheme)):
         out[i] = key if np.isfinite(key[1]) else None
@@ -206,10 +240,10 @@ def concat(raws: Sequence[RawProfiles]) -> RawProfiles:
     return RawProfiles(
         stack("temperature", np.nan), stack("vertical", np.nan), False,
         *(np.concatenate([getattr(raw, f) for raw in raws]) for f in ("latitude", "longitude", "time")),
-        stack("value_flag_ok", False), np.concatenate([raw.profile_flag_ok for raw in raws]),
-        join("platform", ""), first.standard_name,
+        stack("value_flag_ok", False), stack("missing_adjusted", False),
+        np.concatenate([raw.profile_flag_ok for raw in raws]), join("platform", ""), first.standard_name,
         {k: v for k, v in first.attrs.items() if all(raw.attrs.get(k) == v for raw in raws[1:])},
-        join("identity", None), None if modes is None else modes.astype(np.uint32),
+        join("identity", None), None if modes is None else modes.astype(np.uint32), join("sampling_scheme", ""),
     )
 
 
@@ -269,13 +303,17 @@ class _Columns:
             return np.ones(shape, dtype=bool)
         return np.isin(flag_codes(self.sub[name].values, shape), self.good)
 
-    def measured(self, name: Hashable, adjusted: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Values and flag checks of ``name``, using Argo ``name_ADJUSTED`` for profiles that have it."""
+    def measured(self, name: Hashable, adjusted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values and flag checks of ``name``, using Argo ``name_ADJUSTED`` for profiles that have it.
+
+        The third array is True where a profile's adjusted value is used but missing while its raw value is
+        present (Argo fills the adjusted value of a bad level): such a value is dropped, and must be counted.
+        """
         values = self.values(name)
         ok = self.flags_ok(f"{name}_QC", self.shape) & self.flags_ok(f"{name}_qc", self.shape)
         adjusted_name = f"{name}_ADJUSTED"
         if not adjusted or adjusted_name not in self.sub.variables:
-            return values, ok
+            return values, ok, np.zeros(self.shape, dtype=bool)
         adjusted_values = self.values(adjusted_name)
         adjusted_ok = self.flags_ok(f"{adjusted_name}_QC", self.shape)
         if "DATA_MODE" in self.sub.variables:  # Argo: 'A' and 'D' profiles use adjusted values, even if missing
@@ -284,7 +322,8 @@ class _Columns:
         else:
             use = np.isfinite(adjusted_values).reshape(self.shape[0], -1).any(axis=1)
         use = use.reshape((-1,) + (1,) * (len(self.shape) - 1))
-        return np.where(use, adjusted_values, values), np.where(use, adjusted_ok, ok)
+        unadjusted = use & np.isfinite(values) & ~np.isfinite(adjusted_values)
+        return np.where(use, adjusted_values, values), np.where(use, adjusted_ok, ok), unadjusted
 
     def profile_flags_ok(self, position_time: Sequence[str], whole_profile: Sequence[str]) -> np.ndarray:
         shape = self.shape[:1]
@@ -298,8 +337,9 @@ class _Columns:
         return ok
 
 
-def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, row_profile_ok,
-                platform, extra_keys, standard_name, attrs, identity, data_mode) -> RawProfiles:
+def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, value_ok, missing_adjusted,
+                row_profile_ok, platform, extra_keys, standard_name, attrs, identity, data_mode,
+                scheme) -> RawProfiles:
     """Group table rows into profiles by position, time (and platform, cycle, direction); sort each by depth."""
     keys = {"latitude": latitude, "longitude": longitude, "time": time, **extra_keys}
     if platform is not None:
@@ -322,7 +362,7 @@ def _group_rows(temperature, vertical, is_pressure, latitude, longitude, time, v
     profile_ok = np.minimum.reduceat(row_profile_ok[order], starts) if order.size else row_profile_ok[:0]
     return RawProfiles(
         scatter(temperature, np.nan), scatter(vertical, np.nan), is_pressure, latitude[first], longitude[first],
-        time[first], scatter(value_ok, False), profile_ok.astype(bool),
+        time[first], scatter(value_ok, False), scatter(missing_adjusted, False), profile_ok.astype(bool),
         platform[first] if platform is not None else None, standard_name, attrs,
-        identity[first] if identity is not None else None, data_mode[first] if data_mode is not None else None,
+        *(None if per_row is None else per_row[first] for per_row in (identity, data_mode, scheme)),
     )

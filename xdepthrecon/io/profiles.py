@@ -31,6 +31,8 @@ GOOD_FLAGS: tuple[str, ...] = ("1", "2", "5", "8")
 TEMPERATURE_RANGE: tuple[float, float] = (-2.5, 40.0)
 #: Depths (m) outside 0 .. this are impossible and dropped.
 _MAX_DEPTH = 12_000.0
+#: Choices of ``vertical_sampling`` in :func:`read_profiles`.
+_VERTICAL_SAMPLINGS: tuple[str, ...] = ("primary", "secondary", "all")
 
 _DEPTH_ATTRS = {"standard_name": "depth", "long_name": "depth below sea surface", "units": "m",
                 "positive": "down", "axis": "Z"}
@@ -79,6 +81,7 @@ def read_profiles(
     time: str | None = None,
     units: str | None = None,
     good_flags: Iterable[str | int] = GOOD_FLAGS,
+    vertical_sampling: str = "primary",
 ) -> xr.Dataset:
     """Read temperature profiles into the canonical form, dropping (and counting) what fails QC.
 
@@ -90,7 +93,13 @@ def read_profiles(
     - **Argo** profile files and argopy's profile layout: ``PRES`` (dbar, converted to depth with
       :func:`pressure_to_depth`, TEOS-10, at the profile's latitude), ``TEMP`` and their ``*_ADJUSTED``
       values, used for profiles in ``DATA_MODE`` 'A' or 'D' (without ``DATA_MODE``: for profiles whose
-      adjusted values exist), ``JULD`` or ``TIME``, ``*_QC`` flags as characters or integers.
+      adjusted values exist), ``JULD`` or ``TIME``, ``*_QC`` flags as characters or integers. A
+      level of an 'A' or 'D' profile whose adjusted temperature or pressure is the fill value (Argo
+      fills the adjusted value of a bad level) is dropped and counted, by its adjusted flag if that is
+      not good, else as a value without its adjusted value; the raw value is never used in its place.
+      One cycle may hold several profiles (``N_PROF`` > 1): the primary one and near-surface or
+      secondary samplings, at the same time and place. Only the primary profile is kept by default
+      (see ``vertical_sampling``).
     - **Tables**: a pandas DataFrame, a CSV/parquet path, or a Dataset with one dimension (such as
       argopy's ``N_POINTS``), one row per measurement with latitude, longitude, time, depth (or
       pressure) and temperature columns (names as above or ``lat``, ``lon``, ``time``, ``depth``,
@@ -135,6 +144,12 @@ def read_profiles(
         QC flag values to keep, as single characters or digits. The default keeps Argo's 1 (good),
         2 (probably good), 5 (value changed) and 8 (interpolated); pass ``("1",)`` to keep only good.
         EN4 marks accepted data '1' and rejected '4'.
+    vertical_sampling
+        Which profiles of an Argo cycle to keep, by ``VERTICAL_SAMPLING_SCHEME``: ``"primary"`` (the
+        default) keeps the profile whose scheme starts with "Primary sampling" and drops (and counts)
+        the near-surface and secondary samplings of the same cycle; ``"secondary"`` keeps only those
+        others; ``"all"`` keeps every profile. Profiles without a scheme (EN4, tables, Argo format
+        2.2) count as primary.
 
     Returns
     -------
@@ -145,7 +160,8 @@ def read_profiles(
     Raises
     ------
     ValueError
-        When a variable cannot be found, units are unknown, or times cannot be decoded.
+        When a variable cannot be found, units are unknown, times cannot be decoded, or
+        ``vertical_sampling`` is not one of "primary", "secondary", "all".
     TypeError
         When ``obj`` is not a Dataset, DataFrame or path.
 
@@ -156,9 +172,13 @@ def read_profiles(
     ('profile', 'level')
     """
     good = _good_flags(good_flags)
+    if vertical_sampling not in _VERTICAL_SAMPLINGS:
+        raise ValueError(f"vertical_sampling={vertical_sampling!r} is not one of {', '.join(_VERTICAL_SAMPLINGS)}; "
+                         "pass 'primary' (the default), 'secondary' or 'all'.")
     call = describe_call("xdepthrecon.read_profiles", temperature=temperature, depth=depth, pressure=pressure,
                          latitude=latitude, longitude=longitude, time=time, units=units,
-                         good_flags=None if good == GOOD_FLAGS else good)
+                         good_flags=None if good == GOOD_FLAGS else good,
+                         vertical_sampling=None if vertical_sampling == "primary" else vertical_sampling)
     names = {"temperature": temperature, "depth": depth, "pressure": pressure, "latitude": latitude,
              "longitude": longitude, "time": time}
     inputs = list(obj) if isinstance(obj, (list, tuple)) else [obj]
@@ -166,7 +186,7 @@ def read_profiles(
         raise ValueError("read_profiles got an empty list; pass a path, Dataset or DataFrame, or a list of them.")
     raw = _profile_layouts.concat([_in_depth(_profile_layouts.read_raw(item, names, units, good))
                                    for item in inputs])
-    kept, report = _quality_control(raw, raw.vertical)
+    kept, report = _quality_control(raw, raw.vertical, vertical_sampling)
     attrs = {key: value for key, value in raw.attrs.items() if not key.startswith("qc_")}
     temperature, depth, latitude, longitude, time, platform = kept
     out = profiles_dataset(temperature, depth, latitude, longitude, time=time, platform=platform,
@@ -252,9 +272,13 @@ class _Report:
     """What quality control dropped, by reason."""
 
     flagged_values: int = 0
+    missing_adjusted: int = 0
     impossible_temperatures: int = 0
     impossible_depths: int = 0
     repeated_depths: int = 0
+    other_sampling: int = 0
+    values_in_other_sampling: int = 0
+    sampling: str = "primary"
     missing_position_or_time: int = 0
     flagged_profiles: int = 0
     values_in_dropped_profiles: int = 0
@@ -264,21 +288,26 @@ class _Report:
 
     @property
     def dropped_values(self) -> int:
-        return self.flagged_values + self.impossible_temperatures + self.impossible_depths + self.repeated_depths
+        return (self.flagged_values + self.missing_adjusted + self.impossible_temperatures + self.impossible_depths
+                + self.repeated_depths)
 
     @property
     def dropped_profiles(self) -> int:
-        return (self.missing_position_or_time + self.flagged_profiles + self.empty_profiles
+        return (self.other_sampling + self.missing_position_or_time + self.flagged_profiles + self.empty_profiles
                 + self.duplicate_profiles + self.repeated_cycles)
 
     def summary(self, good: tuple[str, ...]) -> str:
         """One line naming every non-zero count, e.g. 'dropped 3 values (3 with a QC flag not in 1,2) ...'."""
         lo, hi = TEMPERATURE_RANGE
         values = [(self.flagged_values, f"with a QC flag not in {','.join(good)}"),
+                  (self.missing_adjusted, "without their adjusted value (data mode A or D, adjusted value filled)"),
                   (self.impossible_temperatures, f"with temperature outside {lo}..{hi} degC"),
                   (self.impossible_depths, "with missing or impossible depth"),
                   (self.repeated_depths, "repeating a depth in their profile")]
-        profiles = [(self.missing_position_or_time, "with missing or impossible position or time"),
+        profiles = [(self.other_sampling, f"not of the {self.sampling} vertical sampling scheme (holding "
+                                          f"{self.values_in_other_sampling} values; vertical_sampling='all' keeps "
+                                          "them)"),
+                    (self.missing_position_or_time, "with missing or impossible position or time"),
                     (self.flagged_profiles, f"with a bad position, time or profile flag "
                                             f"(holding {self.values_in_dropped_profiles} values)"),
                     (self.empty_profiles, "left without values"),
@@ -294,22 +323,29 @@ class _Report:
                 f"{part(self.dropped_profiles, 'profiles', profiles)}")
 
 
-def _quality_control(raw: _profile_layouts.RawProfiles, depth: np.ndarray) -> tuple[tuple, _Report]:
+def _quality_control(raw: _profile_layouts.RawProfiles, depth: np.ndarray,
+                     sampling: str) -> tuple[tuple, _Report]:
     """Drop what fails QC (see :func:`read_profiles`); return the canonical arrays and the report."""
-    report = _Report()
+    report = _Report(sampling=sampling)
     temperature = raw.temperature
-    present = np.isfinite(temperature)
+    present = np.isfinite(temperature) | raw.missing_adjusted
     lat, lon, time = raw.latitude, raw.longitude, raw.time
+    selected = raw.of_sampling(sampling)
     position_ok = (np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 360)
                    & ~np.isnat(time))
-    keep_profile = position_ok & raw.profile_flag_ok
-    report.missing_position_or_time = int((~position_ok).sum())
-    report.flagged_profiles = int((position_ok & ~raw.profile_flag_ok).sum())
-    report.values_in_dropped_profiles = int(present[~keep_profile].sum())
+    keep_profile = selected & position_ok & raw.profile_flag_ok
+    report.other_sampling = int((~selected).sum())
+    report.values_in_other_sampling = int(present[~selected].sum())
+    report.missing_position_or_time = int((selected & ~position_ok).sum())
+    report.flagged_profiles = int((selected & position_ok & ~raw.profile_flag_ok).sum())
+    report.values_in_dropped_profiles = int(present[selected & ~keep_profile].sum())
 
     keep = present & keep_profile[:, None]
     flagged = keep & ~raw.value_flag_ok
     keep &= ~flagged
+    missing_adjusted = keep & raw.missing_adjusted
+    keep &= ~missing_adjusted
+    report.missing_adjusted = int(missing_adjusted.sum())
     lo, hi = TEMPERATURE_RANGE
     with np.errstate(invalid="ignore"):
         impossible_t = keep & ((temperature < lo) | (temperature > hi))
@@ -336,34 +372,13 @@ def _quality_control(raw: _profile_layouts.RawProfiles, depth: np.ndarray) -> tu
     temperature = np.where(keep, temperature, np.nan)[rows, :n_levels]
     depth = np.where(keep, depth, np.nan)[rows, :n_levels]
     lon = (lon[rows] + 180.0) % 360.0 - 180.0
-    repeated = _repeated_cycles(raw.identity, raw.data_mode, rows)
+    repeated = raw.repeated_cycles(rows)
     duplicate = _duplicates(lat[rows], lon, time[rows], temperature, depth) & ~repeated
     report.repeated_cycles, report.duplicate_profiles = int(repeated.sum()), int(duplicate.sum())
     unique = ~(duplicate | repeated)
     platform = raw.platform[rows][unique] if raw.platform is not None else None
     kept = (temperature[unique], depth[unique], lat[rows][unique], lon[unique], time[rows][unique], platform)
     return kept, report
-
-
-#: Argo data modes, most adjusted first: of profiles repeating one cycle, the first of these is kept.
-_MODE_RANK = {ord("D"): 0, ord("A"): 1}
-
-
-def _repeated_cycles(identity: np.ndarray | None, data_mode: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-    """True for the profiles of ``rows`` repeating another's Argo identity, but the one most adjusted (then first)."""
-    out = np.zeros(rows.size, dtype=bool)
-    if identity is None or rows.size == 0:
-        return out
-    keys = identity[rows]
-    named = np.flatnonzero([key is not None for key in keys])
-    if named.size == 0:
-        return out
-    rank = np.array([_MODE_RANK.get(int(m), 2) for m in data_mode[rows[named]]]) if data_mode is not None else (
-        np.zeros(named.size, dtype=int))
-    table = pd.DataFrame({"key": keys[named], "rank": rank, "order": np.arange(named.size)})
-    kept = table.sort_values(["rank", "order"], kind="stable").drop_duplicates("key", keep="first")
-    out[named] = ~table.index.isin(kept.index)
-    return out
 
 
 def _duplicates(lat, lon, time, temperature, depth) -> np.ndarray:
