@@ -1,17 +1,32 @@
-"""grid_profiles: vertical interpolation without extrapolation or gap bridging, cells, windows, reporting."""
+"""grid_profiles: PCHIP in the vertical (checked against scipy) without extrapolation or gap bridging, cells,
+windows, reporting."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cftime
+import gsw
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy.interpolate import CubicSpline, PchipInterpolator
 
 from xdepthrecon.gridding import grid_profiles, interpolate_vertical
-from xdepthrecon.io.profiles import profiles_dataset
+from xdepthrecon.io.profiles import profiles_dataset, read_profiles
 
 from tests.conftest import glorys_like
+
+ARGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "argo" / "dac"
+#: The GLORYS12 depth levels (m) down to 2000 m, the depth of most Argo profiles.
+GLORYS_LEVELS = np.array([
+    0.494025, 1.541375, 2.645669, 3.819495, 5.078224, 6.440614, 7.92956, 9.572997, 11.405, 13.46714,
+    15.81007, 18.49556, 21.59882, 25.21141, 29.44473, 34.43415, 40.34405, 47.37369, 55.76429, 65.80727,
+    77.85385, 92.32607, 109.7293, 130.666, 155.8507, 186.1256, 222.4752, 266.0403, 318.1274, 380.213,
+    453.9377, 541.0889, 643.5668, 763.3331, 902.3393, 1062.44, 1245.291, 1452.251, 1684.284, 1941.893,
+])
 
 
 def _profiles(lat, lon, time, depth, temperature) -> xr.Dataset:
@@ -28,17 +43,62 @@ def _grid(times=3, depth=(0.0, 10.0, 50.0, 100.0), lat=(0.0, 1.0, 2.0), lon=(10.
                               "latitude": list(lat), "longitude": list(lon)})
 
 
+def _pchip(depth, temperature, levels) -> np.ndarray:
+    """scipy's PCHIP through the samples at ``levels``, NaN outside their range."""
+    return PchipInterpolator(depth, temperature, extrapolate=False)(levels)
+
+
 def test_interpolation_never_extrapolates_or_bridges_big_gaps():
     depth = [[5.0, 10.0, 20.0, 100.0, 110.0, np.nan]]
     temperature = [[20.0, 19.0, 18.0, 10.0, 9.0, np.nan]]
     levels = np.array([0.0, 7.5, 10.0, 15.0, 50.0, 105.0, 110.0, 120.0])
+    pchip = _pchip(depth[0][:5], temperature[0][:5], levels)
     out = interpolate_vertical(depth, temperature, levels, dtype="float64")[0]
-    np.testing.assert_allclose(out, [np.nan, 19.5, 19.0, 18.5, np.nan, 9.5, 9.0, np.nan])
+    np.testing.assert_allclose(out, np.where(np.arange(levels.size) == 4, np.nan, pchip), rtol=1e-12)
+    assert np.isnan(out[[0, 4, 7]]).all() and out[2] == 19.0 and out[6] == 9.0
     bridged = interpolate_vertical(depth, temperature, levels, max_gap=np.inf, dtype="float64")[0]
-    assert bridged[4] == pytest.approx(18.0 - 8.0 * 30.0 / 80.0)
-    assert np.isnan(bridged[0]) and np.isnan(bridged[-1])
+    np.testing.assert_allclose(bridged, pchip, rtol=1e-12)
+    assert 10.0 < bridged[4] < 18.0 and np.isnan(bridged[0]) and np.isnan(bridged[-1])
     constant = interpolate_vertical(depth, temperature, levels, max_gap=5.0, max_gap_fraction=0.0, dtype="float64")[0]
-    assert np.isnan(constant[3]) and constant[1] == 19.5  # the 10 m gap at 15 m is now too big
+    assert np.isnan(constant[3]) and constant[1] == pchip[1]  # the 10 m gap at 15 m is now too big
+
+
+def test_interpolation_is_pchip_without_overshoot_at_a_sharp_thermocline():
+    # A mixed layer at 25 degC over a 10-degree step within 10 m, then slow cooling: a cubic spline rings.
+    depth = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 100.0, 200.0, 400.0])
+    temperature = np.array([25.0, 25.0, 25.0, 24.9, 15.0, 14.5, 14.0, 12.0, 10.0, 8.0])
+    levels = np.arange(0.0, 400.5, 0.5)
+    out = interpolate_vertical(depth[None], temperature[None], levels, max_gap=np.inf, dtype="float64")[0]
+    np.testing.assert_allclose(out, _pchip(depth, temperature, levels), rtol=1e-12)
+    interval = np.clip(np.searchsorted(depth, levels, side="right") - 1, 0, depth.size - 2)
+    low = np.minimum(temperature[interval], temperature[interval + 1])
+    high = np.maximum(temperature[interval], temperature[interval + 1])
+    assert ((out >= low - 1e-12) & (out <= high + 1e-12)).all()  # within the neighbouring samples' range
+    spline = CubicSpline(depth, temperature)(levels)
+    assert spline.max() > 25.05 and ((spline < low - 0.05) | (spline > high + 0.05)).any()  # it would overshoot
+    assert not np.allclose(out, np.interp(levels, depth, temperature))  # and it is not linear either
+
+
+def test_interpolation_matches_scipy_pchip_on_a_real_argo_profile():
+    path = ARGO / "csio" / "2902696" / "profiles" / "D2902696_001.nc"  # South China Sea, 113 levels to 2000 dbar
+    if not path.exists():
+        pytest.skip(f"the real Argo files are not at {ARGO}")
+    with netCDF4.Dataset(path) as nc:  # read alone: delayed mode, every adjusted flag good
+        pressure = np.ma.filled(nc["PRES_ADJUSTED"][0].astype("float64"), np.nan)
+        temperature = np.ma.filled(nc["TEMP_ADJUSTED"][0].astype("float64"), np.nan)
+        latitude = float(nc["LATITUDE"][0])
+        flags = b"".join(np.ma.filled(nc["TEMP_ADJUSTED_QC"][0], b" ")).decode().strip()
+    keep = np.isfinite(pressure) & np.isfinite(temperature)
+    assert set(flags) == {"1"} and keep.sum() == 113
+    depth = -gsw.z_from_p(pressure[keep], latitude)
+    expected = _pchip(depth, temperature[keep], GLORYS_LEVELS)
+    profiles = read_profiles(path)
+    out = interpolate_vertical(profiles.depth.values, profiles.temperature.values, GLORYS_LEVELS, max_gap=np.inf,
+                               dtype="float64")[0]
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-5)  # float32 samples in the file
+    assert np.isfinite(out).sum() == np.isfinite(expected).sum() > 35
+    gapped = interpolate_vertical(profiles.depth.values, profiles.temperature.values, GLORYS_LEVELS)[0]
+    np.testing.assert_allclose(gapped[np.isfinite(gapped)], expected[np.isfinite(gapped)], rtol=1e-6, atol=1e-5)
 
 
 def test_interpolation_takes_samples_at_levels_exactly_and_handles_any_sample_order():
