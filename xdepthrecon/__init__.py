@@ -18,6 +18,7 @@ from xdepthrecon.training.config import (AutoencoderConfig, DiffusionConfig, Obs
 from xdepthrecon.training.diffusion import train_diffusion  # noqa: E402
 from xdepthrecon.encoding import decode, encode  # noqa: E402
 from xdepthrecon.gridding import grid_profiles  # noqa: E402
+from xdepthrecon.evaluation.ceiling import compression_ceiling  # noqa: E402
 from xdepthrecon.evaluation.metrics import evaluate  # noqa: E402
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder  # noqa: E402
 from xdepthrecon.evaluation.osse import osse  # noqa: E402
@@ -43,6 +44,7 @@ __all__ = [
     "__version__",
     "align_sst",
     "available_samples",
+    "compression_ceiling",
     "decode",
     "encode",
     "evaluate",
