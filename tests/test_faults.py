@@ -4,6 +4,7 @@ an interrupted zarr write resumes without recomputing what was written, a killed
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -13,13 +14,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import torch
+import xarray as xr
+from dask.callbacks import Callback
+from dask.utils import key_split
 
 import xdepthrecon
-from xdepthrecon import AutoencoderConfig, TrainingConfig
+from xdepthrecon import AutoencoderConfig, DiffusionConfig, SamplingOptions, TrainingConfig
 from xdepthrecon.checkpoint import load_training_state
+from xdepthrecon.training.config import DIFFUSION_TRAINING
 
 from tests.conftest import glorys_like
 
@@ -129,3 +135,93 @@ def test_a_damaged_checkpoint_is_refused_by_load_and_by_resume_and_left_as_it_wa
                                       checkpoint=path, progress=False)
     assert _sha256(path) == before
     assert os.listdir(tmp_path) == ["ae.safetensors"]
+
+
+# --- reconstruction: a zarr write resumed after an interruption, a dask worker killed ------------------------------
+
+SAMPLING = SamplingOptions(members=2, steps=3, tile=16, overlap=4)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    """A barely trained latent diffusion model, a cube of 6 time steps, its SST and profiles sampled from it."""
+    cube = glorys_like(times=6, depths=6, lats=24, lons=32, seed=5)
+    sst = cube.thetao.isel(depth=0).rename("analysed_sst").to_dataset()
+    sst.analysed_sst.attrs = {"units": "degC"}
+    ae = xdepthrecon.train_autoencoder(cube, config=TINY, training=replace(SLOW, batch_size=4), epochs=1,
+                                       progress=False)
+    model = xdepthrecon.train_diffusion(cube, sst, ae, config=DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=50),
+                                        training=replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4), epochs=1,
+                                        progress=False)
+    return cube, sst, model, cube.depthrecon.sample_profiles(per_tile=400, seed=0)
+
+
+class _EstimatorTasks(Callback):
+    """Counts the per-time-step reconstruction tasks the local scheduler starts; raises at the ``fail_at``-th."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.started, self.fail_at = 0, fail_at
+
+    def _pretask(self, key, dsk, state) -> None:
+        if "run_estimator" in key_split(key):  # the task of one time step (fused with its input)
+            self.started += 1
+            if self.started == self.fail_at:
+                raise KeyboardInterrupt("interrupted during a time step")
+
+
+def _write_resumable(result: xr.Dataset, store: Path) -> None:
+    """The region-write recipe of docs/performance.md ("Resumable writes")."""
+    if not store.exists():
+        result.assign(written=("time", np.zeros(result.sizes["time"], bool))).to_zarr(store, compute=False)
+    written = xr.open_zarr(store).written.values
+    for t in np.flatnonzero(~written):
+        region = {"time": slice(t, t + 1)}
+        result.isel(region).drop_vars(["depth", "latitude", "longitude"]).to_zarr(store, region=region)
+        xr.Dataset({"written": ("time", [True])}).to_zarr(store, region=region)
+
+
+def test_an_interrupted_zarr_write_resumes_without_recomputing_the_written_time_steps(setting, tmp_path):
+    cube, sst, model, profiles = setting
+    result = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=1, options=SAMPLING)
+    store = tmp_path / "reconstruction.zarr"
+    with dask.config.set(scheduler="sync"), _EstimatorTasks(fail_at=3) as first:
+        with pytest.raises(KeyboardInterrupt):
+            _write_resumable(result, store)
+    assert first.started == 3 and xr.open_zarr(store).written.values.tolist() == [True] * 2 + [False] * 4
+    with dask.config.set(scheduler="sync"), _EstimatorTasks() as second:
+        _write_resumable(xdepthrecon.reconstruct(cube, profiles, sst, model, seed=1, options=SAMPLING), store)
+    assert second.started == 4  # only the time steps not written before
+    with dask.config.set(scheduler="sync"), _EstimatorTasks() as straight:
+        expected = result.compute()
+    assert straight.started == 6
+    written = xr.open_zarr(store).compute()
+    assert written.written.all()
+    xr.testing.assert_equal(written[list(expected.data_vars)], expected)
+
+
+def test_a_dask_worker_killed_during_reconstruct_is_replaced_and_the_result_is_the_same(setting):
+    distributed = pytest.importorskip("distributed")
+    cube, sst, model, profiles = setting
+    threads = torch.get_num_threads()
+    try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
+        torch.set_num_threads(1)
+        with dask.config.set(scheduler="sync"):
+            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute()
+    finally:
+        torch.set_num_threads(threads)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        future = client.compute(xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING))
+        busy: list[str] = []
+        deadline = time.monotonic() + 60
+        while not busy and time.monotonic() < deadline:
+            busy = [worker for worker, keys in client.processing().items()
+                    if any("run_estimator" in key_split(key) for key in keys)]
+            time.sleep(0.01)
+        assert busy and not future.done()
+        os.kill(pids[busy[0]], signal.SIGKILL)  # in the middle of a time step
+        result = future.result(timeout=120)
+        assert pids[busy[0]] not in client.run(os.getpid).values()  # the nanny started a new worker
+    xr.testing.assert_equal(result, expected)
