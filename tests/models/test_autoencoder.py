@@ -276,7 +276,8 @@ def test_linear_path_is_in_config_and_checkpoint_and_keeps_the_reference_layout(
     plain = _model()
     assert plain.config["linear_path"] is False and linear.config["linear_path"] is True
     assert set(linear.state_dict()) - set(plain.state_dict()) == {
-        "encode_linear.weight", "encode_linear.bias", "decode_linear.weight", "decode_linear.bias", "gap_penalty"}
+        "encode_linear.weight", "encode_linear.bias", "decode_linear.weight", "decode_linear.bias", "gap_penalty",
+        "correction_gate"}
     loaded = xdepthrecon.load(linear.save(tmp_path / "ae.safetensors"))
     assert loaded.linear_path and loaded.identity == linear.identity
     torch.testing.assert_close(loaded.gap_penalty, torch.as_tensor(pca.prior_penalty, dtype=torch.float32))
@@ -307,3 +308,38 @@ def test_nan_never_reaches_the_linear_path():
     x[:, 3:, :5] = float("nan")
     x[1, :, 7:] = float("nan")
     assert not torch.isnan(ae(x)).any() and len(seen) == 3 and not any(seen)
+
+
+def test_weights_saved_without_a_gate_load_with_the_gate_open():
+    _, _, linear = _eof_pair()
+    with torch.no_grad():
+        linear.correction_gate.fill_(0.5)
+    older = {key: value for key, value in linear.state_dict().items() if key != "correction_gate"}
+    linear.load_state_dict(older)
+    torch.testing.assert_close(linear.correction_gate, torch.ones(linear.in_channels))
+
+
+def test_a_closed_gate_and_no_encoder_widths_give_exactly_the_eofs():
+    from xdepthrecon.baselines import PCACompressor
+
+    cube, _, _ = _eof_pair()
+    thetao = cube.thetao
+    complete = thetao.notnull().all("depth").values[:, None]
+    mean, std = np.linspace(20.0, 4.0, 5), np.linspace(3.0, 0.5, 5)
+    torch.manual_seed(0)
+    ae = DepthBandAutoencoder(5, 3, (), (8,), linear_path=True, depth=LEVELS, mean=mean, std=std)
+    assert ae.to_latent is None and not list(ae.encoder.parameters())
+    pca = PCACompressor.fit(cube, 3, mean=mean, std=std)
+    ae.init_linear_path(pca)
+    with torch.no_grad():
+        ae.to_output.bias.fill_(1.0)  # a correction that the closed gate must hide
+        ae.correction_gate[:] = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0])
+    x = torch.from_numpy(thetao.values)
+    latent = ae.encode(x).detach().numpy()
+    expected = pca.encode(cube).latent.values
+    np.testing.assert_allclose(np.where(complete, latent, np.nan), np.where(complete, expected, np.nan), atol=1e-4)
+    rebuilt = ae.decode(ae.encode(x)).detach().numpy()
+    truncated = pca.decode(pca.encode(cube)).thetao.values
+    shown = (rebuilt - truncated).transpose(1, 0, 2, 3)[:, complete[:, 0]]  # (level, complete column)
+    np.testing.assert_allclose(shown[:4], 0.0, atol=1e-4)
+    np.testing.assert_allclose(shown[4], std[4], rtol=1e-4)

@@ -109,3 +109,22 @@ def test_loader_reraises_reader_errors():
     dataset.read = broken
     with pytest.raises(OSError, match="disk gone"):
         list(PrefetchLoader(dataset, batch_size=2))
+
+
+def test_split_in_space_holds_out_the_same_regions_at_every_time_step():
+    cube = glorys_like(times=3, depths=4, lats=40, lons=80, seed=0)
+    dataset = PatchDataset({"y": cube.thetao}, patch_size=16, seed=2)
+    training, validation = dataset.split_in_space(0.2)
+    held = {(w.rows, w.columns) for w in validation}
+    kept = {(w.rows, w.columns) for w in training}
+    assert held and kept and not held & kept
+    assert {w.time for w in validation} == {0, 1, 2} and len(validation) == 3 * len(held)
+    cells = sum((r[1] - r[0]) * (c[1] - c[0]) for r, c in held | kept)
+    assert cells == 40 * 80  # the blocks tile the grid
+    assert all(r[1] - r[0] >= 16 and c[1] - c[0] >= 16 for r, c in held | kept)
+
+
+def test_split_in_space_falls_back_to_windows_on_a_grid_of_one_block():
+    cube = glorys_like(times=5, depths=4, lats=16, lons=16, seed=0)
+    training, validation = PatchDataset({"y": cube.thetao}, patch_size=16).split_in_space(0.2)
+    assert len(validation) == 1 and len(training) == 4

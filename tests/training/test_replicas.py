@@ -64,8 +64,8 @@ def test_two_gloo_processes_train_checkpoint_once_and_resume(tmp_path):
     assert all(report["world"] == 2 for report in first)
     for kind in ("ae", "diffusion"):
         assert first[0][kind] == first[1][kind]  # the replicas hold the same weights
-    # 2 epochs x 2 models and the calibrated diffusion model at the end, by rank 0 only
-    assert len(first[0]["saves"]) == 5 and first[1]["saves"] == []
+    # 2 epochs x 2 models, the gated autoencoder and the calibrated diffusion model at the end, by rank 0 only
+    assert len(first[0]["saves"]) == 6 and first[1]["saves"] == []
     assert [h["epoch"] for h in first[0]["ae_history"]] == [0, 1]
 
     import xdepthrecon
@@ -79,7 +79,7 @@ def test_two_gloo_processes_train_checkpoint_once_and_resume(tmp_path):
     assert resumed[0]["ae"] == resumed[1]["ae"] and resumed[0]["diffusion"] == resumed[1]["diffusion"]
     assert [h["epoch"] for h in resumed[0]["diffusion_history"]] == [0, 1, 2]
     assert resumed[0]["ae_history"][:2] == first[0]["ae_history"]  # continued, not restarted
-    assert len(resumed[0]["saves"]) == 3 and resumed[1]["saves"] == []
+    assert len(resumed[0]["saves"]) == 4 and resumed[1]["saves"] == []  # one more epoch each, and the two ends
 
 
 def test_shards_split_every_epoch_into_disjoint_shares():

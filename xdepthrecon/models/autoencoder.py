@@ -104,19 +104,23 @@ class DepthBandAutoencoder(nn.Module):
         self.spatial_downsample = _positive_int("spatial_downsample", spatial_downsample)
         self.encoder_channels = tuple(_positive_int("encoder_channels", w) for w in encoder_channels)
         self.decoder_channels = tuple(_positive_int("decoder_channels", w) for w in decoder_channels)
-        self.encoder, width = _conv_stack(self.in_channels, self.encoder_channels)
-        self.to_latent = nn.Conv2d(width, self.latent_channels, kernel_size=1)
-        self.decoder, width = _conv_stack(self.latent_channels, self.decoder_channels)
-        self.to_output = nn.Conv2d(width, self.in_channels, kernel_size=1)
         if not isinstance(linear_path, (bool, np.bool_)):
             raise ValueError(f"linear_path must be True or False, got {linear_path!r}")
         self.linear_path = bool(linear_path)
+        self.encoder, width = _conv_stack(self.in_channels, self.encoder_channels)
+        #: None when the latent is the linear path's alone (``linear_path`` and no encoder widths).
+        self.to_latent = (nn.Conv2d(width, self.latent_channels, kernel_size=1)
+                          if self.encoder_channels or not self.linear_path else None)
+        self.decoder, width = _conv_stack(self.latent_channels, self.decoder_channels)
+        self.to_output = nn.Conv2d(width, self.in_channels, kernel_size=1)
         if self.linear_path:
             self.encode_linear = nn.Conv2d(self.in_channels, self.latent_channels, kernel_size=1)
             self.decode_linear = nn.Conv2d(self.latent_channels, self.in_channels, kernel_size=1)
             self.encode_linear.requires_grad_(False)
             self.decode_linear.requires_grad_(False)
             self.register_buffer("gap_penalty", torch.zeros(self.latent_channels))
+            self.register_buffer("correction_gate", torch.ones(self.in_channels))
+            self.register_load_state_dict_pre_hook(_open_gate_of_older_weights)
         self.register_buffer("mean", self._level_vector("mean", 0.0 if mean is None else mean), persistent=False)
         self.register_buffer("std", self._level_vector("std", 1.0 if std is None else std), persistent=False)
         self.depth = depth
@@ -235,12 +239,12 @@ class DepthBandAutoencoder(nn.Module):
         if self.linear_path:
             h = fill_gaps(h, invalid.expand(*lead, *h.shape[-3:]).reshape(h.shape), self.decode_linear,
                           self.gap_penalty)
-        h = h.to(self.to_latent.weight.dtype)
+        h = h.to(self.to_output.weight.dtype)
         if self.spatial_downsample > 1:
             h = F.avg_pool2d(h, self.spatial_downsample)
-        z = self.to_latent(self.encoder(h))
-        if self.linear_path:
-            z = z + full_precision(self.encode_linear, h)
+        z = full_precision(self.encode_linear, h) if self.linear_path else 0.0
+        if self.to_latent is not None:
+            z = z + self.to_latent(self.encoder(h))
         return z.reshape(*lead, *z.shape[-3:])
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -250,7 +254,7 @@ class DepthBandAutoencoder(nn.Module):
         h = z.reshape(-1, *z.shape[-3:]).to(self.to_output.weight.dtype)
         y = self.to_output(self.decoder(h))
         if self.linear_path:
-            y = y + full_precision(self.decode_linear, h)
+            y = y * self.correction_gate[:, None, None].to(y.dtype) + full_precision(self.decode_linear, h)
         if self.spatial_downsample > 1:
             y = F.interpolate(y, scale_factor=self.spatial_downsample, mode="bilinear", align_corners=False)
         y = self.denormalize(y if y.dtype == torch.float64 else y.float())
@@ -358,6 +362,11 @@ class DepthBandAutoencoder(nn.Module):
                 f"{name} is {height}x{width} pixels, not a multiple of spatial_downsample={k}; crop or pad it, "
                 f"e.g. x[..., :{height - height % k}, :{width - width % k}]"
             )
+
+
+def _open_gate_of_older_weights(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Weights saved before the correction had a gate (xdepthrecon 0.2.0) load with the gate open."""
+    state_dict.setdefault(prefix + "correction_gate", torch.ones(module.in_channels))
 
 
 def _conv_stack(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:

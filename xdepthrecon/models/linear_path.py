@@ -66,8 +66,10 @@ def set_eof_path(model: DepthBandAutoencoder, eofs: PCACompressor) -> None:
             layer.bias.copy_(bias)
         model.gap_penalty.copy_(torch.as_tensor(eofs.prior_penalty))
         for layer in (model.to_latent, model.to_output):
-            layer.weight.zero_()
-            layer.bias.zero_()
+            if layer is not None:
+                layer.weight.zero_()
+                layer.bias.zero_()
+        model.correction_gate.fill_(1.0)
 
 
 def fill_gaps(h: torch.Tensor, invalid: torch.Tensor, decoder: nn.Conv2d, penalty: torch.Tensor) -> torch.Tensor:

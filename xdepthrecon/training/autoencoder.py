@@ -21,6 +21,7 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.stats.pca import PCACompressor
 from xdepthrecon.training import _replicas
+from xdepthrecon.training.correction_gate import fit_correction_gate
 from xdepthrecon.training.config import (AUTOENCODER_TRAINING, AutoencoderConfig, TrainingConfig, as_record,
                                          resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
@@ -47,7 +48,9 @@ def train_autoencoder(
         Architecture and loss (default :class:`~xdepthrecon.AutoencoderConfig`: the recipe that works).
     training
         Optimisation (default :data:`~xdepthrecon.training.config.AUTOENCODER_TRAINING`: 15 epochs, AdamW
-        1e-3 with a cosine schedule, batches of 16 patches of 32 cells).
+        1e-3 with a cosine schedule, batches of 16 patches of 32 cells). Its ``val_fraction`` of the grid's
+        regions is held out at every time step: the validation loss is on water the model never saw, and
+        the correction's gate (``config.gate``) is fitted there.
     epochs
         Shortcut for ``training``'s number of epochs.
     device
@@ -61,8 +64,10 @@ def train_autoencoder(
     Returns
     -------
     DepthBandAutoencoder
-        The trained model in eval mode, with per-level statistics and depth levels set, and
+        The trained model in eval mode, with per-level statistics and depth levels set, the correction's
+        ``correction_gate`` (one value in [0, 1] per level; 0: the level is the EOF truncation), and
         ``history``: one dict per epoch (``epoch``, ``loss``, ``val_loss``, ``samples_per_s``, ``seconds``).
+        Check it on a cube with :func:`xdepthrecon.compression_ceiling`.
     """
     config = config or AutoencoderConfig()
     training = with_epochs(training or AUTOENCODER_TRAINING, epochs)
@@ -72,7 +77,8 @@ def train_autoencoder(
                          "depth levels; pass AutoencoderConfig(latent_channels=...) with at most that many")
     target = pick_device(device)
     replicas = _replicas.join(target)
-    train_set, val_set, _ = datasets_for({"y": thetao}, training, (replicas.rank, replicas.world))
+    train_set, val_set, held_out = datasets_for({"y": thetao}, training, (replicas.rank, replicas.world),
+                                                in_space=True)
     path = None if checkpoint is None else Path(checkpoint)
     settings = {"model": as_record(config), "training": resumable_record(training)}
     state = resume_state(path, settings)
@@ -80,6 +86,8 @@ def train_autoencoder(
     if state is not None:
         model = _checkpoint.load(path, device=target)
         model.check_levels(thetao.depth.values)
+        if model.linear_path:
+            model.correction_gate.fill_(1.0)  # the gate is fitted again once training ends
     else:
         mean, std = _level_statistics(thetao)
         model = DepthBandAutoencoder(thetao.sizes["depth"], config.latent_channels, config.encoder_channels,
@@ -88,9 +96,15 @@ def train_autoencoder(
         if config.linear_path:
             model.init_linear_path(PCACompressor.fit(thetao, config.latent_channels, mean=model.mean, std=model.std))
         model = model.to(target)
-    fit(model, lambda batch, _: autoencoder_loss(model, batch["y"], config), (train_set, val_set), training,
-        device=target, path=path, settings=settings, state=state, progress=progress, name="autoencoder")
-    return model.eval()
+    saved = fit(model, lambda batch, _: autoencoder_loss(model, batch["y"], config), (train_set, val_set), training,
+                device=target, path=path, settings=settings, state=state, progress=progress, name="autoencoder")
+    model.eval()
+    if config.gate and model.linear_path and val_set is not None:
+        gate = fit_correction_gate(model, thetao, held_out, max(training.patch_size // 2, 1))
+        model.correction_gate.copy_(torch.as_tensor(gate, dtype=torch.float32))
+        if path is not None and replicas.main:
+            _checkpoint.save(model, path, training_state=saved)
+    return model
 
 
 def autoencoder_loss(model: DepthBandAutoencoder, y: torch.Tensor, config: AutoencoderConfig) -> torch.Tensor:

@@ -178,6 +178,32 @@ class PatchDataset(torch.utils.data.IterableDataset):
         order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(windows))
         return [windows[i] for i in sorted(order[count:])], [windows[i] for i in sorted(order[:count])]
 
+    def split_in_space(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
+        """Split this dataset's windows into (training, validation) by place: whole spatial blocks are held out
+        at every time step, so validation scores water the model never saw.
+
+        The grid's blocks are the windows' spatial extents, cut finer (at least a patch each) until
+        ``val_fraction`` of them can be held out with some left for training; the held-out blocks are drawn
+        at random (seeded). A grid too small for two blocks is split by :meth:`split` instead (whole windows).
+        """
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1) to hold out regions, got {val_fraction}")
+        spans = sorted({(w.rows, w.columns) for w in self._windows})
+        needed = int(np.ceil(1.0 / val_fraction - 1e-9)) + 1
+        if len(spans) < needed:
+            cut = -(-needed // len(spans))
+            spans = [(b.rows, b.columns) for rows, columns in spans for b in _finer(Window(0, rows, columns), cut,
+                                                                                      self.patch_size)]
+        if len(spans) < 2:
+            return self.split(val_fraction, seed)
+        count = min(_held_out(val_fraction, len(spans)), len(spans) - 1)
+        order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(spans))
+        held = {spans[i] for i in order[:count]}
+        times = sorted({w.time for w in self._windows})
+        windows = [Window(t, rows, columns) for t in times for rows, columns in spans]
+        return ([w for w in windows if (w.rows, w.columns) not in held],
+                [w for w in windows if (w.rows, w.columns) in held])
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: the window order and crops depend on (seed, epoch)."""
         self.epoch = epoch

@@ -24,10 +24,18 @@ class AutoencoderConfig:
     latent_channels
         Latent size per column.
     encoder_channels, decoder_channels
-        Widths of the 3x3 convolutions.
+        Widths of the 3x3 convolutions. With the linear path and no encoder widths (the default) the latent
+        is the column's EOF amplitudes and only the decoder learns: a correction of the EOF truncation from
+        the latent of the cell and its neighbours.
     linear_path
         A fixed linear path set to the training cube's EOFs, so training starts from PCA truncation and
-        learns the nonlinear correction (what beats PCA at the same latent size).
+        learns the nonlinear correction on top.
+    gate
+        Gate the correction per level by its worst case on regions held out from training
+        (:mod:`xdepthrecon.training.correction_gate`), so that it never makes unseen water worse than the
+        EOFs alone; only with the linear path and ``val_fraction > 0`` (otherwise the correction is ungated).
+        The reference architecture is ``AutoencoderConfig(encoder_channels=(64, 96, 128),
+        decoder_channels=(128, 96, 64), linear_path=False)``.
     l1_weight, l2_weight
         Loss weights of the L1 and L2 terms, in normalised units.
     masked_only
@@ -35,9 +43,10 @@ class AutoencoderConfig:
     """
 
     latent_channels: int = 8
-    encoder_channels: tuple[int, ...] = (32, 48, 64)
+    encoder_channels: tuple[int, ...] = ()
     decoder_channels: tuple[int, ...] = (64, 48, 32)
     linear_path: bool = True
+    gate: bool = True
     l1_weight: float = 1.0
     l2_weight: float = 0.5
     masked_only: bool = True
@@ -124,8 +133,9 @@ class TrainingConfig:
                              f"{self.batch_size}, {self.patch_size}")
 
 
-#: The autoencoder's training recipe: a cosine learning rate, no weight decay or average.
-AUTOENCODER_TRAINING = TrainingConfig(epochs=15, weight_decay=0.0, lr_schedule="cosine", ema=None)
+#: The autoencoder's training recipe: a cosine learning rate, no weight decay or average, a fifth of the
+#: regions held out (to gate the correction).
+AUTOENCODER_TRAINING = TrainingConfig(epochs=15, weight_decay=0.0, lr_schedule="cosine", ema=None, val_fraction=0.2)
 #: The diffusion model's training recipe: no flips of the patches.
 DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False)
 

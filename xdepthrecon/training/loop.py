@@ -221,13 +221,15 @@ def _epoch_record(epoch: int, sums: list[float], began: float, bar, replicas: _r
     return record
 
 
-def datasets_for(fields: Mapping[str, Any], training: TrainingConfig,
-                 shard: tuple[int, int]) -> tuple[PatchDataset, PatchDataset | None, list]:
+def datasets_for(fields: Mapping[str, Any], training: TrainingConfig, shard: tuple[int, int],
+                 in_space: bool = False) -> tuple[PatchDataset, PatchDataset | None, list]:
     """Training patches (this process's shard), validation patches (None without validation windows) and
-    the windows a model is calibrated on (the validation windows, else the training windows)."""
+    the windows a model is calibrated on (the validation windows, else the training windows); ``in_space``
+    holds out regions at every time step (:meth:`PatchDataset.split_in_space`) instead of whole windows."""
     base = PatchDataset(fields, patch_size=training.patch_size, patches_per_window=training.patches_per_window,
                         seed=training.seed)
-    train_windows, val_windows = base.split(training.val_fraction) if training.val_fraction > 0 else (
+    split = base.split_in_space if in_space else base.split
+    train_windows, val_windows = split(training.val_fraction) if training.val_fraction > 0 else (
         base.all_windows(), [])
     train_set = patches(fields, training, train_windows, augment=training.augment, shard=shard)
     val_set = patches(fields, training, val_windows, seed=training.seed + 1, shard=shard) if val_windows else None
