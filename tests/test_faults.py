@@ -56,8 +56,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(t
         cube, path = {CUBE}, sys.argv[1]
         {TRAIN}
     """)
-    run = subprocess.Popen([sys.executable, "-c", child, str(path)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           stderr=subprocess.PIPE)
+    run = subprocess.Popen([sys.executable, "-c", child, str(path)], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not path.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -100,8 +100,10 @@ def sample_profiles(
         times, _ = as_profile_times(thetao["time"].values)
 
     columns, cells, steps = [], [], []
+    any_ocean = False
     for t in range(thetao.sizes["time"]):
         ocean = np.flatnonzero(np.isfinite(np.asarray(thetao.isel(time=t, depth=0).values)).ravel())
+        any_ocean = any_ocean or ocean.size > 0
         weights = area[ocean] if density is not None else None
         expected = rate * (weights.sum() / 1e6 if weights is not None else ocean.size / tile_size**2)
         n = int(np.floor(expected)) + int(rng.random() < expected - np.floor(expected))
@@ -120,6 +122,10 @@ def sample_profiles(
         cells.append((rows, cols))
         steps.append(np.full(n, t))
 
+    if not any_ocean and thetao.size:
+        raise ValueError(f"the top level ({levels[0]:g} m) of truth is NaN at every time step, and ocean columns are "
+                         "those holding a value there: there is nothing to sample. Select the levels that hold data "
+                         "(e.g. truth.isel(depth=slice(1, None))) or check the fill value.")
     dtype = thetao.dtype if np.issubdtype(thetao.dtype, np.floating) else np.dtype("float32")
     temperature = np.concatenate(columns) if columns else np.empty((0, level_index.size), dtype=dtype)
     if noise > 0:
@@ -158,6 +164,10 @@ def _truth_field(truth: xr.Dataset | xr.DataArray) -> xr.DataArray:
     if truth.dims != CANONICAL_DIMS:
         raise ValueError(f"truth has dims {truth.dims}, not {CANONICAL_DIMS}; standardise it with "
                          "xdepthrecon.standardize first.")
+    empty = [name for name in CANONICAL_DIMS if truth.sizes[name] == 0]
+    if empty:
+        raise ValueError(f"truth has no {' and no '.join(empty)} values (an empty selection); there is nothing to "
+                         "sample: check the selection against the cube's coordinates.")
     needed = [name for name in CANONICAL_DIMS if not (name == "time" and is_undated(truth))]
     missing = [name for name in needed if name not in truth.coords]
     if missing:

@@ -7,10 +7,12 @@ coordinate values are read here: the data stay lazy.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from xdepthrecon.io import _names
@@ -105,11 +107,27 @@ def to_canonical_dims(
     da = da.drop_vars([c for c in da.coords if c not in da.dims])
     rename = {found[axis]: axis for axis in dims if found[axis] != axis}
     clashing = [c for c in rename.values() if c in da.coords and c not in rename]
-    return da.drop_vars(clashing).rename(rename).transpose(*dims)
+    da = da.drop_vars(clashing).rename(rename).transpose(*dims)
+    empty = [axis for axis in dims if da.sizes[axis] == 0]
+    if empty:
+        raise ValueError(f"the {' and '.join(empty)} axis of {str(da.name)!r} is empty: the selection left no values; "
+                         "check the slice bounds against the coordinates (a decreasing axis needs slice(high, low)).")
+    return da
+
+
+def _finite(values: np.ndarray, axis: str) -> np.ndarray:
+    """The values of an axis, refused where any is NaN or infinite."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"the {axis} coordinate has {bad.size} missing (NaN) or infinite values, at positions "
+                         f"{bad[:5].tolist()}; every grid point needs its {axis}: fill them from the grid spacing "
+                         f"or drop those points (ds.isel({axis}=...)).")
+    return values
 
 
 def _direction(values: np.ndarray, axis: str, unit: str) -> int:
     """Return +1 for increasing, -1 for decreasing values; raise for repeated or non-monotonic ones."""
+    _finite(values, axis)
     if values.size < 2:
         return 1
     steps = np.diff(values)
@@ -182,7 +200,7 @@ def standard_longitude(da: xr.DataArray) -> xr.DataArray:
 
     A cyclic column that repeats a longitude 360 degrees apart is kept once.
     """
-    values = np.asarray(da["longitude"].values, dtype="float64")
+    values = _finite(np.asarray(da["longitude"].values, dtype="float64"), "longitude")
     if np.unique(values).size != values.size:
         _direction(np.sort(values), "longitude", "degrees_east")
     wrapped = (values + 180.0) % 360.0 - 180.0
@@ -201,23 +219,38 @@ def standard_longitude(da: xr.DataArray) -> xr.DataArray:
 
 
 def standard_time(da: xr.DataArray) -> xr.DataArray:
-    """Decode a numeric time axis with CF ``units`` (``... since ...``); leave decoded ones alone."""
+    """Decode a numeric time axis with CF ``units`` (``... since ...``); refuse missing or repeated times."""
     if "time" not in da.coords:
         return da
     coord = da["time"]
     units = str(coord.attrs.get("units", ""))
-    if not np.issubdtype(coord.dtype, np.number) or " since " not in units:
-        return da
-    return da.assign_coords(time=_decode_time(coord.values, units, coord.attrs.get("calendar", "standard")))
+    if np.issubdtype(coord.dtype, np.number) and " since " in units:
+        da = da.assign_coords(time=_decode_time(coord.values, units, coord.attrs.get("calendar", "standard")))
+    times = pd.Index(np.asarray(da["time"].values).ravel())
+    if times.hasnans:
+        raise ValueError(f"the time coordinate has {int(times.isna().sum())} missing values (NaT); give every time "
+                         "step its date, or drop those steps: ds.sel(time=ds.time.notnull()).")
+    if times.has_duplicates:
+        raise ValueError(f"the time axis repeats {times[times.duplicated()][:3].tolist()}; remove the duplicates "
+                         "(e.g. ds.drop_duplicates('time')) before standardising.")
+    return da
 
 
 def _decode_time(values: np.ndarray, units: str, calendar: str) -> np.ndarray:
-    """Decode numeric CF times; climatologies dated from year 0 (Ferret) are decoded with cftime."""
+    """Decode numeric CF times; climatologies dated from year 0 (Ferret) are decoded with cftime.
+
+    Year 0 is counted in the file's calendar (a 360_day or noleap year has other month lengths); the
+    standard calendar, which has no year 0 in CF, is taken as the proleptic Gregorian one, as Ferret does.
+    """
     import cftime
 
     reference = units.split(" since ", 1)[1].strip()
     if reference.startswith(("0000", "0-")):
-        return np.asarray(cftime.num2date(values, units, calendar="proleptic_gregorian", has_year_zero=True))
+        calendar = str(calendar).lower()
+        calendar = "proleptic_gregorian" if calendar in ("standard", "gregorian") else calendar
+        with warnings.catch_warnings():  # CF has no year 0 in the julian calendar; Ferret files do
+            warnings.filterwarnings("ignore", message="this date/calendar/year zero convention")
+            return np.asarray(cftime.num2date(values, units, calendar=calendar, has_year_zero=True))
     try:
         return xr.coding.times.decode_cf_datetime(values, units, calendar)
     except (ValueError, OverflowError) as error:

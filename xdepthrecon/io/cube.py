@@ -37,6 +37,7 @@ _KELVIN_RANGE = (265.0, 320.0)
 #: Without units, a sample whose 1st percentile is above this (degC) looks like salinity (psu) more than temperature.
 _SALINITY_LIKE = 30.0
 _SAMPLE_SIZE = 100_000
+_PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")  #: in attrs: values not decoded yet
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,15 @@ def standardize(
 ) -> xr.Dataset:
     """Return the canonical form of an ocean temperature cube.
 
-    Variables and axes are found by explicit argument first, then through cf_xarray
-    (``standard_name``, ``axis``, ``positive``, ``units``), then from a table of names used by
-    GLORYS, EN4, WOA and Ferret files; a lone variable is taken as the temperature unless its
-    name, ``standard_name`` or ``units`` say it is salinity, density or velocity (tables in
-    ``xdepthrecon.io._names``). After unit handling, a sample of the first time step must lie
-    within -3 .. 40 degC (1st to 99th percentile), and without units not all above 30 (that is
-    salinity, in psu). Nothing is computed on dask-backed data,
-    except that sample when the temperature has no units (pass ``units=`` to avoid it); data in
-    memory are always checked.
+    Variables and axes are found by explicit argument first, then through cf_xarray (``standard_name``, ``axis``,
+    ``positive``, ``units``), then from a table of names used by GLORYS, EN4, WOA and Ferret files; a lone variable
+    is taken as the temperature unless its name, ``standard_name`` or ``units`` say it is salinity, density or
+    velocity (tables in ``xdepthrecon.io._names``). Values packed or masked by attributes (``scale_factor``,
+    ``_FillValue``, ...: a file opened with ``mask_and_scale=False``) are decoded first, as :func:`xarray.decode_cf`
+    does. After unit handling, a sample of the first time step must lie within -3 .. 40 degC (1st to 99th
+    percentile), and without units not all above 30 (that is salinity, in psu). Nothing is computed on dask-backed
+    data, except that sample when the temperature has no units (pass ``units=`` to avoid it); data in memory are
+    always checked.
 
     Parameters
     ----------
@@ -191,6 +192,8 @@ def _standardize(
     dataset = _as_dataset(ds, field)
     name = _find_variable(dataset, field, variable)
     source = dataset[name]
+    if any(key in source.attrs for key in _PACKING):  # not decoded (opened with mask_and_scale=False): decode now
+        source = xr.decode_cf(dataset[[name]], decode_times=False, decode_timedelta=False, decode_coords=False)[name]
     if not np.issubdtype(source.dtype, np.number) or np.issubdtype(source.dtype, np.complexfloating):
         raise TypeError(
             f"{field.role} variable {str(name)!r} has dtype {source.dtype}, not a real number type; "
@@ -266,20 +269,16 @@ def _value_range(var: xr.DataArray) -> str:
 def _find_variable(dataset: xr.Dataset, field: _Field, explicit: str | None) -> Hashable:
     if explicit is not None:
         if explicit not in dataset.data_vars:
-            raise ValueError(
-                f"{field.argument}={explicit!r} is not a data variable of this dataset; it has: "
-                f"{_describe_variables(dataset)}."
-            )
+            raise ValueError(f"{field.argument}={explicit!r} is not a data variable of this dataset; it has: "
+                             f"{_describe_variables(dataset)}.")
         return explicit
     name = _match_variable(dataset, field)
     var = dataset[name]
     other = _names.other_quantity(str(name), var.attrs.get("standard_name"), var.attrs.get("units"))
     if other is not None:
-        raise ValueError(
-            f"the only {field.role} candidate {str(name)!r} is {other}, not {field.role}. Variables found: "
-            f"{_describe_variables(dataset)}. Pass {field.argument}='NAME' naming the {field.role} variable "
-            "(its units and values are checked)."
-        )
+        raise ValueError(f"the only {field.role} candidate {str(name)!r} is {other}, not {field.role}. Variables "
+                         f"found: {_describe_variables(dataset)}. Pass {field.argument}='NAME' naming the "
+                         f"{field.role} variable (its units and values are checked).")
     return name
 
 
@@ -363,20 +362,21 @@ def _check_values(sample: np.ndarray, name: Hashable, given: str | None, scale: 
 
 
 def _raise_all_nan(name: Hashable) -> None:
-    raise ValueError(
-        f"{str(name)!r} is all NaN: there is no ocean data in it. Check the fill value "
-        "(_FillValue/missing_value) and that the region and depths you selected hold ocean."
-    )
+    raise ValueError(f"{str(name)!r} is all NaN: there is no ocean data in it. Check the fill value "
+                     "(_FillValue/missing_value) and that the region and depths you selected hold ocean.")
 
 
 def as_cube(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
-    """Return ``ds`` unchanged when it is already a canonical cube, else :func:`standardize` it."""
+    """Return ``ds`` unchanged when it is already a canonical cube (axes included), else :func:`standardize` it."""
     if (
         isinstance(ds, xr.Dataset)
         and "thetao" in ds.data_vars
-        and ds.thetao.dims == CANONICAL_DIMS
+        and ds.thetao.dims == CANONICAL_DIMS and 0 not in ds.thetao.shape
         and ds.thetao.attrs.get("units") == "degC"
         and ds.depth.attrs.get("positive") == "down"
+        and all(np.all(np.diff(ds[axis].values) > 0) for axis in CANONICAL_DIMS[1:] if axis in ds.coords)
+        and np.all((ds.longitude.values >= -180.0) & (ds.longitude.values < 180.0))
+        and not ("time" in ds.coords and np.issubdtype(ds.time.dtype, np.number))  # times not decoded
     ):
         return ds
     return standardize(ds)

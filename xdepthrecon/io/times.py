@@ -153,6 +153,10 @@ class TimeWindows:
 
     def __init__(self, cube_times: np.ndarray, profile_times: np.ndarray, window) -> None:
         cube, climatology = as_profile_times(cube_times)
+        repeated = pd.Index(cube).duplicated()
+        if repeated.any():
+            raise ValueError(f"the cube's times repeat {[str(t) for t in cube[repeated][:3]]}: each would take the "
+                             "same profiles; remove the duplicates (e.g. cube.drop_duplicates('time')).")
         profiles, _ = as_profile_times(profile_times, "profile times")
         self.period: int | None = None
         if isinstance(window, str) and window.strip().lower() == "month":
