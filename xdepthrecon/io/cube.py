@@ -37,7 +37,7 @@ _KELVIN_RANGE = (265.0, 320.0)
 #: Without units, a sample whose 1st percentile is above this (degC) looks like salinity (psu) more than temperature.
 _SALINITY_LIKE = 30.0
 _SAMPLE_SIZE = 100_000
-_PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")  #: in attrs: values not decoded yet
+_PACKING = frozenset({"scale_factor", "add_offset", "_FillValue", "missing_value"})  #: in attrs: values not decoded yet
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def _standardize(
     dataset = _as_dataset(ds, field)
     name = _find_variable(dataset, field, variable)
     source = dataset[name]
-    if any(key in source.attrs for key in _PACKING):  # not decoded (opened with mask_and_scale=False): decode now
+    if _PACKING & source.attrs.keys():  # not decoded (opened with mask_and_scale=False): decode now
         source = xr.decode_cf(dataset[[name]], decode_times=False, decode_timedelta=False, decode_coords=False)[name]
     if not np.issubdtype(source.dtype, np.number) or np.issubdtype(source.dtype, np.complexfloating):
         raise TypeError(
@@ -372,7 +372,7 @@ def as_cube(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
         isinstance(ds, xr.Dataset)
         and "thetao" in ds.data_vars
         and ds.thetao.dims == CANONICAL_DIMS and 0 not in ds.thetao.shape
-        and ds.thetao.attrs.get("units") == "degC"
+        and ds.thetao.attrs.get("units") == "degC" and not _PACKING & ds.thetao.attrs.keys()
         and ds.depth.attrs.get("positive") == "down"
         and all(np.all(np.diff(ds[axis].values) > 0) for axis in CANONICAL_DIMS[1:] if axis in ds.coords)
         and np.all((ds.longitude.values >= -180.0) & (ds.longitude.values < 180.0))
