@@ -179,3 +179,21 @@ def test_standard_baselines_share_the_method_signature(case):
     analysis = optimal_interpolation(profiles=case.profiles, sst=case.sst, grid=case.grid, training=case.training,
                                      max_blocks=2)
     assert {"thetao", "thetao_std", "length_scale"} <= set(analysis.data_vars)
+
+
+def test_score_case_scores_ensembles_with_the_fair_crps_when_asked(case):
+    rng = np.random.default_rng(0)
+    members = case.truth.thetao + xr.DataArray(rng.normal(0.0, 0.3, (3, *case.truth.thetao.shape)),
+                                               dims=("member", *case.truth.thetao.dims))
+    ensemble = {"ensemble": lambda **_: members.to_dataset(name="thetao")}
+    plain, fair = (score_case(case, ensemble, fair=f).query("metric == 'crps'").value.to_numpy() for f in (False, True))
+    expected = xdepthrecon.evaluate(members.to_dataset(name="thetao"), case.truth, mask=case.test_times,
+                                    observed=case.observations.x_mask, by=xr.DataArray(
+                                        np.where(case.test_regions.values, "held_out", "trained"),
+                                        dims=("latitude", "longitude"), coords=case.test_regions.coords,
+                                        name="region"), fair=True, resolution=False)
+    finite = np.isfinite(fair)
+    assert finite.any()
+    assert (fair[finite] < plain[finite]).all()  # the fair CRPS removes the finite ensemble's penalty
+    np.testing.assert_allclose(np.sort(fair[finite]), np.sort(expected.crps.values[np.isfinite(expected.crps.values)]),
+                               rtol=1e-6)

@@ -97,6 +97,7 @@ def osse(
     methods: Mapping[str, Method],
     *,
     resolution: bool = False,
+    fair: bool = False,
     **sampling: Any,
 ) -> pd.DataFrame:
     """Run an observing-system simulation and score every method (see the module description).
@@ -109,6 +110,8 @@ def osse(
         Name -> method (see the module description), e.g. :func:`standard_baselines`.
     resolution
         Also score the effective resolution (wavenumber spectra; slower).
+    fair
+        Score ensembles with the fair CRPS (see :func:`xdepthrecon.evaluation.metrics.evaluate`).
     **sampling
         ``density``, ``per_tile``, ``test_regions``, ``test_times``, ``noise``, ``seed``, ``depth_max``,
         ``window``: the sampling and the split, see :func:`osse_case`.
@@ -128,7 +131,7 @@ def osse(
     ...               test_regions=[(20, 50, -60, -20)])  # doctest: +SKIP
     >>> band_scores(scores).query("metric == 'rmse'")  # doctest: +SKIP
     """
-    return score_case(osse_case(truth, sst, **sampling), methods, resolution=resolution)
+    return score_case(osse_case(truth, sst, **sampling), methods, resolution=resolution, fair=fair)
 
 
 def osse_case(
@@ -189,8 +192,10 @@ def osse_case(
     return OSSECase(truth, profiles, observations, aligned, grid, training, times, regions, info)
 
 
-def score_case(case: OSSECase, methods: Mapping[str, Method], resolution: bool = False) -> pd.DataFrame:
-    """Run each method on a case and score it (steps 3 and 4 of :func:`osse`)."""
+def score_case(case: OSSECase, methods: Mapping[str, Method], resolution: bool = False, *,
+               fair: bool = False) -> pd.DataFrame:
+    """Run each method on a case and score it (steps 3 and 4 of :func:`osse`); ``resolution`` and ``fair`` as
+    there."""
     labels = None
     if bool(case.test_regions.any()):
         labels = xr.DataArray(np.where(case.test_regions.values, "held_out", "trained"),
@@ -203,7 +208,7 @@ def score_case(case: OSSECase, methods: Mapping[str, Method], resolution: bool =
         seconds[name] = round(_time.perf_counter() - started, 3)
         _check_prediction(name, prediction, case.grid)
         scores = evaluate(prediction, case.truth, mask=scored, observed=case.observations["x_mask"],
-                          by=labels, resolution=resolution)
+                          by=labels, fair=fair, resolution=resolution)
         tables.append(tidy_scores(scores, name))
     table = pd.concat(tables, ignore_index=True)
     table.attrs = {**case.info, "seconds": seconds}
