@@ -43,6 +43,7 @@ def main() -> None:
     print(table.to_string())
     write_result("diffusion_quality", {"settings": report["settings"], "case": report["info"],
                                        "seconds": report["seconds"], "history": report["history"],
+                                       "autoencoder_ceiling": report["autoencoder_ceiling"],
                                        "held_out": held_out.to_dict(orient="records")})
 
 

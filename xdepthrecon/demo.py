@@ -167,8 +167,19 @@ def _figures(out: Path, case, reconstruction: xr.Dataset, table: pd.DataFrame) -
     return names
 
 
-def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: dict[str, float],
-             settings: DemoSettings, quick: bool) -> str:
+def _ceiling(case, ae) -> xr.Dataset:
+    """The autoencoder's round trip on the held-out regions and months, beside EOFs of the training cube."""
+    import xdepthrecon
+    from xdepthrecon.stats.pca import PCACompressor
+
+    eofs = PCACompressor.fit(case.training, ae.latent_channels)
+    held_out = case.test_regions | case.test_times
+    return xdepthrecon.compression_ceiling(case.truth, ae, eofs=eofs, mask=held_out)
+
+
+def _summary(out: Path, case, scores: tuple[pd.DataFrame, xr.Dataset], figures: list[str],
+             seconds: dict[str, float], settings: DemoSettings, quick: bool) -> str:
+    bands, ceiling = scores
     held_out = bands[(bands["region"] == "held_out") & (bands["columns"] == "all")]
     wide = held_out.pivot_table(index="method", columns=["band", "metric"], values="value")
     rmse = wide.xs("rmse", axis=1, level="metric").round(3) if not wide.empty else pd.DataFrame()
@@ -184,8 +195,9 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         "",
         f"Models: the classical analysis (seasonal background, local SST regression, optimal interpolation of the "
         f"profiles, calibrated error) alone, and corrected by latent diffusion: autoencoder latent "
-        f"{settings.autoencoder.latent_channels}, widths {list(settings.autoencoder.encoder_channels)}, "
-        f"{settings.autoencoder_training.epochs} epochs (linear EOF path); denoiser width {settings.diffusion.dim}, "
+        f"{settings.autoencoder.latent_channels} (EOF path, learned correction of widths "
+        f"{list(settings.autoencoder.decoder_channels)}, {settings.autoencoder_training.epochs} epochs"
+        f"{', gated on held-out regions' if settings.autoencoder.gate else ''}); denoiser width {settings.diffusion.dim}, "
         f"{settings.diffusion_training.epochs} epochs; ensemble of {settings.sampling.members} members, "
         f"{settings.sampling.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),
@@ -193,6 +205,14 @@ def _summary(out: Path, case, bands: pd.DataFrame, figures: list[str], seconds: 
         "## RMSE (degC) on the held-out regions and months, by depth band",
         "",
         _markdown_table(rmse) if not rmse.empty else "(no scores)",
+        "",
+        "## The autoencoder's ceiling: round-trip RMSE (degC) on the held-out water, beside EOFs of the training "
+        "cube",
+        "",
+        "No reconstruction decoded by the autoencoder can be better than its round trip "
+        "(`xdepthrecon.compression_ceiling`).",
+        "",
+        _markdown_table(ceiling[["autoencoder_rmse", "eof_rmse", "ratio"]].to_dataframe().round(3).T),
         "",
         "## Time (s)",
         "",
@@ -250,8 +270,9 @@ def run_demo(out: str | Path = "report", *, device: str | None = None, quick: bo
                      window="7D")
     seconds["observations"] = time.perf_counter() - began
     began = time.perf_counter()
-    _, model = _models(case, settings, device, progress)
+    ae, model = _models(case, settings, device, progress)
     seconds["training"] = time.perf_counter() - began
+    ceiling = _ceiling(case, ae)
     began = time.perf_counter()
     reconstruction = _reconstruct(model, case, settings, device)
     seconds["reconstruction"] = time.perf_counter() - began
@@ -264,9 +285,11 @@ def run_demo(out: str | Path = "report", *, device: str | None = None, quick: bo
     bands.to_csv(out / "bands.csv", index=False)
     (out / "scores.json").write_text(json.dumps(
         {"info": _jsonable(case.info), "settings": asdict(settings), "seconds": seconds,
-         "history": {"diffusion": model.history}, "bands": bands.to_dict(orient="records")}, indent=1, default=float))
+         "history": {"diffusion": model.history}, "bands": bands.to_dict(orient="records"),
+         "autoencoder_ceiling": ceiling.to_dataframe().reset_index().to_dict(orient="records")},
+        indent=1, default=float))
     figures = _figures(out, case, reconstruction, table)
-    print(_summary(out, case, bands, figures, seconds, settings, quick))
+    print(_summary(out, case, (bands, ceiling), figures, seconds, settings, quick))
     return out
 
 

@@ -30,6 +30,7 @@ def test_default_bands_cover_the_levels():
                                                             (1000.0, 2000.0), (2000.0, 5000.0)]
     assert default_bands([0.5, 10.0, 30.0]) == [(0.0, 100.0)]
     assert default_bands([5.0, 2000.0]) == [(0.0, 100.0), (1000.0, 2000.0)]
+    assert default_bands([0.5, 200.0, 1000.0]) == [(0.0, 100.0), (100.0, 300.0), (300.0, 1000.0)]
 
 
 def test_a_silent_network_matches_the_eofs_of_the_cube_on_complete_columns():

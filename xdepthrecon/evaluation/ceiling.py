@@ -26,9 +26,12 @@ _EDGES = (0.0, 100.0, 300.0, 1000.0, 2000.0)
 
 def default_bands(depth: Sequence[float] | np.ndarray) -> list[tuple[float, float]]:
     """Depth bands (m) that cover ``depth``: 0-100, 100-300, 300-1000, 1000-2000 and 2000 to the deepest level,
-    keeping those that hold a level."""
+    down to the first edge at or below the deepest level (the last band includes its bottom), keeping those that
+    hold a level."""
     levels = np.asarray(depth, dtype=float)
-    edges = list(_EDGES) + ([float(levels.max())] if levels.max() > _EDGES[-1] else [])
+    deepest = float(levels.max())
+    edges = [edge for edge in _EDGES if edge < deepest]
+    edges.append(next((edge for edge in _EDGES if edge >= deepest), deepest))
     bands = list(zip(edges[:-1], edges[1:]))
     return [band for band in bands if _in_band(levels, band, band == bands[-1]).any()]
 
