@@ -158,6 +158,14 @@ def test_profiles_outside_grid_or_time_are_counted_and_reported():
     assert out.attrs["profiles_used"] == 1
 
 
+def test_profiles_without_a_position_are_counted_as_such():
+    profiles = _profiles(lat=[1.0, np.nan, 1.0], lon=[11.0, 11.0, np.nan], time=["2020-01-01"] * 3,
+                         depth=[[0.0]] * 3, temperature=[[1.0]] * 3)
+    with pytest.warns(UserWarning, match=r"used 1 of 3 profiles; left out: 2 without a latitude or longitude"):
+        out = grid_profiles(profiles, like=_grid(times=1), window="1D")
+    assert out.attrs["profiles_without_position"] == 2 and out.attrs["profiles_outside_domain"] == 0
+
+
 def test_edges_of_a_regional_grid_extend_half_a_cell():
     like = _grid(lat=(0.0, 1.0), lon=(10.0, 11.0))
     profiles = _profiles(lat=[-0.5, 1.5, -0.51, 0.0], lon=[9.5, 11.5, 10.0, 11.6], time=["2020-01-01"] * 4,

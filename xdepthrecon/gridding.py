@@ -85,7 +85,7 @@ def grid_profiles(
         ``x(time, depth, latitude, longitude)`` in degC (NaN where unobserved; dtype of
         ``thetao``, float32 without it) and ``x_mask`` (bool, True where observed), on ``like``'s
         coordinates. Attributes count the profiles: ``profiles_total``, ``profiles_used``,
-        ``profiles_outside_domain``, ``profiles_outside_time``, ``profiles_without_levels``
+        ``profiles_without_position``, ``profiles_outside_domain``, ``profiles_outside_time``, ``profiles_without_levels``
         (no cube level inside their range), ``values_on_land``; a warning names any that were left out.
 
     Examples
@@ -112,6 +112,7 @@ def grid_profiles(
     lat_index, lat_inside = _nearest_cell(profiles["latitude"].values, lat, grid_spacing(lon), periodic=False)
     lon_index, lon_inside = _nearest_cell(profiles["longitude"].values, lon, grid_spacing(lat), periodic=is_global(lon))
     inside = lat_inside & lon_inside
+    positioned = np.isfinite(profiles["latitude"].values) & np.isfinite(profiles["longitude"].values)
     cell = lat_index * lon.size + lon_index
     if "time" in coords:
         windows = TimeWindows(coords["time"].values, profiles["time"].values, window)
@@ -140,7 +141,8 @@ def grid_profiles(
     counts = {
         "profiles_total": int(values.shape[0]),
         "profiles_used": int((inside & matched & has_level).sum()),
-        "profiles_outside_domain": int((~inside).sum()),
+        "profiles_without_position": int((~positioned).sum()),
+        "profiles_outside_domain": int((~inside & positioned).sum()),
         "profiles_outside_time": int((inside & ~matched).sum()),
         "profiles_without_levels": int((inside & matched & ~has_level).sum()),
         "values_on_land": on_land,
@@ -361,6 +363,7 @@ def _cell_mean(values: np.ndarray, cell: np.ndarray, n_cells: int) -> np.ndarray
 
 def _warn_left_out(counts: dict[str, int], matching: str) -> None:
     reasons = {
+        "profiles_without_position": "without a latitude or longitude (NaN)",
         "profiles_outside_domain": "outside the cube's latitude/longitude grid",
         "profiles_outside_time": f"in no cube time's window ({matching})",
         "profiles_without_levels": "without a cube level inside their sampled depth range",

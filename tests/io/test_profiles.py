@@ -182,6 +182,9 @@ def test_pressure_to_depth_is_teos10():
     assert deep.shape == (3, 3) and (deep[:, 0] == 0.0).all() and not np.signbit(deep[:, 0]).any()
     assert np.isnan(pressure_to_depth(np.nan, 10.0))
     assert pressure_to_depth(10000.0, 30.0) == pytest.approx(9713.735, abs=1e-3)  # UNESCO 1983 gave 9712.653
+    # gsw computes a depth for any number; a latitude beyond +-90 (an Argo fill position) gets NaN
+    assert np.isnan(pressure_to_depth([100.0, 100.0, 100.0], [99999.0, -91.0, np.nan])).all()
+    assert np.isfinite(pressure_to_depth(100.0, [90.0, -90.0])).all()
 
 
 def test_en4_file_reads_to_canonical_profiles(en4_path):

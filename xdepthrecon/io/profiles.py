@@ -58,7 +58,8 @@ def pressure_to_depth(pressure: np.ndarray | float, latitude: np.ndarray | float
     Returns
     -------
     numpy.ndarray
-        Depth in metres, float64, of the broadcast shape.
+        Depth in metres, float64, of the broadcast shape; NaN where the latitude is not a latitude (beyond
+        +-90 degrees or NaN, e.g. an Argo fill position of 99999).
 
     Examples
     --------
@@ -67,7 +68,9 @@ def pressure_to_depth(pressure: np.ndarray | float, latitude: np.ndarray | float
     """
     pressure = np.asarray(pressure, dtype="float64")
     latitude = np.asarray(latitude, dtype="float64")
-    return np.asarray(-gsw.z_from_p(pressure, latitude), dtype="float64") + 0.0  # + 0.0: no -0.0 at the surface
+    depth = np.asarray(-gsw.z_from_p(pressure, latitude), dtype="float64") + 0.0  # + 0.0: no -0.0 at the surface
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(latitude) <= 90.0, depth, np.nan)
 
 
 def read_profiles(
