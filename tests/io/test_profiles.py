@@ -380,3 +380,8 @@ def test_vertical_sampling_keeps_the_primary_profile_of_a_cycle_by_default():
     assert without_scheme.sizes["profile"] == 1  # no scheme (EN4, tables, Argo format 2.2): taken as primary
     with pytest.raises(ValueError, match="vertical_sampling='near-surface' is not one of primary, secondary, all"):
         read_profiles(cycle, vertical_sampling="near-surface")
+
+
+def test_a_table_without_columns_is_refused_by_name():
+    with pytest.raises(ValueError, match="the profile table has no columns"):
+        read_profiles(pd.DataFrame())

@@ -108,6 +108,9 @@ def _read_path(path: Path, names, units, good_flags) -> RawProfiles:
 
 
 def _table_dataset(df: pd.DataFrame) -> xr.Dataset:
+    if len(df.columns) == 0:
+        raise ValueError("the profile table has no columns; pass a table with one row per measurement and columns "
+                         "for latitude, longitude, time, depth (or pressure) and temperature.")
     frame = df.reset_index(drop=isinstance(df.index, pd.RangeIndex))
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
