@@ -77,6 +77,8 @@ def test_far_from_observations_the_analysis_is_zero_with_the_prior_variance():
         analysis(departure[:, :1], observed[:, :1], latitude, longitude)
     with pytest.raises(ValueError, match="kernel"):
         DepartureAnalysis(2, kernel="cubic")
+    with pytest.raises(ValueError, match="overlap"):
+        DepartureAnalysis(2, tile=4, overlap=3)
     with pytest.raises(ValueError, match="no observed departures"):
         DepartureAnalysis.fit([], [])
 
@@ -85,7 +87,7 @@ def test_an_analysis_from_given_covariances_interpolates_one_observation_exactly
     given = [Covariance("exponential", 500.0, 1.0, 0.25), Covariance("exponential", 1000.0, 4.0, 0.0625)]
     analysis = DepartureAnalysis.from_covariances(given, neighbours=4, tile=4)
     assert analysis.covariances == given
-    assert analysis.config == {"levels": 2, "kernel": "exponential", "neighbours": 4, "tile": 4}
+    assert analysis.config == {"levels": 2, "kernel": "exponential", "neighbours": 4, "tile": 4, "overlap": 2}
     latitude, longitude = torch.tensor([[0.0, 5.0, 10.0]]), torch.tensor([[0.0, 5.0, 10.0, 15.0, 20.0]])
     departure = torch.zeros(1, 2, 3, 5)
     observed = torch.zeros(1, 2, 3, 5, dtype=torch.bool)

@@ -12,7 +12,8 @@ observation then weighs by how much it says that its neighbours do not: clustere
 weight, and the noise ratio sets how closely the analysis draws to each. Prediction is local and exact
 (:func:`~xdepthrecon.stats.covariance.predict`): square tiles of ``tile`` cells each use
 their ``neighbours`` nearest observed columns, with distances through the Earth in km, so the analysis
-means the same at any grid spacing.
+means the same at any grid spacing; neighbouring tiles overlap by ``overlap`` cells and are blended there, so
+neither the mean nor the stated variance steps at their edges.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdepthrecon.stats.covariance import KERNELS, Covariance, fit_levels, predict, tile_labels
+from xdepthrecon.stats.covariance import KERNELS, Covariance, blended_tiles, fit_levels, predict
 from xdepthrecon.stats.geometry import unit_vectors
+
+#: Default cells each tile reaches into the next: 3 cells on 8-cell tiles cost about twice unblended tiles.
+OVERLAP = 3
 
 
 class DepartureAnalysis(nn.Module):
@@ -42,15 +46,23 @@ class DepartureAnalysis(nn.Module):
         Observed columns each tile's analysis uses.
     tile
         Side (cells) of the square tiles that share their neighbours.
+    overlap
+        Cells each tile reaches into the next, over which their results are blended
+        (:func:`~xdepthrecon.stats.covariance.blended_tiles`), at most ``tile // 2``; None: :data:`OVERLAP` or
+        ``tile // 2`` if less. The mean and the stated variance then have no steps at the tiles' edges.
     """
 
-    def __init__(self, levels: int, kernel: str = "matern32", neighbours: int = 32, tile: int = 8) -> None:
+    def __init__(self, levels: int, kernel: str = "matern32", neighbours: int = 32, tile: int = 8,
+                 overlap: int | None = None) -> None:
         super().__init__()
         if kernel not in KERNELS:
             raise ValueError(f"kernel={kernel!r} is not one of {tuple(KERNELS)}.")
         if levels < 1 or neighbours < 1 or tile < 1:
             raise ValueError(f"levels, neighbours and tile must be >= 1, got {levels}, {neighbours}, {tile}")
         self.kernel, self.neighbours, self.tile = kernel, int(neighbours), int(tile)
+        self.overlap = min(OVERLAP, self.tile // 2) if overlap is None else int(overlap)
+        if not 0 <= self.overlap <= self.tile // 2:
+            raise ValueError(f"overlap must be between 0 and tile // 2 = {self.tile // 2}, got {overlap}")
         for name in ("length_scale", "signal_variance", "noise_variance"):
             self.register_buffer(name, torch.ones(levels))
 
@@ -58,7 +70,7 @@ class DepartureAnalysis(nn.Module):
     def config(self) -> dict[str, str | int]:
         """Constructor arguments, JSON-serialisable."""
         return {"levels": len(self.length_scale), "kernel": self.kernel, "neighbours": self.neighbours,
-                "tile": self.tile}
+                "tile": self.tile, "overlap": self.overlap}
 
     @property
     def covariances(self) -> list[Covariance]:
@@ -69,7 +81,8 @@ class DepartureAnalysis(nn.Module):
 
     @classmethod
     def fit(cls, positions: Sequence[np.ndarray], departures: Sequence[np.ndarray], *, kernel: str = "matern32",
-            neighbours: int = 32, tile: int = 8, max_blocks: int = 64, seed: int = 0) -> DepartureAnalysis:
+            neighbours: int = 32, tile: int = 8, overlap: int | None = None, max_blocks: int = 64,
+            seed: int = 0) -> DepartureAnalysis:
         """Fit each level's covariance to departures observed in independent fields (patches, time steps).
 
         Parameters
@@ -78,7 +91,7 @@ class DepartureAnalysis(nn.Module):
             Per field, unit vectors ``(n, 3)`` of its observed columns.
         departures
             Per field, the departures ``(levels, n)`` in degC, NaN where a column is not observed at a level.
-        kernel, neighbours, tile
+        kernel, neighbours, tile, overlap
             See the class.
         max_blocks
             Fields (or blocks of them) in each level's composite likelihood.
@@ -88,16 +101,16 @@ class DepartureAnalysis(nn.Module):
         if not len(departures):
             raise ValueError("no observed departures to fit the analysis to; sample more profiles.")
         fits = fit_levels(positions, departures, kernel, max_blocks=max_blocks, rng=np.random.default_rng(seed))
-        return cls.from_covariances(fits, neighbours=neighbours, tile=tile)
+        return cls.from_covariances(fits, neighbours=neighbours, tile=tile, overlap=overlap)
 
     @classmethod
     def from_covariances(cls, covariances: Sequence[Covariance], *, neighbours: int = 32,
-                         tile: int = 8) -> DepartureAnalysis:
+                         tile: int = 8, overlap: int | None = None) -> DepartureAnalysis:
         """An analysis with the given covariance per level (all of one kernel)."""
         kernels = {c.kernel for c in covariances}
         if len(kernels) != 1:
             raise ValueError(f"the levels' covariances must share one kernel, got {sorted(kernels)}")
-        analysis = cls(len(covariances), kernels.pop(), neighbours, tile)
+        analysis = cls(len(covariances), kernels.pop(), neighbours, tile, overlap)
         for name in ("length_scale", "signal_variance", "noise_variance"):
             getattr(analysis, name).copy_(torch.tensor([getattr(c, name) for c in covariances]))
         return analysis
@@ -129,7 +142,7 @@ class DepartureAnalysis(nn.Module):
         values = torch.where(observed.bool(), departure.detach(), torch.nan).double().cpu().numpy()
         latitude, longitude = latitude.double().cpu().numpy(), longitude.double().cpu().numpy()
         batch, levels, height, width = values.shape
-        tiles, covariances = tile_labels(height, width, self.tile), self.covariances
+        (tiles, weights), covariances = blended_tiles(height, width, self.tile, self.overlap), self.covariances
         mean, variance = np.empty(values.shape), np.empty(values.shape) if with_variance else None
         for item in range(batch):
             lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
@@ -137,7 +150,7 @@ class DepartureAnalysis(nn.Module):
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
             m, v = predict(cells[columns], field[:, columns], cells, tiles, cov=covariances,
-                           neighbours=self.neighbours, with_variance=with_variance)
+                           neighbours=self.neighbours, with_variance=with_variance, weights=weights)
             mean[item] = m.reshape(levels, height, width)
             if variance is not None:
                 variance[item] = v.reshape(levels, height, width)

@@ -14,10 +14,11 @@ L-BFGS-B for ``L`` and ``n^2 / s^2``). The likelihood is a composite one over bl
 observations, and where a field has more than ``block`` of them, the ``block`` nearest to each of a few
 random centres, at most ``max_blocks`` blocks in all, so the cost is bounded whatever the number of
 observations. **Prediction** (:func:`predict`) is local: the targets are cut into tiles
-(:func:`tile_labels`), and each tile is predicted from the ``neighbours`` sources nearest to its centre,
-one small solve per tile, batched. The posterior standard deviation is that of the signal plus the nugget
-(``sqrt(s^2 - k*' K^-1 k* + n^2)``): small near observations and ``sqrt(s^2 + n^2)``, the prior's, far from
-them; optionally both variances are rescaled in each tile to the anomalies of its neighbours.
+(:func:`tile_labels`; or overlapping, blended without steps: :func:`blended_tiles`), and each tile is
+predicted from the ``neighbours`` sources nearest to its centre, one small solve per tile, batched. The
+posterior standard deviation is that of the signal plus the nugget (``sqrt(s^2 - k*' K^-1 k* + n^2)``): small
+near observations and ``sqrt(s^2 + n^2)``, the prior's, far from them; optionally both variances are rescaled
+in each tile to the anomalies of its neighbours.
 """
 
 from __future__ import annotations
@@ -86,6 +87,51 @@ class Covariance:
 def tile_labels(rows: int, cols: int, tile: int) -> np.ndarray:
     """Label ``(rows * cols,)``, row-major, of each cell's ``tile`` x ``tile`` square (the last ones smaller)."""
     return ((np.arange(rows)[:, None] // tile) * (-(-cols // tile)) + np.arange(cols)[None, :] // tile).ravel()
+
+
+def blended_tiles(rows: int, cols: int, tile: int, overlap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping tiles and their partition-of-unity weights, for :func:`predict` without steps at tile edges.
+
+    The squares of :func:`tile_labels` reach ``overlap`` cells into their neighbours. Across each edge, one
+    tile's weight falls linearly from 1 to 0 over the ``2 * overlap`` cells centred on the edge while the
+    other's rises: the weights of a cell sum to 1, and a blended result changes from one cell to the next
+    by at most ``1 / (2 * overlap)`` of the difference between two tiles' results. A cell lies in at most
+    four tiles, one per parity of the tile's row and column (so ``overlap <= tile // 2``).
+
+    Parameters
+    ----------
+    rows, cols, tile
+        Grid size and the tiles' side (cells).
+    overlap
+        Cells each tile reaches into its neighbours, 0 (:func:`tile_labels`, weight 1) to ``tile // 2``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Labels (int) and weights ``(4, rows * cols)``, row-major, one row per parity; weight 0: in no tile.
+    """
+    if tile < 1 or not 0 <= overlap <= tile // 2:
+        raise ValueError(f"need tile >= 1 and 0 <= overlap <= tile // 2, got tile={tile}, overlap={overlap}")
+    axes = [_blended_axis(size, tile, overlap) for size in (rows, cols)]
+    count = -(-cols // tile)
+    labels, weights = [], []
+    for (row_label, row_weight), (col_label, col_weight) in ((axes[0][:, i], axes[1][:, j])
+                                                             for i in range(2) for j in range(2)):
+        labels.append((row_label[:, None] * count + col_label[None, :]).ravel().astype(int))
+        weights.append((row_weight[:, None] * col_weight[None, :]).ravel())
+    return np.stack(labels), np.stack(weights)
+
+
+def _blended_axis(size: int, tile: int, overlap: int) -> np.ndarray:
+    """Per cell of one axis, ``(2, 2, size)``: (label, weight) of its tile of each parity (see blended_tiles)."""
+    cell = np.arange(size)
+    own, into = cell // tile, cell % tile + 0.5  # the cell's tile and its centre's position in it
+    other = np.where(into < tile / 2, own - 1, own + 1)
+    weight = np.clip((np.minimum(into, tile - into) + overlap) / (2 * overlap), 0, 1) if overlap else np.ones(size)
+    weight = np.where((other < 0) | (other * tile >= size), 1.0, weight)  # no tile beyond the grid's edge
+    result = np.zeros((2, 2, size))
+    result[:, own % 2, cell], result[:, 1 - own % 2, cell] = (own, weight), (other, 1.0 - weight)
+    return result
 
 
 def fit_covariance(
@@ -225,6 +271,7 @@ def predict(
     neighbours: int = 32,
     local_variance: bool = True,
     with_variance: bool = True,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Local GP posterior mean and predictive variance at ``targets`` (unit vectors), tile by tile.
 
@@ -233,7 +280,9 @@ def predict(
     tile's variances ``s^2`` and ``n^2`` are scaled by ``(y' K^-1 y + m) / (k + m)``, the local
     maximum-likelihood scale of its ``k`` neighbours' anomalies ``y`` shrunk towards 1 with the weight
     of ``m`` = :data:`PRIOR_WEIGHT` observations; the mean does not change. Without sources the mean
-    is 0 and the variance the prior's, ``s^2 + n^2``.
+    is 0 and the variance the prior's, ``s^2 + n^2``. With ``weights``, the tiles overlap (as from
+    :func:`blended_tiles`) and each target's mean and variance are its tiles' weighted sums: no steps
+    where one tile's neighbours or variance scale give way to the next one's.
 
     Parameters
     ----------
@@ -243,13 +292,15 @@ def predict(
         ``(n,)`` anomalies, or ``(levels, n)`` with NaN where a source has no value at a level (it is
         left out of that level's analysis; the neighbours are chosen among all sources).
     targets, tiles
-        ``(m, 3)`` unit vectors of the targets and their tile labels ``(m,)``.
+        ``(m, 3)`` unit vectors of the targets and their tile labels ``(m,)``, or ``(copies, m)`` with ``weights``.
     cov
         The covariance, or one per level of ``values``.
     neighbours, local_variance
         See above.
     with_variance
         False skips the variance (returned as None), which costs most of the work.
+    weights
+        ``(copies, m)``, each target's weight in its tile of each copy (a partition of unity; 0: not in one).
 
     Returns
     -------
@@ -267,7 +318,25 @@ def predict(
         variance = np.broadcast_to(prior[:, None], (y.shape[0], len(targets))).reshape(shape).copy()
         return np.zeros(shape), variance if with_variance else None
     if sources.shape[0] <= neighbours:  # every tile would use all the sources: one tile, one solve per level
-        tiles = np.zeros(len(targets), dtype=int)
+        tiles, weights = np.zeros(len(targets), dtype=int), None
+    if weights is None:
+        mean, variance = _predict_tiles(sources, y, targets, tiles, covariances, neighbours, local_variance,
+                                        with_variance)
+    else:
+        copy, target = np.nonzero(weights > 0)
+        labels = np.unique(tiles[copy, target], return_inverse=True)[1] * len(tiles) + copy  # apart per copy
+        parts = _predict_tiles(sources, y, targets[target], labels, covariances, neighbours, local_variance,
+                               with_variance)
+        mean, variance = [None if part is None else np.stack([np.bincount(target, level, minlength=len(targets))
+                                                              for level in part * weights[copy, target]])
+                          for part in parts]
+    return mean.reshape(shape), None if variance is None else variance.reshape(shape)
+
+
+def _predict_tiles(sources: np.ndarray, y: np.ndarray, targets: np.ndarray, tiles: np.ndarray,
+                   covariances: Sequence[Covariance], neighbours: int, local_variance: bool,
+                   with_variance: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean and variance ``(levels, m)`` of :func:`predict` with tiles that do not overlap, ``y`` ``(levels, n)``."""
     labels, slot_of, counts = np.unique(tiles, return_inverse=True, return_counts=True)
     order = np.argsort(slot_of, kind="stable")
     rank = np.empty(len(targets), dtype=int)
@@ -289,8 +358,7 @@ def predict(
             part = slice(start, start + step)
             _predict_batch(sources[index[part]], np.moveaxis(y[:, index[part]], 0, 1), padded[part], covariances,
                            mean[part], None if variance is None else variance[part], local_variance)
-    return (mean[slot_of, :, rank].T.reshape(shape),
-            None if variance is None else variance[slot_of, :, rank].T.reshape(shape))
+    return mean[slot_of, :, rank].T, None if variance is None else variance[slot_of, :, rank].T
 
 
 def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, covariances: Sequence[Covariance],
