@@ -197,3 +197,13 @@ def test_score_case_scores_ensembles_with_the_fair_crps_when_asked(case):
     assert (fair[finite] < plain[finite]).all()  # the fair CRPS removes the finite ensemble's penalty
     np.testing.assert_allclose(np.sort(fair[finite]), np.sort(expected.crps.values[np.isfinite(expected.crps.values)]),
                                rtol=1e-6)
+
+
+def test_an_undated_truth_is_refused_with_the_fix():
+    import xdepthrecon
+
+    atlas = xdepthrecon.open_sample("ocean_atlas")
+    sst = xdepthrecon.open_sample("coads_sst")
+    with pytest.raises(ValueError, match=r"no date \(an undated cube\).*expand_dims\(time="):
+        xdepthrecon.osse(atlas.isel(time=0).drop_vars("time"), sst.isel(time=0).drop_vars("time"), {},
+                         density=0.05, seed=0)

@@ -39,7 +39,7 @@ from xdepthrecon.baselines.climatology import climatology
 from xdepthrecon.baselines.interpolation import interpolate
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.baselines.sst_regression import sst_regression
-from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube
+from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_undated
 from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.times import as_profile_times
 from xdepthrecon.evaluation.metrics import evaluate
@@ -164,8 +164,17 @@ def osse_case(
         Boolean ``(time,)`` DataArray, True where held out, or calendar months (1-12).
     window
         Time window of the gridding of the profiles.
+
+    Raises
+    ------
+    ValueError
+        When the truth has no dates (an undated cube): the seasonal baselines and the profiles' times need them.
     """
     truth = as_cube(truth)
+    if is_undated(truth):
+        raise ValueError("the truth has no date (an undated cube): an OSSE needs the time of year for the seasonal "
+                         "baselines and the profiles' times; give it one, e.g. "
+                         "truth.expand_dims(time=[np.datetime64('2020-07-01')]).")
     thetao = truth["thetao"]
     profiles = sample_profiles(truth, density=density, per_tile=per_tile, depth_max=depth_max, noise=noise,
                                seed=seed)
