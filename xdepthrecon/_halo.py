@@ -14,6 +14,8 @@ from collections.abc import Callable
 import dask
 import dask.array as dsa
 from dask.array.overlap import ensure_minimum_chunksize
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 import numpy as np
 
 #: A batch function: (batch, channels, height, width) float32 -> (batch, out_channels, height, width).
@@ -59,19 +61,40 @@ def _wrap(block: np.ndarray, halo: int) -> np.ndarray:
     return np.concatenate([block[..., -halo:], block, block[..., :halo]], axis=-1)
 
 
-def _run_block(block: np.ndarray, function: BatchFunction, out_channels: int, halo: int, tile: int,
-               batch_size: int, wrap: bool, periodic: bool, block_info=None) -> np.ndarray:
-    """One halo-extended dask block through the tiles, trimmed back to the block's own cells."""
-    location = block_info[0]["chunk-location"]
-    count = block_info[0]["num-chunks"]
-    if wrap:
-        block = _wrap(block, halo)
-    result = run_tiled(block, function, out_channels, halo, tile, batch_size)
-    top = halo if location[2] > 0 else 0
-    bottom = halo if location[2] < count[2] - 1 else 0
-    left = halo if (location[3] > 0 or periodic) else 0
-    right = halo if (location[3] < count[3] - 1 or periodic) else 0
-    return result[..., top:result.shape[2] - bottom, left:result.shape[3] - right]
+def _edge(halo: int) -> dict[int, slice]:
+    """Rows (or columns) of a block that a neighbour reads as halo, by where the reader sits: -1 before, +1 after."""
+    return {-1: slice(0, halo), 0: slice(None), 1: slice(-halo, None)}
+
+
+def _borders(block: np.ndarray, halo: int) -> dict[tuple[int, int], np.ndarray]:
+    """Copies of the strips of ``block`` that its neighbours read as halo, keyed by the reader's offset (dy, dx).
+
+    Copies, not views: a view of a few columns would keep the whole block alive until every neighbour has run.
+    """
+    edge = _edge(halo)
+    return {(dy, dx): block[..., edge[dy], edge[dx]].copy() for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx}
+
+
+def _join(pieces: list[np.ndarray], axis: int) -> np.ndarray:
+    """Concatenate, without copying a lone piece."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=axis)
+
+
+def _run_with_halo(block: np.ndarray, neighbours: list[list[dict | None]], function: BatchFunction,
+                   out_channels: int, halo: int, tile: int, batch_size: int) -> np.ndarray:
+    """One block extended by its neighbours' strips (``neighbours[1 + dy][1 + dx]``), run and trimmed to itself."""
+    def piece(dy: int, dx: int) -> np.ndarray | None:
+        source = neighbours[1 + dy][1 + dx]
+        return block if dy == dx == 0 else None if source is None else source[(-dy, -dx)]
+
+    rows = [[piece(dy, dx) for dx in (-1, 0, 1)] for dy in (-1, 0, 1)]
+    rows = [_join([p for p in row if p is not None], axis=3) for row in rows if row[1] is not None]
+    extended = _join(rows, axis=2)
+    del rows
+    result = run_tiled(extended, function, out_channels, halo, tile, batch_size)
+    top = 0 if neighbours[0][1] is None else neighbours[0][1][(1, 0)].shape[2]
+    left = 0 if neighbours[1][0] is None else neighbours[1][0][(0, 1)].shape[3]
+    return result[..., top:top + block.shape[2], left:left + block.shape[3]]
 
 
 def map_columns(
@@ -115,12 +138,23 @@ def map_columns(
     if halo:
         array = array.rechunk({axis: ensure_minimum_chunksize(halo, array.chunks[axis]) for axis in (2, 3)
                                if array.shape[axis] >= halo})
-    wrap = periodic and halo > 0 and len(array.chunks[3]) == 1
-    boundary = {0: "none", 1: "none", 2: "none", 3: "periodic" if periodic and not wrap else "none"}
-    overlapped = dsa.overlap.overlap(array, depth={0: 0, 1: 0, 2: halo, 3: halo}, boundary=boundary)
-
-    chunks = (array.chunks[0], (out_channels,), array.chunks[2], array.chunks[3])
     shipped = dask.delayed(function, pure=True)  # one graph key: sent to each worker once, not in every task
-    return overlapped.map_blocks(_run_block, shipped, out_channels=out_channels, halo=halo, tile=tile,
-                                 batch_size=batch_size, wrap=wrap, periodic=periodic, chunks=chunks, dtype=np.float32,
-                                 meta=np.empty((0, 0, 0, 0), dtype=np.float32))
+    token = tokenize(array.name, shipped.key, out_channels, halo, periodic, tile, batch_size)
+    borders, name = f"halo-borders-{token}", f"map-columns-{token}"
+    counts = array.numblocks
+    tasks = {(borders, *index): (_borders, (array.name, *index), halo) for index in np.ndindex(*counts) if halo}
+
+    def neighbour(t: int, c: int, y: int, x: int) -> tuple | None:
+        if periodic:
+            x %= counts[3]
+        return (borders, t, c, y, x) if halo and 0 <= y < counts[2] and 0 <= x < counts[3] else None
+
+    tasks.update({
+        (name, t, c, y, x): (_run_with_halo, (array.name, t, c, y, x),
+                             [[neighbour(t, c, y + dy, x + dx) for dx in (-1, 0, 1)] for dy in (-1, 0, 1)],
+                             shipped.key, out_channels, halo, tile, batch_size)
+        for t, c, y, x in np.ndindex(*counts)
+    })
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=[array, shipped])
+    chunks = (array.chunks[0], (out_channels,), array.chunks[2], array.chunks[3])
+    return dsa.Array(graph, name, chunks, meta=np.empty((0, 0, 0, 0), dtype=np.float32))
