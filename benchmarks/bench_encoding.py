@@ -41,8 +41,8 @@ def glorys_cube(times: int, lats: int, lons: int, chunks: dict[str, int], seed: 
     land = (np.arange(lons)[None, :] % 97 < 10) & (np.arange(lats)[:, None] % 53 < 9)
     values = dsa.where(land[None, None], np.float32(np.nan), values)
     return xr.Dataset(
-        {"thetao": (("time", "depth", "latitude", "longitude"), values, {"units": "degC",
-                                                                        "standard_name": "sea_water_potential_temperature"})},
+        {"thetao": (("time", "depth", "latitude", "longitude"), values,
+                    {"units": "degC", "standard_name": "sea_water_potential_temperature"})},
         coords={"time": np.arange(times), "depth": ("depth", depth, {"units": "m", "positive": "down"}),
                 "latitude": lat, "longitude": np.linspace(-180, 180, lons, endpoint=False)},
     )

@@ -53,7 +53,8 @@ def run_tiled(
             batch = np.stack([block[t, :, ys[2]:ys[3], xs[2]:xs[3]] for t, ys, xs in chunk]).astype(np.float32)
             result = function(batch)
             for (t, ys, xs), values in zip(chunk, result):
-                out[t, :, ys[0]:ys[1], xs[0]:xs[1]] = values[:, ys[0] - ys[2]:ys[1] - ys[2], xs[0] - xs[2]:xs[1] - xs[2]]
+                rows, columns = slice(ys[0] - ys[2], ys[1] - ys[2]), slice(xs[0] - xs[2], xs[1] - xs[2])
+                out[t, :, ys[0]:ys[1], xs[0]:xs[1]] = values[:, rows, columns]
     return out
 
 

@@ -197,7 +197,8 @@ def _summary(out: Path, case, scores: tuple[pd.DataFrame, xr.Dataset], figures: 
         f"profiles, calibrated error) alone, and corrected by latent diffusion: autoencoder latent "
         f"{settings.autoencoder.latent_channels} (EOF path, learned correction of widths "
         f"{list(settings.autoencoder.decoder_channels)}, {settings.autoencoder_training.epochs} epochs"
-        f"{', gated on held-out regions' if settings.autoencoder.gate else ''}); denoiser width {settings.diffusion.dim}, "
+        f"{', gated on held-out regions' if settings.autoencoder.gate else ''}); "
+        f"denoiser width {settings.diffusion.dim}, "
         f"{settings.diffusion_training.epochs} epochs; ensemble of {settings.sampling.members} members, "
         f"{settings.sampling.steps} DDIM steps."
         + (" QUICK RUN: tiny models, the scores mean nothing." if quick else ""),

@@ -1,9 +1,9 @@
 """Grid canonical profiles onto a cube's grid, levels and times: the sparse model input ``x``.
 
 Each profile is interpolated in the vertical to the cube's levels by PCHIP (shape-preserving piecewise
-cubic) inside its sampled range only, then assigned to the nearest grid cell, and the profiles of a cell within a time window around each
-cube time are averaged. Everything is vectorised numpy; profiles that fall outside the grid or the
-time axis are counted and reported, never silently lost.
+cubic) inside its sampled range only, then assigned to the nearest grid cell, and the profiles of a cell
+within a time window around each cube time are averaged. Everything is vectorised numpy; profiles that
+fall outside the grid or the time axis are counted and reported, never silently lost.
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def grid_profiles(
         ``x(time, depth, latitude, longitude)`` in degC (NaN where unobserved; dtype of
         ``thetao``, float32 without it) and ``x_mask`` (bool, True where observed), on ``like``'s
         coordinates. Attributes count the profiles: ``profiles_total``, ``profiles_used``,
-        ``profiles_without_position``, ``profiles_outside_domain``, ``profiles_outside_time``, ``profiles_without_levels``
-        (no cube level inside their range), ``values_on_land``; a warning names any that were left out.
+        ``profiles_without_position``, ``profiles_outside_domain``, ``profiles_outside_time``,
+        ``profiles_without_levels`` (no cube level inside their range), ``values_on_land``; a warning names
+        any that were left out.
 
     Examples
     --------

@@ -161,7 +161,8 @@ def test_primary_profiles_are_the_file_values_and_every_dropped_value_is_counted
 
 def test_delayed_mode_levels_with_filled_adjusted_values_are_counted():
     path = ARGO / "incois" / "2902269" / "profiles" / "D2902269_001.nc"
-    raw, adjusted, adjusted_pressure, flags = _netcdf(path, "TEMP", "TEMP_ADJUSTED", "PRES_ADJUSTED", "TEMP_ADJUSTED_QC")
+    raw, adjusted, adjusted_pressure, flags = _netcdf(path, "TEMP", "TEMP_ADJUSTED", "PRES_ADJUSTED",
+                                                      "TEMP_ADJUSTED_QC")
     filled = np.isfinite(raw[0]) & ~(np.isfinite(adjusted[0]) & np.isfinite(adjusted_pressure[0]))
     assert (filled.sum(), np.isfinite(raw[0]).sum()) == (238, 329)
     assert {flags[0][i] for i in np.flatnonzero(filled)} == {"4"}

@@ -266,7 +266,8 @@ def test_real_atlas_longitudes_and_values(shared_data):
     out = xdepthrecon.standardize(raw, units="degC")
     lon = out.longitude.values
     assert lon[0] == -179.5 and lon[-1] == 178.5 and np.all(np.diff(lon) > 0)
-    assert out.thetao.dims == CANONICAL_DIMS and out.sizes == {"time": 12, "depth": 19, "latitude": 90, "longitude": 180}
+    assert out.thetao.dims == CANONICAL_DIMS
+    assert out.sizes == {"time": 12, "depth": 19, "latitude": 90, "longitude": 180}
     for source_lon in (20.5, 178.5, 180.5, 378.5):
         target = (source_lon + 180.0) % 360.0 - 180.0
         np.testing.assert_array_equal(
@@ -285,7 +286,8 @@ def test_real_ostia_kelvin_comes_out_in_celsius(shared_data):
     raw = xr.open_dataset(shared_data / "ostia_monthly.nc")
     out = xdepthrecon.standardize_surface(raw)
     source = raw.surface_temperature.sel(longitude=200.0, method="nearest")
-    np.testing.assert_allclose(out.sst.sel(longitude=-160.0, method="nearest").values, source.values - 273.15, atol=1e-4)
+    np.testing.assert_allclose(out.sst.sel(longitude=-160.0, method="nearest").values, source.values - 273.15,
+                               atol=1e-4)
     assert 15.0 < float(out.sst.min()) and float(out.sst.max()) < 32.0
     assert np.all(np.diff(out.longitude.values) > 0) and out.longitude.values[0] == -180.0
 
