@@ -49,6 +49,20 @@ def glorys_like(
     )
 
 
+def single_threaded(compute):
+    """``compute()`` with dask's sync scheduler and torch on one thread, as dask workers run torch
+    (dask sets OMP_NUM_THREADS=1): the reference a cluster's result is compared with."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with dask.config.set(scheduler="sync"):
+            return compute()
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def cube() -> xr.Dataset:
     """A tiny GLORYS-like cube (2 x 6 x 8 x 16) in canonical layout."""

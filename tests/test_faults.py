@@ -27,7 +27,7 @@ from xdepthrecon import AutoencoderConfig, DiffusionConfig, SamplingOptions, Tra
 from xdepthrecon.checkpoint import load_training_state
 from xdepthrecon.training.config import DIFFUSION_TRAINING
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, single_threaded
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = AutoencoderConfig(latent_channels=2, encoder_channels=(4,), decoder_channels=(4,), linear_path=False)
@@ -203,13 +203,8 @@ def test_an_interrupted_zarr_write_resumes_without_recomputing_the_written_time_
 def test_a_dask_worker_killed_during_reconstruct_is_replaced_and_the_result_is_the_same(setting):
     distributed = pytest.importorskip("distributed")
     cube, sst, model, profiles = setting
-    threads = torch.get_num_threads()
-    try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
-        torch.set_num_threads(1)
-        with dask.config.set(scheduler="sync"):
-            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute()
-    finally:
-        torch.set_num_threads(threads)
+    expected = single_threaded(
+        lambda: xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute())
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
         pids = client.run(os.getpid)

@@ -16,7 +16,7 @@ from xdepthrecon import AutoencoderConfig, DiffusionConfig, ObservationConfig, S
 from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
 from xdepthrecon.training.observations import simulate_observations
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, single_threaded
 
 NETWORK = DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=100)
 TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4)
@@ -147,17 +147,11 @@ def test_simulated_observations_follow_density_and_depth_limit():
 
 
 def test_a_distributed_cluster_gives_the_single_process_result(setting, local_client):
-    import dask
     import pickle
 
     cube, sst, model, profiles = setting
-    threads = torch.get_num_threads()
-    try:  # the workers run torch single-threaded (dask sets OMP_NUM_THREADS=1); so does the reference
-        torch.set_num_threads(1)
-        with dask.config.set(scheduler="sync"):
-            expected = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute()
-    finally:
-        torch.set_num_threads(threads)
+    expected = single_threaded(
+        lambda: xdepthrecon.reconstruct(cube, profiles, sst, model, seed=2, options=SAMPLING).compute())
     lazy = xdepthrecon.reconstruct(cube.chunk({"time": 1}), profiles, sst, model, seed=2, options=SAMPLING)
     graph = dict(lazy.thetao.data.__dask_graph__())
     model_bytes = len(pickle.dumps(model))
