@@ -50,7 +50,8 @@ def run_tiled(
     for items in groups.values():
         for first in range(0, len(items), batch_size):
             chunk = items[first:first + batch_size]
-            batch = np.stack([block[t, :, ys[2]:ys[3], xs[2]:xs[3]] for t, ys, xs in chunk]).astype(np.float32)
+            batch = np.stack([block[t, :, ys[2]:ys[3], xs[2]:xs[3]] for t, ys, xs in chunk])
+            batch = batch.astype(np.float32, copy=False)  # no second copy of a batch that is float32 already
             result = function(batch)
             for (t, ys, xs), values in zip(chunk, result):
                 rows, columns = slice(ys[0] - ys[2], ys[1] - ys[2]), slice(xs[0] - xs[2], xs[1] - xs[2])
