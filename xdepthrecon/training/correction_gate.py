@@ -51,23 +51,22 @@ def fit_correction_gate(model: DepthBandAutoencoder, thetao: xr.DataArray, windo
     numpy.ndarray
         The gate, one value in [0, 1] per level; 0 at levels no group holds enough values to judge.
     """
-    sums: dict[tuple[int, int], np.ndarray] = {}
+    columns_of_groups = -(-thetao.sizes["longitude"] // group_cells)
+    groups = (-(-thetao.sizes["latitude"] // group_cells)) * columns_of_groups
+    moments = np.zeros((4, model.in_channels, groups))  # sums of r*r, r*c, c*c and valid values, per group
     for window in windows:
         block = thetao.isel(time=window.time, latitude=window.latitude, longitude=window.longitude)
         residual, correction = _parts(model, np.asarray(block.values, dtype=np.float32))
         rows = (window.rows[0] + np.arange(residual.shape[1])) // group_cells
         columns = (window.columns[0] + np.arange(residual.shape[2])) // group_cells
-        for row in np.unique(rows):
-            for column in np.unique(columns):
-                r = residual[:, rows == row][:, :, columns == column]
-                c = correction[:, rows == row][:, :, columns == column]
-                valid = ~np.isnan(r)
-                r, c = np.where(valid, r, 0.0), np.where(valid, c, 0.0)
-                moments = np.stack([(r * r).sum((1, 2)), (r * c).sum((1, 2)), (c * c).sum((1, 2)),
-                                    valid.sum((1, 2))])
-                key = (int(row), int(column))
-                sums[key] = sums.get(key, 0.0) + moments
-    return _minimax_gate(list(sums.values()), model.in_channels)
+        group = (rows[:, None] * columns_of_groups + columns[None, :]).ravel()
+        valid = ~np.isnan(residual)
+        r, c = np.where(valid, residual, 0.0), np.where(valid, correction, 0.0)
+        for moment, term in zip(moments, (r * r, r * c, c * c, valid)):
+            for level, values in enumerate(term.reshape(model.in_channels, -1)):
+                moment[level] += np.bincount(group, weights=values, minlength=groups)
+    seen = moments[3].any(axis=0)
+    return _minimax_gate(list(np.moveaxis(moments[:, :, seen], 2, 0)), model.in_channels)
 
 
 def _parts(model: DepthBandAutoencoder, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
