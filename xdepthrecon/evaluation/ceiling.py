@@ -90,9 +90,9 @@ def compression_ceiling(
     if mask is not None:
         scored = scored & mask.astype(bool)
     spatial = [dim for dim in thetao.dims if dim != "depth"]
-    sums = dask.compute(*[(error**2).where(scored).sum(spatial) for error in errors.values()],
-                        scored.sum(spatial))
-    (autoencoder_sse, eof_sse, counts), depth = (np.asarray(v.values, dtype=float) for v in sums), thetao.depth.values
+    autoencoder_sse, eof_sse, counts = (np.asarray(v.values, dtype=float) for v in dask.compute(
+        *[(error**2).where(scored).sum(spatial) for error in errors.values()], scored.sum(spatial)))
+    depth = thetao.depth.values
     bands = list(bands) if bands is not None else default_bands(depth)
     rows: dict[str, list[float]] = {"autoencoder_rmse": [], "eof_rmse": [], "points": []}
     for i, band in enumerate(bands):

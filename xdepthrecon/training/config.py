@@ -26,7 +26,8 @@ class AutoencoderConfig:
     encoder_channels, decoder_channels
         Widths of the 3x3 convolutions. With the linear path and no encoder widths (the default) the latent
         is the column's EOF amplitudes and only the decoder learns: a correction of the EOF truncation from
-        the latent of the cell and its neighbours.
+        the latent of the cell and its neighbours. The reference architecture is
+        ``AutoencoderConfig(encoder_channels=(64, 96, 128), decoder_channels=(128, 96, 64), linear_path=False)``.
     linear_path
         A fixed linear path set to the training cube's EOFs, so training starts from PCA truncation and
         learns the nonlinear correction on top.
@@ -34,8 +35,6 @@ class AutoencoderConfig:
         Gate the correction per level by its worst case on regions held out from training
         (:mod:`xdepthrecon.training.correction_gate`), so that it never makes unseen water worse than the
         EOFs alone; only with the linear path and ``val_fraction > 0`` (otherwise the correction is ungated).
-        The reference architecture is ``AutoencoderConfig(encoder_channels=(64, 96, 128),
-        decoder_channels=(128, 96, 64), linear_path=False)``.
     l1_weight, l2_weight
         Loss weights of the L1 and L2 terms, in normalised units.
     masked_only
