@@ -33,7 +33,7 @@ def _parameters_index(notebook) -> int:
 
 def test_there_are_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
-        "01_quickstart.ipynb", "02_train_on_your_data.ipynb", "03_osse_evaluation.ipynb"]
+        "01_quickstart.ipynb", "02_train_on_your_data.ipynb", "03_osse_evaluation.ipynb", "04_eddies.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
