@@ -47,8 +47,9 @@ def _at(background: SeasonalBackground, field: xr.DataArray, sst: xr.DataArray) 
 def test_the_fit_recovers_the_seasonal_cycle_and_each_levels_sst_slope():
     field, sst = _seasonal_temperature()
     background = SeasonalBackground.fit(field, sst)
-    assert background.field.shape == (3, 4, 12, 24) and background.slope.shape == (4, 12)
-    expected = torch.from_numpy(np.broadcast_to(SLOPES[:, None], (4, 12)).copy()).float()
+    assert background.scales_km == ()  # 15-degree cells: no scale band below 500 km
+    assert background.field.shape == (3, 4, 12, 24) and background.slope.shape == (1, 4, 12)
+    expected = torch.from_numpy(np.broadcast_to(SLOPES[None, :, None], (1, 4, 12)).copy()).float()
     torch.testing.assert_close(background.slope, expected, atol=1e-4, rtol=0)
     np.testing.assert_allclose(_at(background, field, sst), field.values, atol=1e-3)
     assert background.covered.all()
@@ -145,3 +146,62 @@ def test_the_background_survives_save_and_load_within_an_analysis(tmp_path):
     args = (field.time.values, field.latitude.values, field.longitude.values, sst.values)
     torch.testing.assert_close(loaded.background_at(*args), analysis.background_at(*args), rtol=0, atol=0)
     torch.testing.assert_close(loaded.background.covered, background.covered, rtol=0, atol=0)
+
+
+def _scale_dependent(times: int = 60, cells: int = 32, seed: int = 3) -> tuple[xr.DataArray, xr.DataArray]:
+    """Two levels on a 0.25-degree grid: the surface follows the whole SST anomaly, the level below only its
+    broad part (an anomaly smoothed over about 100 km); a seasonal cycle on top."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("2021-01-03", periods=times, freq="7D")
+    lat, lon = 30.0 + 0.25 * np.arange(cells), -60.0 + 0.25 * np.arange(cells)
+    fine = rng.normal(size=(times, cells, cells))
+    kernel = np.exp(-0.5 * (np.arange(-12, 13) / 4.0) ** 2)
+    broad = rng.normal(size=(times, cells + 24, cells + 24))
+    broad = np.apply_along_axis(np.convolve, 1, broad, kernel, "valid")
+    broad = np.apply_along_axis(np.convolve, 2, broad, kernel, "valid")
+    broad *= 1.0 / broad.std()
+    phase = 2 * np.pi * np.asarray(time.day_of_year) / 365.25
+    cycle = 3.0 * np.cos(phase)[:, None, None]
+    sst = 20.0 + cycle + broad + fine
+    temperature = np.stack([20.0 + cycle + broad + fine, 12.0 + 0.3 * cycle + broad], axis=1)
+    coords = {"time": time, "latitude": lat, "longitude": lon}
+    field = xr.DataArray(temperature, dims=("time", "channel", "latitude", "longitude"), coords=coords)
+    return field, xr.DataArray(sst, dims=("time", "latitude", "longitude"), coords=coords)
+
+
+def test_each_scale_of_the_sst_anomaly_reaches_down_with_its_own_slope():
+    field, sst = _scale_dependent()
+    train, test = slice(0, 45), slice(45, None)
+    banded = SeasonalBackground.fit(field.isel(time=train), sst.isel(time=train), largest_scale_km=400.0)
+    single = SeasonalBackground.fit(field.isel(time=train), sst.isel(time=train), largest_scale_km=None)
+    assert len(banded.scales_km) == 4 and single.scales_km == () and single.slope.shape == (1, 2, 32)
+    assert torch.isfinite(banded.ridge[1])  # the data tell its bands apart: cross-validation keeps them
+    slope = banded.slope[:, 1, 16].numpy()
+    assert slope[0] < 0.1 and slope[-1] > 0.8  # the cell-scale noise stays at the surface, the broad part reaches down
+    truth = field.isel(time=test).values
+    errors = {name: np.sqrt(np.mean((_at(model, field.isel(time=test), sst.isel(time=test)) - truth) ** 2,
+                                    axis=(0, 2, 3)))
+              for name, model in (("banded", banded), ("single", single))}
+    assert errors["banded"][1] < 0.5 * errors["single"][1]  # the level below: no cell-scale noise carried down
+    assert errors["banded"][0] < 1.05 * errors["single"][0]  # the surface follows every scale either way
+
+
+def test_one_slope_for_all_scales_where_the_data_cannot_tell_them_apart():
+    field, sst = _scale_dependent(times=5)  # too few times to hold any out
+    background = SeasonalBackground.fit(field, sst)
+    assert np.isinf(background.ridge.numpy()).all()
+    slope = background.slope.numpy()
+    np.testing.assert_allclose(slope, np.broadcast_to(slope[:1], slope.shape))
+    with pytest.raises(ValueError, match="one value per channel"):
+        SeasonalBackground.fit(field, sst, ridge=[1.0])
+
+
+def test_a_background_saved_before_the_scale_bands_loads_as_one_band():
+    field, sst = _seasonal_temperature()
+    fitted = SeasonalBackground.fit(field, sst)
+    state = {name: value for name, value in fitted.state_dict().items() if name != "ridge"}
+    state["slope"] = state["slope"][0]  # the old layout: (channel, latitude)
+    old = SeasonalBackground(**{k: v for k, v in fitted.config.items() if k != "scales_km"})
+    old.load_state_dict(state)
+    torch.testing.assert_close(_at(old, field, sst), _at(fitted, field, sst))
+    assert np.isinf(old.ridge.numpy()).all()

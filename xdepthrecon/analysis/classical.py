@@ -2,10 +2,12 @@
 
 What an oceanographer would build without a network (an ARMOR3D-style analysis), as one saveable object:
 
-1. the seasonal background of the training cube at each cell and level, with an SST-anomaly regression per
-   latitude band (:class:`~xdepthrecon.analysis.background.SeasonalBackground`);
-2. the SST's departure from the background's surface level carried down by local regression slopes: at
-   each level and cell, the least-squares slope of the observed departures on the SST's, the observed
+1. the seasonal background of the training cube at each cell and level, with a regression on the SST
+   anomaly's horizontal scale bands per latitude band
+   (:class:`~xdepthrecon.analysis.background.SeasonalBackground`);
+2. the SST's departure from the background's surface level, averaged over each cell's neighbours (a Gaussian
+   of one cell: the grid-scale noise of the SST is not carried down), carried down by local regression slopes:
+   at each level and cell, the least-squares slope of the observed departures on the SST's, the observed
    columns weighted by a Gaussian of their distance (``slope_scale_km``), drawn towards the time step's
    overall slope with the weight of :data:`SLOPE_PRIOR_COLUMNS` columns, with a ridge of
    :data:`SLOPE_RIDGE` per column (no SST term with fewer than :data:`MIN_SLOPE_COLUMNS` observed columns);
@@ -40,7 +42,7 @@ from xdepthrecon.analysis.background import SeasonalBackground
 from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.io.cube import is_global
-from xdepthrecon.stats.smoothing import cells_per_scale, gaussian_sum, gaussian_sum_km
+from xdepthrecon.stats.smoothing import cells_per_scale, gaussian_mean, gaussian_sum_km
 
 #: Fewest observed columns for the SST slopes (else no SST term).
 MIN_SLOPE_COLUMNS = 10
@@ -48,6 +50,8 @@ MIN_SLOPE_COLUMNS = 10
 SLOPE_PRIOR_COLUMNS = 3.0
 #: Ridge of the SST slopes (degC^2 per column): SST departures much smaller than its root define no slope.
 SLOPE_RIDGE = 0.1**2
+#: Gaussian (rows, columns, in cells) that averages the SST's departure before the local slopes carry it down.
+SST_SMOOTHING_CELLS = (1.0, 1.0)
 #: Gaussian length scale (km) over which the error models of covered and uncovered regions blend.
 COVERAGE_SCALE_KM = 500.0
 
@@ -62,6 +66,9 @@ class AnalysisConfig:
         Annual harmonics of the seasonal background.
     band
         Latitude band (degrees) that shares one SST slope in the background.
+    sst_largest_scale_km
+        Largest length scale (km) of the SST anomaly's scale bands, each with its own slopes in the background
+        (:class:`~xdepthrecon.analysis.background.SeasonalBackground`); None: one slope for all scales.
     slope_scale_km
         Gaussian length scale (km) of the local SST regression slopes.
     kernel
@@ -77,6 +84,7 @@ class AnalysisConfig:
 
     harmonics: int = 1
     band: float = 10.0
+    sst_largest_scale_km: float | None = 500.0
     slope_scale_km: float = 1500.0
     kernel: str = "matern32"
     neighbours: int = 32
@@ -217,13 +225,10 @@ class Analysis(nn.Module):
         <xdepthrecon.analysis.background.SeasonalBackground.covered_at>`) averaged with Gaussian weights of
         :data:`COVERAGE_SCALE_KM` (wrapping in longitude on a global grid)."""
         covered = self.background.covered_at(latitude, longitude).float()[None, None]
-        lat, lon = torch.as_tensor(np.asarray(latitude, np.float64)), torch.as_tensor(np.asarray(longitude, np.float64))
+        lat, lon = torch.tensor(np.asarray(latitude, np.float64)), torch.tensor(np.asarray(longitude, np.float64))
         sigma = cells_per_scale(COVERAGE_SCALE_KM, lat, lon)
-        pad = min(int(3 * sigma[1] + 0.5), covered.shape[-1]) if is_global(np.asarray(longitude)) else 0
-        wrapped = torch.cat([covered[..., covered.shape[-1] - pad:], covered, covered[..., :pad]], dim=-1)
-        ones = torch.ones_like(wrapped)
-        weight = gaussian_sum(wrapped, sigma) / gaussian_sum(ones, sigma)
-        return weight[0, 0, :, pad:pad + covered.shape[-1]].clamp(0.0, 1.0)
+        weight = gaussian_mean(covered, torch.ones_like(covered), sigma, periodic=is_global(np.asarray(longitude)))
+        return weight[0, 0].clamp(0.0, 1.0)
 
     def error_variance(self, guess: Guess, coverage: torch.Tensor | None = None) -> torch.Tensor:
         """The calibrated error variance of ``guess`` (batch, levels, H, W): the OI variance scaled by the
@@ -254,7 +259,8 @@ def anchor(inputs: AnalysisInputs, slope_scale_km: float) -> tuple[torch.Tensor,
     it (0 where not observed) and where they are observed, each (batch, levels, H, W)."""
     observed = inputs.mask.bool() & ~torch.isnan(inputs.x)
     departure = torch.where(observed, inputs.x - inputs.background, 0.0)
-    sst_departure = torch.nan_to_num(inputs.sst[:, :1] - inputs.background[:, :1])
+    surface = inputs.sst[:, :1] - inputs.background[:, :1]
+    sst_departure = gaussian_mean(torch.nan_to_num(surface), torch.isfinite(surface).float(), SST_SMOOTHING_CELLS)
     pairs = observed.float()
     products, squares = departure * sst_departure * pairs, (sst_departure**2 + SLOPE_RIDGE) * pairs
     columns = pairs.sum(dim=(-2, -1), keepdim=True)

@@ -98,8 +98,8 @@ def sst_regression(
     slope = np.zeros((coords.sizes["depth"], latitude.size))
     for level in range(coords.sizes["depth"]):
         values = np.asarray(field.isel(depth=level).values, dtype="float64")
-        slope[level] = level_slopes(values, coefficients[:, level], design, train_anomaly, latitude=latitude,
-                                    band=band, min_pairs=min_pairs)
+        slope[level] = level_slopes(values, coefficients[:, level], design, train_anomaly[..., None],
+                                    latitude=latitude, band=band, min_pairs=min_pairs)[0]
     background = climate + slope[None, :, :, None] * grid_anomaly[:, None]
 
     coefficient = xr.DataArray(slope, dims=("depth", "latitude"),

@@ -49,3 +49,17 @@ def gaussian_sum_km(field: torch.Tensor, scale_km: float, latitude: torch.Tensor
     its own grid: ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees."""
     return torch.cat([gaussian_sum(item[None], cells_per_scale(scale_km, lat, lon))
                       for item, lat, lon in zip(field, latitude, longitude)])
+
+
+def gaussian_mean(field: torch.Tensor, weight: torch.Tensor, sigma: tuple[float, float], *,
+                  periodic: bool = False) -> torch.Tensor:
+    """Gaussian-weighted mean of ``field`` (batch, channels, H, W) over each cell's neighbourhood, each cell
+    counted with ``weight`` (same shape, e.g. 1 where valid and 0 where not); ``sigma`` (rows, columns) in
+    cells; ``periodic`` wraps the last axis (a global grid). 0 where no weight lies within reach."""
+    width = field.shape[-1]
+    pad = min(int(3 * sigma[1] + 0.5), width) if periodic else 0
+    field, weight = (torch.cat([values[..., width - pad:], values, values[..., :pad]], dim=-1)
+                     for values in (field * weight, weight))
+    total, norm = gaussian_sum(field, sigma), gaussian_sum(weight, sigma)
+    mean = torch.where(norm > 1e-6, total / norm.clamp(min=1e-6), 0.0)
+    return mean[..., pad:pad + width]

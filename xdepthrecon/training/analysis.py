@@ -115,9 +115,11 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
     bar over the phases (the background fit, ``2 * config.folds`` cross-validated fits, the covariance fit
     and the two calibrations), each named as it runs."""
     with progress_bar(2 * config.folds + 4, progress, "background fit") as bar:
-        background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band)
+        background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band,
+                                            largest_scale_km=config.sst_largest_scale_km)
         bar.update()
-        backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed, bar=bar)
+        backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed,
+                                              ridge=background.ridge.tolist(), bar=bar)
         bar.set_description("covariance fit")
         space = calibration_patches(data, backgrounds["space"], training)
         departures = _fit_departures(space, data, config, training, device, bar)

@@ -11,7 +11,7 @@ progress bar over the phases of a fit (:func:`progress_bar`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -50,15 +50,17 @@ def counted(items: Any, total: int, bar: Any | None) -> Iterator[Any]:
 
 
 def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: AnalysisConfig, seed: int = 0, *,
-                            bar: Any | None = None) -> dict[str, xr.DataArray]:
+                            ridge: Sequence[float] | None = None, bar: Any | None = None) -> dict[str, xr.DataArray]:
     """Backgrounds of the training ``field`` (time, channel, latitude, longitude) fitted without each block of
-    the map (``"space"``) and without each fold of time steps (``"time"``); ``bar`` (a :func:`progress_bar`)
-    names each and counts its ``2 * settings.folds`` fits."""
+    the map (``"space"``) and without each fold of time steps (``"time"``), with the SST's scale-band ridges
+    ``ridge`` (the analysis's background's; None: chosen anew); ``bar`` (a :func:`progress_bar`) names each and
+    counts its ``2 * settings.folds`` fits."""
     backgrounds = {}
     for over in HELD_OUT:
         if bar is not None:
             bar.set_description(f"backgrounds held out in {over}")
         backgrounds[over] = cross_validated_background(field, sst, harmonics=settings.harmonics, band=settings.band,
+                                                       largest_scale_km=settings.sst_largest_scale_km, ridge=ridge,
                                                        block=settings.block, folds=settings.folds, seed=seed,
                                                        over=over, on_fit=None if bar is None else bar.update)
     return backgrounds

@@ -186,7 +186,8 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
     with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
                       "network calibration") as bar:
         if backgrounds is None:
-            backgrounds = calibration_backgrounds(data.field, data.sst, settings, seed=training.seed, bar=bar)
+            backgrounds = calibration_backgrounds(data.field, data.sst, settings, seed=training.seed,
+                                                  ridge=model.analysis.background.ridge.tolist(), bar=bar)
         for over in HELD_OUT:
             bar.set_description(f"network calibration ({over})")
             errors[over] = calibrate(estimate, calibration_patches(data, backgrounds[over], training),
