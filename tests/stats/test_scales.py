@@ -28,7 +28,7 @@ def test_bands_sum_to_the_field_and_sort_its_scales():
     fine = torch.tensor(rng.normal(size=(48, 48)), dtype=torch.float32)
     field = (broad + 0.5 * fine)[None]
     scales = octave_scales_km(latitude, longitude, 200.0)
-    bands = scale_bands(field, torch.ones_like(field, dtype=torch.bool), scales, latitude, longitude)
+    bands = scale_bands(field, torch.ones_like(field, dtype=torch.bool), scales, latitude=latitude, longitude=longitude)
     assert bands.shape == (1, len(scales) + 1, 48, 48)
     torch.testing.assert_close(bands.sum(dim=1), field, atol=1e-5, rtol=0)
     inner = (slice(8, 40), slice(8, 40))  # away from the edges
@@ -44,7 +44,8 @@ def test_a_gap_has_no_finest_band_and_lends_nothing_to_its_neighbours():
     valid = torch.isfinite(field)
     field[0, 5, 5] = 1000.0  # an invalid cell's value is ignored
     valid[0, 5, 5] = False
-    bands = scale_bands(field, valid, octave_scales_km(latitude, longitude, 200.0), latitude, longitude)
+    bands = scale_bands(field, valid, octave_scales_km(latitude, longitude, 200.0), latitude=latitude,
+                        longitude=longitude)
     assert torch.isfinite(bands).all()
     assert bands[0, 0, 10, 10] == 0.0 and bands[0, 0, 5, 5] == 0.0
     torch.testing.assert_close(bands.sum(dim=1), torch.full((1, 21, 21), 2.0))  # gaps filled from around

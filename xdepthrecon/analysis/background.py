@@ -179,7 +179,7 @@ class SeasonalBackground(nn.Module):
         climate = torch.einsum("tp,pcyx->tcyx", design, field)
         surface = torch.as_tensor(np.asarray(sst, dtype=np.float32), device=self.field.device)
         anomaly = surface - torch.einsum("tp,pyx->tyx", design, self.sst[:, rows][..., cols])
-        bands = scale_bands(anomaly, torch.isfinite(anomaly), self.scales_km, latitude, longitude,
+        bands = scale_bands(anomaly, torch.isfinite(anomaly), self.scales_km, latitude=latitude, longitude=longitude,
                             periodic=is_global(np.asarray(longitude)))
         bands = torch.where(torch.isfinite(anomaly)[:, None], bands, 0.0)  # no SST, no SST term
         return climate + torch.einsum("jcy,tjyx->tcyx", self.slope[:, :, rows], bands)
@@ -266,8 +266,8 @@ def _sst_bands(surface: np.ndarray, design: np.ndarray, sst_coefficients: np.nda
     fit (``sst_coefficients (regressor, lat, lon)`` on ``design``), NaN where the anomaly is."""
     anomaly = surface - np.einsum("tp,pyx->tyx", design, sst_coefficients)
     valid = torch.from_numpy(np.isfinite(anomaly))
-    bands = scale_bands(torch.from_numpy(anomaly).float(), valid, grid.scales_km, grid.latitude, grid.longitude,
-                        periodic=is_global(grid.longitude)).double().numpy()
+    bands = scale_bands(torch.from_numpy(anomaly).float(), valid, grid.scales_km, latitude=grid.latitude,
+                        longitude=grid.longitude, periodic=is_global(grid.longitude)).double().numpy()
     return np.where(valid.numpy()[:, None], bands, np.nan).transpose(0, 2, 3, 1)
 
 

@@ -35,8 +35,8 @@ def octave_scales_km(latitude: np.ndarray, longitude: np.ndarray, largest_km: fl
     return tuple(spacing * 2.0**k for k in range(int(math.floor(math.log2(largest_km / spacing) + 1e-9)) + 1))
 
 
-def scale_bands(field: torch.Tensor, valid: torch.Tensor, scales_km: Sequence[float], latitude: np.ndarray,
-                longitude: np.ndarray, *, periodic: bool = False) -> torch.Tensor:
+def scale_bands(field: torch.Tensor, valid: torch.Tensor, scales_km: Sequence[float], *, latitude: np.ndarray,
+                longitude: np.ndarray, periodic: bool = False) -> torch.Tensor:
     """The bands of ``field`` (batch, H, W) at ``scales_km`` (increasing; see the module docstring):
     (batch, len(scales_km) + 1, H, W), finest first. ``valid`` (batch, H, W) marks the cells that hold a value;
     ``latitude`` (H,) and ``longitude`` (W,) are the grid's in degrees; ``periodic`` wraps the means in
