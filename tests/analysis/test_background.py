@@ -205,3 +205,14 @@ def test_a_background_saved_before_the_scale_bands_loads_as_one_band():
     old.load_state_dict(state)
     torch.testing.assert_close(_at(old, field, sst), _at(fitted, field, sst))
     assert np.isinf(old.ridge.numpy()).all()
+
+
+def test_an_infinite_ridge_is_one_slope_and_the_cross_validated_folds_share_the_ridges():
+    field, sst = _scale_dependent(times=24)
+    single = SeasonalBackground.fit(field, sst, largest_scale_km=None)
+    common = SeasonalBackground.fit(field, sst, ridge=[np.inf, np.inf])
+    assert len(common.scales_km) > 0
+    torch.testing.assert_close(_at(common, field, sst), _at(single, field, sst), atol=1e-4, rtol=0)
+    crossed = cross_validated_background(field, sst, ridge=[np.inf, np.inf], over="time", folds=3)
+    one_slope = cross_validated_background(field, sst, largest_scale_km=None, over="time", folds=3)
+    np.testing.assert_allclose(crossed.values, one_slope.values, atol=1e-4)
