@@ -41,7 +41,6 @@ from xdepthrecon.baselines.analysis import classical_analysis
 from xdepthrecon.diffusion.samplers import SamplingOptions
 from xdepthrecon.evaluation.osse import OSSECase, Method, band_scores, osse_case, score_case, standard_baselines
 from xdepthrecon.evaluation.spectra import wavenumber_spectra
-from xdepthrecon.sampling import TILE_SIZE
 from xdepthrecon.training.config import ObservationConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qg_nature_run.nc"
@@ -113,7 +112,7 @@ def load(path: Path, plan: Plan) -> tuple[xr.Dataset, xr.Dataset, xr.DataArray, 
 def observe(truth: xr.Dataset, sst: xr.Dataset, test: xr.DataArray, fraction: float, plan: Plan) -> OSSECase:
     """Profiles in ``fraction`` of the columns of every snapshot (full depth, ``plan.profile_noise``), the SST,
     and the split: the test snapshots are held out of ``case.training``."""
-    return osse_case(truth, sst, per_tile=fraction * TILE_SIZE**2, test_times=test, noise=plan.profile_noise,
+    return osse_case(truth, sst, fraction=fraction, test_times=test, noise=plan.profile_noise,
                      seed=plan.seed + round(1e4 * fraction), window=WINDOW)
 
 

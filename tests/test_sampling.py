@@ -68,6 +68,10 @@ def test_per_tile_and_density_are_honoured_on_average():
     counts = np.bincount(np.searchsorted(truth.time.values, obs.time.values), minlength=40)
     np.testing.assert_allclose(counts.mean(), (500 * ocean / 128**2).mean(), rtol=0.02)
     assert np.all(np.abs(counts - 500 * ocean / 128**2) <= 1)  # rounded up or down, never further
+    share = sample_profiles(truth, fraction=0.03, seed=0)
+    counts = np.bincount(np.searchsorted(truth.time.values, share.time.values), minlength=40)
+    assert np.all(np.abs(counts - 0.03 * ocean) <= 1)  # 3 % of the ocean columns at every time step
+    assert "fraction=0.03" in share.attrs["history"]
     area = _cell_areas(truth.latitude.values, truth.longitude.values)
     ocean_area = np.where(np.isfinite(truth.thetao.values[:, 0]), area, 0.0).sum(axis=(1, 2))
     dense = sample_profiles(truth, density=2.0, seed=0)
@@ -109,6 +113,10 @@ def test_zero_rate_and_bad_arguments():
         sample_profiles(truth)
     with pytest.raises(ValueError, match="exactly one of density"):
         sample_profiles(truth, density=1.0, per_tile=1.0)
+    with pytest.raises(ValueError, match="exactly one of density"):
+        sample_profiles(truth, per_tile=1.0, fraction=0.01)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        sample_profiles(truth, fraction=1.5)  # a percentage given as a fraction's number
     with pytest.raises(ValueError, match="must be >= 0"):
         sample_profiles(truth, per_tile=-1.0)
     with pytest.raises(ValueError, match="standardise it"):

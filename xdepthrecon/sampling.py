@@ -29,6 +29,7 @@ def sample_profiles(
     *,
     density: float | None = None,
     per_tile: float | None = None,
+    fraction: float | None = None,
     depth_max: float | None = None,
     noise: float = 0.0,
     seed: int | None = 0,
@@ -47,13 +48,15 @@ def sample_profiles(
       Argo's ~4000 profiles every 10 days over 3.6 x 10^8 km^2 of ocean are about 1.1 per 10^6 km^2 per day.
     - ``per_tile``: profiles per ``tile_size`` x ``tile_size`` ocean cells per time step, columns
       picked uniformly (DepthDif's data have about 15 per 128 x 128 tile of 0.1 deg per week).
+    - ``fraction``: the share of the ocean columns profiled per time step (0.01: 1 %), columns picked
+      uniformly.
 
     Parameters
     ----------
     truth
         Canonical cube (see :func:`xdepthrecon.standardize`), or its ``thetao``; it may be undated
         (one time step without a time coordinate, see :func:`xdepthrecon.io.cube.is_undated`).
-    density, per_tile
+    density, per_tile, fraction
         Sampling rate; give exactly one of them.
     depth_max
         Deepest level kept (m); Argo floats reach about 2000 m. None keeps all levels.
@@ -79,12 +82,18 @@ def sample_profiles(
     >>> obs = xdepthrecon.sample_profiles(truth, per_tile=15, depth_max=2000, seed=0)  # doctest: +SKIP
     >>> x = xdepthrecon.grid_profiles(obs, like=truth, window="1D")  # doctest: +SKIP
     """
-    call = describe_call("xdepthrecon.sample_profiles", density=density, per_tile=per_tile, depth_max=depth_max,
-                         noise=noise, seed=seed if generator is None else None, tile_size=tile_size)
+    call = describe_call("xdepthrecon.sample_profiles", density=density, per_tile=per_tile, fraction=fraction,
+                         depth_max=depth_max, noise=noise, seed=seed if generator is None else None,
+                         tile_size=tile_size)
     thetao = _truth_field(truth)
-    if (density is None) == (per_tile is None):
-        raise ValueError("pass exactly one of density= (profiles per 10^6 km^2 per time step) or per_tile= "
-                         f"(profiles per {tile_size}x{tile_size} ocean cells per time step).")
+    if sum(rate is not None for rate in (density, per_tile, fraction)) != 1:
+        raise ValueError("pass exactly one of density= (profiles per 10^6 km^2 per time step), per_tile= "
+                         f"(profiles per {tile_size}x{tile_size} ocean cells per time step) or fraction= (the share "
+                         "of ocean columns profiled per time step).")
+    if fraction is not None and not 0 <= fraction <= 1:
+        raise ValueError(f"fraction ({fraction}) is the share of ocean columns profiled: between 0 and 1 "
+                         "(0.01 is 1 %).")
+    per_tile = fraction * tile_size**2 if fraction is not None else per_tile
     rate = density if density is not None else per_tile
     if not np.isfinite(rate) or rate < 0 or noise < 0 or tile_size < 1:
         raise ValueError(f"density/per_tile ({rate}), noise ({noise}) must be >= 0 and tile_size ({tile_size}) >= 1.")

@@ -113,7 +113,7 @@ def osse(
     fair
         Score ensembles with the fair CRPS (see :func:`xdepthrecon.evaluation.metrics.evaluate`).
     **sampling
-        ``density``, ``per_tile``, ``test_regions``, ``test_times``, ``noise``, ``seed``, ``depth_max``,
+        ``density``, ``per_tile``, ``fraction``, ``test_regions``, ``test_times``, ``noise``, ``seed``, ``depth_max``,
         ``window``: the sampling and the split, see :func:`osse_case`.
 
     Returns
@@ -140,6 +140,7 @@ def osse_case(
     *,
     density: float | None = None,
     per_tile: float | None = None,
+    fraction: float | None = None,
     test_regions: xr.DataArray | Sequence[tuple[float, float, float, float]] | None = None,
     test_times: xr.DataArray | Sequence[int] | None = None,
     noise: float = 0.01,
@@ -155,7 +156,7 @@ def osse_case(
         Canonical cube taken as the truth.
     sst
         An SST product, independent of the truth, in any layout :func:`xdepthrecon.align_sst` reads.
-    density, per_tile, noise, seed, depth_max
+    density, per_tile, fraction, noise, seed, depth_max
         Sampling of the profiles, see :func:`xdepthrecon.sample_profiles`; ``noise`` in degC.
     test_regions
         Boolean ``(latitude, longitude)`` DataArray, True where held out, or boxes
@@ -176,8 +177,8 @@ def osse_case(
                          "baselines and the profiles' times; give it one, e.g. "
                          "truth.expand_dims(time=[np.datetime64('2020-07-01')]).")
     thetao = truth["thetao"]
-    profiles = sample_profiles(truth, density=density, per_tile=per_tile, depth_max=depth_max, noise=noise,
-                               seed=seed)
+    profiles = sample_profiles(truth, density=density, per_tile=per_tile, fraction=fraction, depth_max=depth_max,
+                               noise=noise, seed=seed)
     observations = grid_profiles(profiles, like=truth, window=window)
     aligned = align_sst(sst, like=truth)
     coords = {d: truth[d].variable for d in CANONICAL_DIMS}
@@ -193,7 +194,7 @@ def osse_case(
         "profiles": int(profiles.sizes["profile"]),
         "profiles_per_time_step": round(profiles.sizes["profile"] / thetao.sizes["time"], 2),
         "observed_column_fraction": round(float(observed.sum() / surface.sum()), 5),
-        "density_per_1e6_km2": density, "per_tile": per_tile, "noise_degC": noise, "seed": seed,
+        "density_per_1e6_km2": density, "per_tile": per_tile, "fraction": fraction, "noise_degC": noise, "seed": seed,
         "depth_max": depth_max, "window": window,
         "test_time_steps": int(times.sum()), "time_steps": int(times.size),
         "test_region_ocean_fraction": round(float((surface & regions).sum() / surface.sum()), 5),
