@@ -14,6 +14,7 @@ import xarray as xr
 import xdepthrecon
 from xdepthrecon import AutoencoderConfig, DiffusionConfig, ObservationConfig, SamplingOptions
 from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon.reconstruct import _widened
 from xdepthrecon.training.observations import simulate_observations
 
 from tests.conftest import glorys_like, single_threaded
@@ -72,6 +73,38 @@ def test_members_differ_and_spread_is_positive_away_from_profiles(setting):
     far = ~out.observed.values[:, None] & ~np.isnan(cube.thetao.values)
     assert np.all(out.thetao_std.values[far] > 0)
     np.testing.assert_allclose(out.thetao_members.mean("member").values, out.thetao.values, rtol=1e-5, atol=1e-5)
+
+
+def test_members_are_stretched_to_the_calibrated_error_where_the_draws_are_narrower(setting):
+    cube, sst, model, profiles = setting
+    drawing = copy.deepcopy(model)  # a network whose draws differ (a barely trained one's hardly do)
+    generator = torch.Generator().manual_seed(7)
+    for parameter in drawing.denoiser.parameters():
+        parameter.data.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    options = replace(SAMPLING, keep_members=True)
+    out = xdepthrecon.reconstruct(cube, profiles, sst, drawing, options=options).compute()
+    raw = xdepthrecon.reconstruct(cube, profiles, sst, _without_error_model(drawing), options=options).compute()
+    ocean = cube.thetao.notnull().values
+    assert (raw.thetao_std.values > 0)[ocean].all()
+    narrower = raw.thetao_std.values < 0.99 * out.thetao_std.values
+    assert narrower[ocean].mean() > 0.5  # a barely trained network under-states its validated error
+    np.testing.assert_allclose(out.thetao_members.std("member", ddof=1).values, out.thetao_std.values, rtol=1e-3)
+    np.testing.assert_allclose(raw.thetao.values, out.thetao.values, rtol=1e-6, atol=1e-6)  # the mean is kept
+
+
+def test_widening_keeps_wide_enough_and_identical_members_as_drawn():
+    members = [np.array([1.0, 5.0, 2.0]), np.array([3.0, 1.0, 2.0])]
+    mean, variance = np.array([2.0, 3.0, 2.0]), np.array([2.0, 8.0, 0.0])
+    widened = _widened(members, mean, variance, floor=np.array([8.0, 2.0, 1.0]))
+    np.testing.assert_allclose(widened[0], [0.0, 5.0, 2.0])  # cell 0 stretched x2; cell 1 wide enough; cell 2 alike
+    np.testing.assert_allclose(widened[1], [4.0, 1.0, 2.0])
+    assert _widened(members[:1], mean, variance, np.ones(3)) == members[:1]  # one member has no spread to stretch
+
+
+def _without_error_model(model: xdepthrecon.LatentDiffusion) -> xdepthrecon.LatentDiffusion:
+    bare = copy.deepcopy(model)
+    bare.error_model = bare.covered_error_model = None
+    return bare
 
 
 def test_training_calibrates_an_error_model_that_floors_the_spread(setting, tmp_path):
@@ -185,3 +218,5 @@ def test_the_condition_has_the_documented_channels(setting):
     cube, sst, model, _ = setting
     latent = model.autoencoder.latent_channels
     assert model.denoiser.condition_channels == model.condition_channels(latent) == 2 + 2 * latent
+
+

@@ -137,11 +137,25 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
             kept.append(values)
     variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
     floor = model.error_variance(prepared, model.analysis.coverage(step.latitude, step.longitude))
-    if floor is not None:  # never less than the model's calibrated error
-        variance = np.maximum(variance, floor[0].cpu().numpy())
+    if floor is not None:  # never less than the model's calibrated error, and the members as wide
+        floor = floor[0].cpu().numpy()
+        kept = _widened(kept, mean, variance, floor)
+        variance = np.maximum(variance, floor)
     spread = np.where(step.valid, np.sqrt(variance), np.nan)
     stats = np.stack([mean, spread]).astype(np.float32)
     return np.concatenate([stats, np.stack(kept)]) if options.keep_members else stats
+
+
+def _widened(members: list[np.ndarray], mean: np.ndarray, variance: np.ndarray,
+             floor: np.ndarray) -> list[np.ndarray]:
+    """The members' departures from their mean stretched, cell by cell, to the calibrated error ``floor``
+    where their spread ``variance`` is narrower (members a network drew alike under-state the error its
+    validation measured); their mean and patterns are kept. Where all members agree there is no pattern to
+    stretch: they stay as drawn."""
+    if len(members) < 2:
+        return members
+    stretch = np.sqrt(np.maximum(np.divide(floor, variance, out=np.ones_like(variance), where=variance > 0), 1.0))
+    return [(mean + stretch * (member - mean)).astype(np.float32) for member in members]
 
 
 class _Estimator:
@@ -246,7 +260,9 @@ def reconstruct(
         model's calibrated error where the ensemble is narrower; see
         :class:`~xdepthrecon.analysis.errors.ErrorModel`) in degC,
         ``observed(time, latitude, longitude)`` (columns with a profile), and with ``keep_members``
-        ``thetao_members(member, time, depth, latitude, longitude)``, lazily computed per time step.
+        ``thetao_members(member, time, depth, latitude, longitude)``, lazily computed per time step. Where
+        the ensemble is narrower than the calibrated error, the members' departures from the mean are
+        stretched to it, so that their spread is ``thetao_std``.
     """
     options = replace(options or SamplingOptions(), **{name: value for name, value in
                                                        (("members", members), ("steps", steps)) if value is not None})
