@@ -92,7 +92,7 @@ def fast_path_error(epochs: int) -> dict[str, float]:
                                linear_path=False)
     training = replace(AUTOENCODER_TRAINING, lr_schedule="constant", val_fraction=0.0)
     ae = xdepthrecon.train_autoencoder(atlas, config=config, training=training, epochs=epochs, progress=False)
-    exact = atlas.depthrecon.encode(ae).depthrecon.decode(ae).thetao.values
+    exact = atlas.depthrecon.encode(ae, fast=False).depthrecon.decode(ae, fast=False).thetao.values
     fast = atlas.depthrecon.encode(ae, fast=True).depthrecon.decode(ae, fast=True).thetao.values
     truth = atlas.thetao.values
     difference = fast - exact

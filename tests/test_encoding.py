@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 import xdepthrecon
+from xdepthrecon import _precision
 from xdepthrecon import DepthBandAutoencoder
 
 from tests.conftest import glorys_like
@@ -76,10 +77,17 @@ def test_decoding_with_another_autoencoder_is_refused(cube, small_ae):
 
 
 def test_fast_path_is_close_to_fp32(cube, small_ae):
-    exact = xdepthrecon.decode(xdepthrecon.encode(cube, small_ae), small_ae).thetao
+    exact = xdepthrecon.decode(xdepthrecon.encode(cube, small_ae, fast=False), small_ae, fast=False).thetao
     fast = xdepthrecon.decode(xdepthrecon.encode(cube, small_ae, fast=True), small_ae, fast=True).thetao
     error = float(np.nanmax(np.abs(fast.values - exact.values)))
     assert 0 < error < 0.5
+
+
+@pytest.mark.parametrize("pays", [False, True])
+def test_the_default_precision_is_the_devices(cube, small_ae, monkeypatch, pays):
+    monkeypatch.setattr(_precision, "bf16_pays", lambda device: pays)
+    default = xdepthrecon.encode(cube, small_ae).latent
+    xr.testing.assert_identical(default, xdepthrecon.encode(cube, small_ae, fast=pays).latent)
 
 
 def test_raw_layouts_are_standardised_first(cube, small_ae):

@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 import xdepthrecon
+from xdepthrecon import _precision
 from xdepthrecon import AutoencoderConfig, DiffusionConfig, ObservationConfig, SamplingOptions
 from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
 from xdepthrecon.reconstruct import _widened
@@ -195,12 +196,20 @@ def test_a_distributed_cluster_gives_the_single_process_result(setting, local_cl
 
 def test_bfloat16_denoiser_stays_close_to_fp32(setting):
     cube, sst, model, profiles = setting
-    options = replace(SAMPLING, eta=0.0)
+    options = replace(SAMPLING, eta=0.0, fast=False)
     exact = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=options).compute()
     fast = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=replace(options, fast=True)).compute()
     np.testing.assert_array_equal(np.isnan(fast.thetao.values), np.isnan(exact.thetao.values))
     assert float(np.nanmean(np.abs(fast.thetao.values - exact.thetao.values))) < 0.1
     assert "fast=True" in fast.attrs["history"]
+
+
+def test_the_default_precision_is_the_devices(setting, monkeypatch):
+    cube, sst, model, profiles = setting
+    monkeypatch.setattr(_precision, "bf16_pays", lambda device: True)  # as on a GPU or an AMX CPU
+    default = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=SAMPLING).compute()
+    fast = xdepthrecon.reconstruct(cube, profiles, sst, model, seed=5, options=replace(SAMPLING, fast=True)).compute()
+    xr.testing.assert_identical(default.drop_attrs(), fast.drop_attrs())
 
 
 def test_an_untrained_network_returns_the_analysis_guess_exactly(setting):

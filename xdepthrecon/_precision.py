@@ -1,15 +1,45 @@
-"""Reduced precision inside the networks only: bfloat16 autocast on request, fp32 everywhere else."""
+"""Reduced precision inside the networks only: bfloat16 autocast where it pays, fp32 everywhere else.
+
+``fast=None`` (the default everywhere) chooses by the device the network runs on: bfloat16 autocast on CUDA GPUs
+that support it and on CPUs with bfloat16 matrix units (AMX or AVX-512 BF16), where it is faster; fp32 elsewhere,
+where bfloat16 is emulated and slower (0.3-0.4x fp32 on a 2-core AVX2 CPU, see docs/performance.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
+#: CPU features with native bfloat16 matrix arithmetic (names of :func:`torch.cpu.get_capabilities`).
+BF16_CPU_FEATURES = ("amx_bf16", "avx512_bf16")
 
-def network_precision(device: torch.device, fast: bool) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` to bfloat16 on ``device`` when ``fast``, else a no-op context.
 
-    Fast on GPUs and on CPUs with AMX; slower on CPUs without (see the benchmarks).
-    """
-    return torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+@functools.cache
+def _cpu_has_bf16_units() -> bool:
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        found = capabilities()
+        return any(bool(found.get(name)) for name in BF16_CPU_FEATURES)
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(check() for check in checks if check is not None)  # torch before get_capabilities
+
+
+def bf16_pays(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs the networks faster than fp32 on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and _cpu_has_bf16_units()
+
+
+def resolve_fast(fast: bool | None, device: torch.device) -> bool:
+    """``fast`` as given, or (None) whether reduced precision pays on ``device``."""
+    return bf16_pays(device) if fast is None else bool(fast)
+
+
+def network_precision(device: torch.device, fast: bool | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 on ``device`` when ``fast`` (None: where it pays), else a no-op context."""
+    if resolve_fast(fast, device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

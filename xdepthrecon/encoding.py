@@ -18,7 +18,7 @@ import xarray as xr
 
 from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._halo import map_columns
-from xdepthrecon._precision import network_precision
+from xdepthrecon._precision import network_precision, resolve_fast
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import as_cube, is_global
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -33,13 +33,14 @@ class _NetworkRunner:
     not inside every task; the device copy of the model is made on first use in each process.
     """
 
-    def __init__(self, autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool,
+    def __init__(self, autoencoder: DepthBandAutoencoder, device: str | torch.device | None, fast: bool | None,
                  method: str, levels_channel: bool = False) -> None:
         self.autoencoder, self.device, self.fast, self.method = autoencoder, device, fast, method
         #: The batch's last channel holds each column's number of ocean levels; NaN goes below them.
         self.levels_channel = levels_channel
         self._model: DepthBandAutoencoder | None = None
         self._target: torch.device | None = None
+        self._fast = False  # resolved on the device on first use
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_model": None, "_target": None}
@@ -54,9 +55,10 @@ class _NetworkRunner:
             current = next(self.autoencoder.parameters()).device
             target = current if self.device is None else torch.device(self.device)
             model = self.autoencoder
-            if target != current or self.fast:
+            self._fast = resolve_fast(self.fast, target)
+            if target != current or self._fast:
                 model = copy.deepcopy(self.autoencoder).to(target)
-            if self.fast:
+            if self._fast:
                 model = model.to(memory_format=torch.channels_last)
             self._model, self._target = model.eval(), target
         return self._model, self._target
@@ -68,9 +70,9 @@ class _NetworkRunner:
             batch, levels = batch[:, :-1], batch[:, -1:]
         valid = ~np.isnan(batch).all(axis=1, keepdims=True)
         inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if self.method == "encode" else 0.0)).to(target)
-        if self.fast:
+        if self._fast:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad(), network_precision(target, self.fast):
+        with torch.no_grad(), network_precision(target, self._fast):
             out = getattr(model, self.method)(inputs).float().cpu().numpy()
         if levels is not None:
             valid = valid & (np.arange(out.shape[1])[None, :, None, None] < levels)
@@ -96,7 +98,7 @@ def encode(
     batch_size: int = 16,
     tile: int = 128,
     device: str | torch.device | None = None,
-    fast: bool = False,
+    fast: bool | None = None,
 ) -> xr.Dataset:
     """Encode a temperature cube to the autoencoder's latent, lazily on dask input.
 
@@ -113,8 +115,8 @@ def encode(
     device
         Where the network runs; default: where the autoencoder is.
     fast
-        Run the network in bfloat16 autocast with channels_last memory (faster on CPUs with AMX and
-        on GPUs; see the benchmarks for the added error).
+        Run the network in bfloat16 autocast with channels_last memory; None (default): where that is faster,
+        on GPUs and on CPUs with AMX or AVX-512 BF16 (see docs/performance.md for the added error), else fp32.
 
     Returns
     -------
@@ -145,7 +147,7 @@ def encode(
     )
     ocean_levels = thetao.notnull().sum("depth").astype(np.int16)
     ocean_levels.attrs = {"long_name": "number of valid depth levels from the surface", "units": "1"}
-    call = describe_call("xdepthrecon.encode", fast=fast or None)
+    call = describe_call("xdepthrecon.encode", fast=fast)
     attrs = with_history(cube.attrs, call)
     attrs.update(autoencoder_identity=autoencoder.identity, depth_levels=cube.depth.values.tolist())
     return xr.Dataset({"latent": latent, "ocean_levels": ocean_levels}, attrs=attrs)
@@ -158,7 +160,7 @@ def decode(
     batch_size: int = 16,
     tile: int = 128,
     device: str | torch.device | None = None,
-    fast: bool = False,
+    fast: bool | None = None,
 ) -> xr.Dataset:
     """Decode latents (from :func:`encode` or a diffusion sampler) back to a temperature cube.
 
@@ -213,5 +215,5 @@ def decode(
     )
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("autoencoder_identity", "depth_levels")}
     out = xr.Dataset({"thetao": thetao.transpose("time", "depth", "latitude", "longitude")},
-                     attrs=with_history(attrs, describe_call("xdepthrecon.decode", fast=fast or None)))
+                     attrs=with_history(attrs, describe_call("xdepthrecon.decode", fast=fast)))
     return out

@@ -303,7 +303,7 @@ def reconstruct(
     described = {"model": type(model).__name__, "seed": seed} if isinstance(model, Analysis) else {
         "members": options.members, "steps": options.steps, "sampler": options.sampler, "eta": options.eta,
         "seed": seed, "tile": options.tile, "overlap": options.overlap, "replace": options.replace or None,
-        "fast": options.fast or None}
+        "fast": options.fast}
     call = describe_call("xdepthrecon.reconstruct", **described)
     out.attrs = with_history({k: v for k, v in template.attrs.items() if k != "history"}, call)
     return out

@@ -37,11 +37,12 @@ class ConditionedDenoiser:
     batch_size
         Tiles x samples per network call.
     fast
-        Run the network in reduced precision where the device supports it; the output is float32.
+        Run the network in bfloat16 autocast (None: where that is faster; see ``SamplingOptions``); the output
+        is float32.
     """
 
     def __init__(self, model: LatentDiffusion, condition: torch.Tensor, context: Mapping[str, torch.Tensor], *,
-                 tiling: Tiling | None = None, batch_size: int = 16, fast: bool = False) -> None:
+                 tiling: Tiling | None = None, batch_size: int = 16, fast: bool | None = None) -> None:
         self.model, self.tiling, self.batch_size, self.fast = model, tiling, batch_size, fast
         self.condition = condition if tiling is None else tiling.cut(condition)
         self.context = dict(context)

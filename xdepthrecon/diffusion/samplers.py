@@ -45,7 +45,8 @@ class SamplingOptions:
     keep_members
         Also return the members.
     fast
-        Run the denoiser in bfloat16 autocast (GPUs, CPUs with AMX); the sampling arithmetic stays fp32.
+        Run the denoiser in bfloat16 autocast; None (default): where that is faster, on GPUs and on CPUs with
+        AMX or AVX-512 BF16, else fp32. The sampling arithmetic stays fp32.
     """
 
     members: int = 8
@@ -57,7 +58,7 @@ class SamplingOptions:
     overlap: int = 16
     batch_size: int = 16
     keep_members: bool = False
-    fast: bool = False
+    fast: bool | None = None
 
     def __post_init__(self) -> None:
         if self.members < 1 or self.steps < 1:

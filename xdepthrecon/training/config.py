@@ -105,7 +105,8 @@ class TrainingConfig:
     seed
         Seeds weights, patch order, crops and noise: the same seed gives the same model on the CPU.
     fast
-        Train in bfloat16 autocast (GPUs, CPUs with AMX); weights and optimizer stay fp32.
+        Train in bfloat16 autocast; weights and optimizer stay fp32. None (default): where that is faster, on
+        GPUs and on CPUs with AMX or AVX-512 BF16, else fp32.
     """
 
     epochs: int = 20
@@ -120,7 +121,7 @@ class TrainingConfig:
     max_land_fraction: float = 0.9
     augment: bool = True
     seed: int = 0
-    fast: bool = False
+    fast: bool | None = None
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
