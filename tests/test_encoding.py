@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import dask
 import numpy as np
 import pytest
@@ -53,29 +50,6 @@ def test_chunked_equals_unchunked_and_stays_lazy(small_ae, count_computes):
     assert lazy.latent.chunks is not None and decoded.thetao.chunks is not None
     xr.testing.assert_allclose(lazy.latent.compute(), eager.latent, atol=1e-5)
     xr.testing.assert_allclose(decoded.thetao.compute(), xdepthrecon.decode(eager, small_ae).thetao, atol=1e-4)
-
-
-def test_dask_threads_run_the_network_one_call_at_a_time(small_ae, monkeypatch):
-    """torch's intra-op threads use every core already; concurrent calls from dask's threads would
-    oversubscribe them."""
-    running, most = [0], [0]
-    counter = threading.Lock()
-    encode = DepthBandAutoencoder.encode
-
-    def tracked(self, x):
-        with counter:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02)  # long enough for other threads to arrive
-        with counter:
-            running[0] -= 1
-        return encode(self, x)
-
-    monkeypatch.setattr(DepthBandAutoencoder, "encode", tracked)
-    cube = glorys_like(times=6, lats=16, lons=16, seed=6).chunk({"time": 1})
-    with dask.config.set(scheduler="threads", num_workers=4):
-        latent = xdepthrecon.encode(cube, small_ae).latent.compute()
-    assert most[0] == 1 and np.isfinite(latent.values).any()
 
 
 def test_global_grid_has_no_seam_at_the_dateline(small_ae):

@@ -19,7 +19,6 @@ import xarray as xr
 from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._halo import map_columns
 from xdepthrecon._precision import network_precision, resolve_fast
-from xdepthrecon._threads import NETWORK_LOCK
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import as_cube, is_global
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -73,7 +72,7 @@ class _NetworkRunner:
         inputs = torch.from_numpy(np.nan_to_num(batch, nan=np.nan if self.method == "encode" else 0.0)).to(target)
         if self._fast:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with NETWORK_LOCK, torch.no_grad(), network_precision(target, self._fast):
+        with torch.no_grad(), network_precision(target, self._fast):
             out = getattr(model, self.method)(inputs).float().cpu().numpy()
         if levels is not None:
             valid = valid & (np.arange(out.shape[1])[None, :, None, None] < levels)

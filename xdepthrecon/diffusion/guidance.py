@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import torch
 
 from xdepthrecon._precision import network_precision
-from xdepthrecon._threads import NETWORK_LOCK
 from xdepthrecon.diffusion.latent import LatentDiffusion, Prepared
 from xdepthrecon.tiling import Tiling, tiled
 
@@ -56,7 +55,7 @@ class ConditionedDenoiser:
         out = []
         for start in range(0, len(pieces), self.batch_size):
             part = slice(start, start + self.batch_size)
-            with NETWORK_LOCK, network_precision(pieces.device, self.fast):
+            with network_precision(pieces.device, self.fast):
                 out.append(self.model.denoiser(pieces[part], levels[part], self.condition[part],
                                                **{k: v[part] for k, v in self.context.items()}).float())
         return torch.cat(out)
