@@ -195,6 +195,17 @@ def test_a_diffusion_model_and_its_analysis_round_trip(tmp_path):
     assert isinstance(analysis, xdepthrecon.Analysis) and analysis.config == model.analysis.config
 
 
+def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_correction(tmp_path, monkeypatch):
+    model = _diffusion_model()
+    model.correction_gate.fill_(0.25)
+    arrays = type(model).arrays
+    monkeypatch.setattr(type(model), "arrays", property(lambda self: {k: v for k, v in arrays.fget(self).items()
+                                                                      if k != "correction_gate"}))
+    path = model.save(tmp_path / "older.safetensors")
+    monkeypatch.undo()
+    torch.testing.assert_close(xdepthrecon.load(path).correction_gate, torch.ones(5))
+
+
 def test_a_diffusion_model_saved_by_0_1_is_refused_with_the_fix_and_left_intact(tmp_path):
     path = _diffusion_model().save(tmp_path / "old.safetensors")
     header = _header(path)

@@ -12,7 +12,7 @@ import xdepthrecon
 from xdepthrecon import _precision
 from xdepthrecon import DepthBandAutoencoder
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, single_threaded
 
 
 @pytest.fixture
@@ -83,11 +83,13 @@ def test_fast_path_is_close_to_fp32(cube, small_ae):
     assert 0 < error < 0.5
 
 
-@pytest.mark.parametrize("pays", [False, True])
-def test_the_default_precision_is_the_devices(cube, small_ae, monkeypatch, pays):
-    monkeypatch.setattr(_precision, "bf16_pays", lambda device: pays)
-    default = xdepthrecon.encode(cube, small_ae).latent
-    xr.testing.assert_identical(default, xdepthrecon.encode(cube, small_ae, fast=pays).latent)
+def test_the_default_precision_is_the_devices(cube, small_ae, monkeypatch):
+    """The default asks the device (tests/test_precision.py checks the answer turns autocast on)."""
+    asked = []
+    monkeypatch.setattr(_precision, "bf16_pays", lambda device: asked.append(device.type) or False)
+    default = single_threaded(xdepthrecon.encode(cube, small_ae).latent.compute)  # in this process
+    assert set(asked) == {"cpu"}
+    xr.testing.assert_identical(default, single_threaded(xdepthrecon.encode(cube, small_ae, fast=False).latent.compute))
 
 
 def test_raw_layouts_are_standardised_first(cube, small_ae):

@@ -16,7 +16,10 @@ training, calibration, reconstruction and tests)
 
 A sample ``r`` decodes to ``guess + decode(base + r) - decode(base)`` with ``base`` the guess's latent
 (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at zero) returns the
-guess exactly, and the autoencoder's error does not blur it. Everything a user needs to reconstruct
+guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
+level, fitted by ``train_diffusion`` on validation patches) keeps the mean's correction only as far as it
+helps there (:meth:`LatentDiffusion.gated`); ``reconstruct`` shifts all members alike, so their spread is
+kept. Everything a user needs to reconstruct
 travels with the model (``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
@@ -79,11 +82,13 @@ class LatentDiffusion(nn.Module):
         The network's one-step validation error against the analysis's predicted variance
         (:class:`~xdepthrecon.analysis.errors.ErrorModel`), in new regions and, for cells the training data
         covered, at new times; they floor the spread ``reconstruct`` reports. None: the ensemble's alone.
+    correction_gate
+        Weight of the network's correction per level, in [0, 1]; None: 1 (the whole correction).
     """
 
     def __init__(self, autoencoder: DepthBandAutoencoder, denoiser: ConditionalUNet, schedule: NoiseSchedule,
                  analysis: Analysis, statistics: Mapping[str, Any], error_model: ErrorModel | None = None,
-                 covered_error_model: ErrorModel | None = None) -> None:
+                 covered_error_model: ErrorModel | None = None, *, correction_gate: Any = None) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
         expected = self.condition_channels(latent)
@@ -106,6 +111,10 @@ class LatentDiffusion(nn.Module):
         for name in STATISTICS:
             size = latent if name.startswith("latent") else 1
             self.register_buffer(name, _vector(statistics[name], size, name), persistent=False)
+        gate = np.ones(analysis.levels) if correction_gate is None else correction_gate
+        self.register_buffer("correction_gate", _vector(gate, analysis.levels, "correction_gate"), persistent=False)
+        if torch.any((self.correction_gate < 0) | (self.correction_gate > 1)):
+            raise ValueError(f"correction_gate must lie in [0, 1], got {self.correction_gate.tolist()}")
         #: Training history (one dict per epoch), set by ``train_diffusion``.
         self.history: list[dict[str, Any]] = []
 
@@ -127,7 +136,7 @@ class LatentDiffusion(nn.Module):
     @property
     def arrays(self) -> dict[str, np.ndarray]:
         """Normalisation statistics and the autoencoder's levels and statistics, as numpy arrays."""
-        arrays = {name: getattr(self, name).detach().cpu().numpy() for name in STATISTICS}
+        arrays = {name: getattr(self, name).detach().cpu().numpy() for name in (*STATISTICS, "correction_gate")}
         arrays.update({f"autoencoder_{key}": value for key, value in self.autoencoder.arrays.items()})
         return arrays
 
@@ -146,7 +155,7 @@ class LatentDiffusion(nn.Module):
                            for k in ("error_model", "covered_error_model"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    Analysis.from_saved(config["analysis"], {}), {name: arrays[name] for name in STATISTICS},
-                   errors, covered)
+                   errors, covered, correction_gate=arrays.get("correction_gate"))  # None: saved before gates
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -198,8 +207,14 @@ class LatentDiffusion(nn.Module):
 
     def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded
-        departure of ``base + r`` from ``base``."""
+        departure of ``base + r`` from ``base`` (ungated: see :meth:`gated`)."""
         return prepared.guess.mean + self.decode_latent(prepared.base + r) - self.decode_latent(prepared.base)
+
+    def gated(self, estimate: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+        """An estimate of the mean (degC, levels on axis -3) moved back towards the ``guess`` by the
+        ``correction_gate``: ``guess + gate (estimate - guess)``."""
+        gate = self.correction_gate.to(estimate.dtype)[:, None, None]
+        return guess + gate * (estimate - guess)
 
     def error_variance(self, prepared: Prepared, coverage: torch.Tensor | None = None) -> torch.Tensor | None:
         """The network's calibrated error variance (None without an error model; see
