@@ -278,8 +278,10 @@ def summarise(bands: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole experiment; returns the JSON payload."""
+def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], None] = print,
+        keep: Path | None = None) -> dict[str, Any]:
+    """The whole experiment; returns the JSON payload. ``keep``: a folder to save the trained models in
+    (``autoencoder.safetensors``, ``diffusion.safetensors``), to score them again without retraining."""
     began = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -293,6 +295,10 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
     now = lap("load_and_observe", began)
     ae, model = train_models(next(iter(cases.values())), plan, progress)
     now = lap("training", now)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        ae.save(keep / "autoencoder.safetensors")
+        model.save(keep / "diffusion.safetensors")
     results = {}
     for fraction, case in cases.items():
         label = f"{100 * fraction:g}%"
@@ -343,11 +349,13 @@ def main() -> None:
     for name in ("train-every", "test-every", "members", "steps", "autoencoder-epochs", "diffusion-epochs"):
         parser.add_argument(f"--{name}", type=int)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--keep-models", type=Path, help="folder to save the trained models in")
     args = parser.parse_args()
     plan = Plan.quick() if args.quick else Plan()
     given = {k: v for k, v in vars(args).items() if k in Plan.__dataclass_fields__ and v is not None}
     plan = Plan(**{**asdict(plan), **given, **({"densities": tuple(args.densities)} if args.densities else {})})
-    payload = run(args.data, plan, progress=args.progress, log=lambda text: print(text, file=sys.stderr))
+    payload = run(args.data, plan, progress=args.progress, log=lambda text: print(text, file=sys.stderr),
+                  keep=args.keep_models)
     print(table_text(payload), file=sys.stderr)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import write_result

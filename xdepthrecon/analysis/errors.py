@@ -8,8 +8,8 @@ an estimate really made to the variance the analysis predicted, per level and pe
 the expected error is that ratio (interpolated between the bins, so it has no steps) times the prediction, so
 it keeps growing where a new place or season makes the analysis predict more than validation ever saw.
 
-The classical analysis is calibrated against its own guess; the diffusion model against its network's
-estimate. Both report their spread raised to this error where the spread is smaller.
+The classical analysis is calibrated against its own guess; the diffusion model against its network's gated
+estimate. Both report this error as their spread; the diffusion model's members are scaled to it.
 """
 
 from __future__ import annotations
