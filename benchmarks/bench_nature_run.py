@@ -320,9 +320,9 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
                       "OI baselines fit their covariances to the test snapshots' observations (the observations a "
                       "user has, never the truth); the classical analysis and the diffusion model fit theirs on "
                       "the training snapshots",
-                      "diffusion: scored as its members (fair CRPS, members' spread; reconstruct stretches members "
-                      "narrower than the calibrated error to it); diffusion_stated_std: its mean with reconstruct's "
-                      "thetao_std (spread raised to the calibrated error), as a Gaussian",
+                      "diffusion: scored as its members (fair CRPS, members' spread; reconstruct scales the members' "
+                      "departures to the calibrated error); diffusion_stated_std: its mean with reconstruct's "
+                      "thetao_std (the calibrated error), as a Gaussian",
                       "diffusion_guess: the diffusion model's own classical analysis (the guess its network corrects)",
                       "one diffusion model serves every density: its simulated observations span them"]}
 
