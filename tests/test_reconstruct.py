@@ -237,20 +237,39 @@ def test_the_condition_has_the_documented_channels(setting):
 
 
 
-def test_the_correction_gate_is_the_least_squares_weight_of_the_correction(setting, monkeypatch):
-    """On patches where the network's correction is k times the truth's departure from the guess (k = 2, -1, 0.5 on
-    three groups of levels), the gate is 1/k clipped to [0, 1]: 0.5, 0 and 1."""
+def test_the_correction_gate_is_the_least_squares_weight_of_the_correction():
+    """Where the network's correction is k times the truth's departure from the guess (k = 2, -1, 0.5 on three
+    groups of levels), the gate is 1/k clipped to [0, 1]: 0.5, 0 and 1; gaps are skipped, and a level no sample
+    holds keeps the whole correction."""
+    from xdepthrecon.training.diffusion import _correction_gate
+
+    rng = np.random.default_rng(3)
+    factor = np.array([2.0, 2.0, -1.0, -1.0, 0.5, 0.5, 1.0])
+    samples = []
+    for columns in (40, 25):
+        miss = rng.normal(size=(columns, 7))
+        correction = factor * miss
+        miss[::3, 1] = np.nan  # below the bottom, or a gap
+        correction[:, 6] = np.nan
+        samples.append((correction.astype(np.float32), miss.astype(np.float32)))
+    np.testing.assert_allclose(_correction_gate(samples, 7), [0.5, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(_correction_gate([], 3), [1.0, 1.0, 1.0])
+
+
+def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatch):
+    """The calibration's error model is fitted on the squared error of the gated one-step estimate: with the
+    network's correction k times the truth's departure (k = 2, -1, 0.5: gate 0.5, 0, 1), the gated estimate is the
+    truth where k = 2 and misses elsewhere (the whole departure where the gate closes, half of it where it is 1)."""
     import xdepthrecon.training.diffusion as training_diffusion
+    from xdepthrecon.analysis.errors import ErrorModel
     from xdepthrecon.training.analysis import training_data
-    from xdepthrecon.training.loop import datasets_for
 
     cube, sst, model, _ = setting
     model = copy.deepcopy(model)
     data = training_data(cube, sst, None, observations=ObservationConfig(), training=TRAINING)
-    fields = {**data.fields, "background": training_diffusion._background_field(model.analysis, data)}
-    patches = datasets_for(fields, TRAINING, (0, 1))[0]
     factor = torch.tensor([2.0, 2.0, -1.0, -1.0, 0.5, 0.5])[None, :, None, None]
     one_step = training_diffusion._one_step
+    fitted, fit_errors = [], ErrorModel.fit
 
     def scaled_miss(model_, batch, random, data_, device):
         prepared, _ = one_step(model_, batch, random, data_, device)
@@ -259,10 +278,19 @@ def test_the_correction_gate_is_the_least_squares_weight_of_the_correction(setti
     def decode(r, prepared):
         return prepared.guess.mean + factor * (r - prepared.guess.mean)
 
+    def fit(predicted, squared_error, bins=8):
+        fitted.append(squared_error)
+        return fit_errors(predicted, squared_error, bins)
+
     monkeypatch.setattr(training_diffusion, "_one_step", scaled_miss)
     monkeypatch.setattr(model, "decode_residual", decode)
-    gate = training_diffusion._correction_gate(model, [patches], data, TRAINING, torch.device("cpu"), None)
-    torch.testing.assert_close(gate, torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]))
+    monkeypatch.setattr(training_diffusion.ErrorModel, "fit", fit)
+    training_diffusion._calibrate(model, data, None, TRAINING, torch.device("cpu"), progress=False)
+    torch.testing.assert_close(model.correction_gate, torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]))
+    assert len(fitted) == 2 and model.error_model is not None and model.covered_error_model is not None
+    for squared_error in fitted:
+        assert np.nanmax(squared_error[:, :2]) < 1e-8  # gated: the truth
+        assert np.nanmin(np.nanmean(squared_error[:, 2:], axis=0)) > 1e-4  # the guess's miss, or half of it
 
 
 def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path):

@@ -18,8 +18,8 @@ TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4, val_fraction
 OBSERVATIONS = ObservationConfig(density=(0.05, 0.2))
 ANALYSIS_PHASES = ("background fit", "backgrounds held out in space", "backgrounds held out in time",
                    "covariance fit", "calibration (space)", "calibration (time)")
-NETWORK_PHASES = ("backgrounds held out in space", "backgrounds held out in time", "network calibration (gate)",
-                  "network calibration (space)", "network calibration (time)")
+NETWORK_PHASES = ("backgrounds held out in space", "backgrounds held out in time", "network calibration (space)",
+                  "network calibration (time)")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_the_network_calibration_names_each_phase_and_is_silent_without_progress
     shown = capfd.readouterr().err
     for phase in NETWORK_PHASES:  # a given analysis: its backgrounds are fitted anew for the calibration
         assert phase in shown
-    steps = 2 * SETTINGS.folds + 4  # the backgrounds' fits; the gate and the error model on either held-out set
+    steps = 2 * SETTINGS.folds + 2  # the backgrounds' fits; one pass over either held-out set
     assert f"{steps}/{steps}" in shown
     train(progress=False)
     assert capfd.readouterr() == ("", "")

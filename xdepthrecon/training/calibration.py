@@ -26,6 +26,8 @@ from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
 
 #: ``estimate(batch, generator) -> (estimate, predicted variance)``, each (batch, levels, H, W).
 Estimate = Callable[[dict[str, torch.Tensor], torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+#: ``sample(batch, generator) -> tensors``, each (batch, levels, H, W).
+Sample = Callable[[dict[str, torch.Tensor], torch.Generator], tuple[torch.Tensor, ...]]
 #: The two ways of holding data out of a background, and what each calibrates.
 HELD_OUT = ("space", "time")
 
@@ -67,19 +69,29 @@ def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: An
 
 
 @torch.no_grad()
+def ocean_samples(sample: Sample, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
+                  batches: int, bar: Any | None = None) -> tuple[np.ndarray, ...] | None:
+    """The tensors ``sample`` returns on ``dataset``'s first ``batches`` batches, each ``(columns, levels)`` at the
+    ocean columns (None when no patch comes); ``bar`` shows the batches done."""
+    random = torch.Generator().manual_seed(seed + 777)
+    parts = []
+    loader = PrefetchLoader(dataset, batch_size, device=device)
+    for batch in counted(loader, min(batches, len(loader)), bar):
+        ocean = ~torch.isnan(batch["y"]).all(dim=1)
+        parts.append([values.permute(0, 2, 3, 1)[ocean].cpu().numpy() for values in sample(batch, random)])
+    if not parts:
+        return None
+    return tuple(np.concatenate(values) for values in zip(*parts))
+
+
 def calibrate(estimate: Estimate, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
               batches: int, bar: Any | None = None) -> ErrorModel | None:
     """The error model of ``estimate`` against the truth ``y`` on ``dataset``'s patches: squared errors by
     level, binned by the predicted variance (None when no patch comes); ``bar`` shows the batches done."""
-    random = torch.Generator().manual_seed(seed + 777)
-    predicted, errors = [], []
-    loader = PrefetchLoader(dataset, batch_size, device=device)
-    for batch in counted(loader, min(batches, len(loader)), bar):
-        y = batch["y"]
+
+    def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         value, variance = estimate(batch, random)
-        ocean = ~torch.isnan(y).all(dim=1)
-        predicted.append(variance.permute(0, 2, 3, 1)[ocean].cpu().numpy())
-        errors.append((value - y).square().permute(0, 2, 3, 1)[ocean].cpu().numpy())
-    if not errors:
-        return None
-    return ErrorModel.fit(np.concatenate(predicted), np.concatenate(errors))
+        return variance, (value - batch["y"]).square()
+
+    samples = ocean_samples(sample, dataset, batch_size, device=device, seed=seed, batches=batches, bar=bar)
+    return None if samples is None else ErrorModel.fit(*samples)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ import xarray as xr
 
 from xdepthrecon import checkpoint as _checkpoint
 from xdepthrecon.analysis.classical import Analysis, AnalysisConfig
+from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser
 from xdepthrecon.diffusion.latent import LatentDiffusion, Prepared
 from xdepthrecon.diffusion.schedule import NoiseSchedule
@@ -29,8 +29,7 @@ from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
-from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
-from xdepthrecon.training.calibration import HELD_OUT, calibrate, calibration_backgrounds, counted, progress_bar
+from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, ocean_samples, progress_bar
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
@@ -171,29 +170,34 @@ def _background_field(analysis: Analysis, data: TrainingData) -> xr.DataArray:
 def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.DataArray] | None,
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
     """Set the model's correction gate and error models on the calibration patches, with the cross-validated
-    ``backgrounds`` (fitted anew when None): the gate from the network's one-step correction against the truth, then
-    the errors of the gated one-step estimate; ``progress`` shows one bar over the phases."""
+    ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gate
+    from its correction against the truth (:func:`_correction_gate`), then the errors of the gated estimate;
+    ``progress`` shows one bar over the phases."""
     model.eval()
     settings = model.analysis.settings
 
-    def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, ...]:
         prepared, r0 = _one_step(model, batch, random, data, device)
-        return model.gated(model.decode_residual(r0, prepared), prepared.guess.mean), prepared.guess.predicted_variance
+        guess = prepared.guess.mean
+        return prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess, batch["y"] - guess
 
-    errors = {}
-    with progress_bar((2 * settings.folds if backgrounds is None else 0) + 2 * len(HELD_OUT), progress,
+    samples = {}
+    with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
                       "network calibration") as bar:
         if backgrounds is None:
             backgrounds = calibration_backgrounds(data.field, data.sst, settings, seed=training.seed,
                                                   ridge=model.analysis.background.ridge.tolist(), bar=bar)
-        patches = {over: calibration_patches(data, backgrounds[over], training) for over in HELD_OUT}
-        bar.set_description("network calibration (gate)")
-        model.correction_gate.copy_(_correction_gate(model, list(patches.values()), data, training, device, bar))
         for over in HELD_OUT:
             bar.set_description(f"network calibration ({over})")
-            errors[over] = calibrate(estimate, patches[over], training.batch_size, device=device, seed=training.seed,
-                                     batches=settings.batches, bar=bar)
+            samples[over] = ocean_samples(sample, calibration_patches(data, backgrounds[over], training),
+                                          training.batch_size, device=device, seed=training.seed,
+                                          batches=settings.batches, bar=bar)
             bar.update()
+    gate = _correction_gate([(correction, miss) for _, correction, miss in filter(None, samples.values())],
+                            model.analysis.levels)
+    model.correction_gate.copy_(torch.from_numpy(gate))
+    errors = {over: None if found is None else ErrorModel.fit(found[0], np.square(gate * found[1] - found[2]))
+              for over, found in samples.items()}
     model.error_model, model.covered_error_model = errors["space"], errors["time"]
 
 
@@ -209,28 +213,18 @@ def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: to
     return prepared, model.schedule.predict_x0(output, noise, t)
 
 
-@torch.no_grad()
-def _correction_gate(model: LatentDiffusion, datasets: list[PatchDataset], data: TrainingData,
-                     training: TrainingConfig, device: torch.device, bar: Any | None) -> torch.Tensor:
-    """Per level, the least-squares weight in [0, 1] of the network's one-step correction of its guess against the
-    truth's departure from the guess, over the ocean of ``datasets``' first ``batches`` batches each: 0 where the
-    correction does not help, below 1 where it overshoots."""
-    random = torch.Generator().manual_seed(training.seed + 777)
-    along = torch.zeros(model.analysis.levels, dtype=torch.float64, device=device)
-    power = torch.zeros_like(along)
-    for dataset in datasets:
-        loader = PrefetchLoader(dataset, training.batch_size, device=device)
-        for batch in counted(loader, min(model.analysis.settings.batches, len(loader)), None):
-            prepared, r0 = _one_step(model, batch, random, data, device)
-            correction = (model.decode_residual(r0, prepared) - prepared.guess.mean).double()
-            miss = (batch["y"] - prepared.guess.mean).double()
-            valid = ~(torch.isnan(correction) | torch.isnan(miss))
-            along += torch.where(valid, correction * miss, 0.0).sum(dim=(0, 2, 3))
-            power += torch.where(valid, correction.square(), 0.0).sum(dim=(0, 2, 3))
-        if bar is not None:
-            bar.update()
-    gate = torch.where(power > 0, along / power.clamp(min=1e-30), torch.ones_like(power))
-    return gate.clamp(0.0, 1.0).to(model.correction_gate.dtype)
+def _correction_gate(samples: list[tuple[np.ndarray, np.ndarray]], levels: int) -> np.ndarray:
+    """Per level, the least-squares weight in [0, 1] of the network's correction of its guess against the truth's
+    departure from the guess, over ``samples`` of ``(correction, departure)`` (each ``(columns, levels)``): 0 where
+    the correction does not help, below 1 where it overshoots, 1 where nothing was seen."""
+    along, power = np.zeros(levels), np.zeros(levels)
+    for correction, miss in samples:
+        valid = np.isfinite(correction) & np.isfinite(miss)
+        correction, miss = np.where(valid, correction, 0.0).astype(np.float64), np.where(valid, miss, 0.0)
+        along += (correction * miss).sum(axis=0)
+        power += np.square(correction).sum(axis=0)
+    gate = np.divide(along, power, out=np.ones(levels), where=power > 0)
+    return gate.clip(0.0, 1.0).astype(np.float32)
 
 
 def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
