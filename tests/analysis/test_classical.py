@@ -225,6 +225,9 @@ def test_fit_analysis_fits_the_departures_and_both_error_models(training_cube, f
     np.testing.assert_allclose(fitted.depth.numpy(), cube.depth.values)
     lengths = fitted.departures.length_scale.numpy()
     assert np.all(np.isfinite(lengths) & (lengths > 0)) and not np.allclose(lengths, PRIOR_LENGTH_KM)
+    assert lengths.shape == (SETTINGS.density_classes, 5) == (3, 5)  # one set per class of density
+    np.testing.assert_allclose(fitted.departures.density_edges.numpy(), np.geomspace(0.05, 0.2, 4)[1:-1])
+    assert not np.allclose(lengths[0], lengths[-1])  # fitted apart
     for model in (fitted.error_model, fitted.covered_error_model):
         assert isinstance(model, ErrorModel) and model.ratio.shape == (8, 5)
         assert torch.all(torch.isfinite(model.ratio) & (model.ratio > 0))
@@ -239,7 +242,7 @@ def test_too_few_observed_columns_give_a_prior_covariance_with_a_warning(trainin
         sparse = xdepthrecon.fit_analysis(cube, sst, config=SETTINGS,
                                           observations=ObservationConfig(density=(1e-3, 2e-3)),
                                           training=TRAINING, device="cpu", progress=False)
-    covariances = sparse.departures.covariances
+    [covariances] = sparse.departures.covariances  # one class
     assert len(covariances) == 5 and len(set(covariances)) == 1
     prior = covariances[0]
     assert prior.kernel == SETTINGS.kernel and prior.length_scale == PRIOR_LENGTH_KM

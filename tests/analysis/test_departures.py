@@ -41,8 +41,8 @@ def _fitted(rng: np.random.Generator) -> DepartureAnalysis:
 def test_the_fit_recovers_each_levels_covariance_and_the_analysis_is_calibrated():
     rng = np.random.default_rng(0)
     analysis = _fitted(rng)
-    np.testing.assert_allclose(analysis.length_scale.numpy(), LENGTHS, rtol=0.3)
-    np.testing.assert_allclose(np.sqrt(analysis.signal_variance.numpy()), STDS, rtol=0.25)
+    np.testing.assert_allclose(analysis.length_scale[0].numpy(), LENGTHS, rtol=0.3)
+    np.testing.assert_allclose(np.sqrt(analysis.signal_variance[0].numpy()), STDS, rtol=0.25)
     errors, zero_errors, scores = [], [], []
     for _ in range(6):  # new patches, not fitted to
         lat, lon, field = _gp_patch(rng)
@@ -81,13 +81,64 @@ def test_far_from_observations_the_analysis_is_zero_with_the_prior_variance():
         DepartureAnalysis(2, tile=4, overlap=3)
     with pytest.raises(ValueError, match="no observed departures"):
         DepartureAnalysis.fit([], [])
+    with pytest.raises(ValueError, match="density_edges must increase"):
+        DepartureAnalysis.fit([np.zeros((1, 3))], [np.zeros((2, 1))], density_edges=[0.1, 0.05])
+
+
+def _one_point_fields(lengths: tuple[float, float], rng: np.random.Generator, count: int) -> tuple[list, list]:
+    """``count`` GP patches of the two levels' ``lengths``, each seen at a fifth of its cells."""
+    positions, departures = [], []
+    for _ in range(count):
+        lat = rng.uniform(-50, 40) + np.arange(14.0)
+        lon = rng.uniform(-180, 170) + np.arange(14.0)
+        grid_lat, grid_lon = np.meshgrid(lat, lon, indexing="ij")
+        cells = unit_vectors(grid_lat.ravel(), grid_lon.ravel())
+        chord = EARTH_RADIUS_KM * np.sqrt(np.clip(2 - 2 * cells @ cells.T, 0, None))
+        seen = np.flatnonzero(rng.random(len(cells)) < 0.2)
+        levels = [np.linalg.cholesky(Covariance("matern32", length, 1.0, 0.0).signal(chord[np.ix_(seen, seen)])
+                                     + 1e-6 * np.eye(seen.size)) @ rng.normal(size=seen.size) for length in lengths]
+        positions.append(cells[seen])
+        departures.append(np.stack(levels))
+    return positions, departures
+
+
+def test_each_density_class_gets_its_own_covariances_and_a_field_is_analysed_with_its_class():
+    """Fields of class 0 drawn with short length scales, class 1 with long ones: each class recovers its own;
+    an old state (per level, no classes) still loads."""
+    rng = np.random.default_rng(4)
+    short, long = _one_point_fields((150.0, 200.0), rng, 24), _one_point_fields((900.0, 1200.0), rng, 24)
+    analysis = DepartureAnalysis.fit(short[0] + long[0], short[1] + long[1], classes=[0] * 24 + [1] * 24,
+                                     density_edges=[0.1], seed=2)
+    assert analysis.classes == 2 and analysis.config["classes"] == 2
+    np.testing.assert_allclose(analysis.length_scale.numpy(), [[150.0, 200.0], [900.0, 1200.0]], rtol=0.35)
+    assert [analysis.density_class(f) for f in (0.01, 0.0999, 0.1, 0.5)] == [0, 0, 1, 1]
+    sparse, dense = (DepartureAnalysis.from_covariances(c, neighbours=analysis.neighbours, tile=analysis.tile)
+                     for c in analysis.covariances)
+    latitude, longitude = torch.arange(10.0)[None], torch.arange(10.0)[None]
+    departure = torch.zeros(1, 2, 10, 10)
+    observed = torch.zeros(1, 2, 10, 10, dtype=torch.bool)
+    departure[0, :, 2, 3], observed[0, :, 2, 3] = torch.tensor([1.0, -1.0]), True
+    for ocean, expected in ((None, sparse), (torch.zeros(1, 10, 10, dtype=torch.bool), dense)):
+        if ocean is not None:
+            ocean[0, 1:4, 2:5] = True  # 1 of 9 ocean columns observed: the dense class
+        got, want = analysis(departure, observed, latitude, longitude, ocean=ocean), expected(departure, observed,
+                                                                                              latitude, longitude)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+    old = {name: value[0] for name, value in sparse.state_dict().items() if name != "density_edges"}
+    loaded = DepartureAnalysis(2, neighbours=analysis.neighbours, tile=analysis.tile)
+    loaded.load_state_dict(old)
+    assert loaded.covariances == sparse.covariances and loaded.classes == 1
+    with pytest.raises(ValueError, match="no class of density"):
+        DepartureAnalysis.fit(short[0][:1], [d[:, :1] for d in short[1][:1]], classes=[1], density_edges=[0.1])
 
 
 def test_an_analysis_from_given_covariances_interpolates_one_observation_exactly():
     given = [Covariance("exponential", 500.0, 1.0, 0.25), Covariance("exponential", 1000.0, 4.0, 0.0625)]
     analysis = DepartureAnalysis.from_covariances(given, neighbours=4, tile=4)
-    assert analysis.covariances == given
-    assert analysis.config == {"levels": 2, "kernel": "exponential", "neighbours": 4, "tile": 4, "overlap": 2}
+    assert analysis.covariances == [given] and analysis.classes == 1
+    assert analysis.config == {"levels": 2, "kernel": "exponential", "neighbours": 4, "tile": 4, "overlap": 2,
+                               "classes": 1}
     latitude, longitude = torch.tensor([[0.0, 5.0, 10.0]]), torch.tensor([[0.0, 5.0, 10.0, 15.0, 20.0]])
     departure = torch.zeros(1, 2, 3, 5)
     observed = torch.zeros(1, 2, 3, 5, dtype=torch.bool)

@@ -80,6 +80,11 @@ class AnalysisConfig:
         ``block``-degree squares of the map (and time steps), dealt into ``folds`` folds.
     batches
         Batches of validation patches that fit the covariances and calibrate the error.
+    density_classes
+        With simulated profiles, the covariances are fitted separately for this many classes of density, log-evenly
+        over the simulated densities (``batches`` batches each), and each field is analysed with the class its
+        observed fraction falls in (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`); 1: one for all.
+        Real profiles give one class.
     """
 
     harmonics: int = 1
@@ -92,13 +97,14 @@ class AnalysisConfig:
     block: float = 30.0
     folds: int = 4
     batches: int = 16
+    density_classes: int = 3
 
     def __post_init__(self) -> None:
         if not self.slope_scale_km > 0:
             raise ValueError(f"slope_scale_km must be a positive length in km, got {self.slope_scale_km}")
-        if self.folds < 2 or self.batches < 1 or self.harmonics < 0:
-            raise ValueError(f"folds must be >= 2, batches >= 1 and harmonics >= 0, got {self.folds}, "
-                             f"{self.batches}, {self.harmonics}")
+        if self.folds < 2 or self.batches < 1 or self.harmonics < 0 or self.density_classes < 1:
+            raise ValueError(f"folds must be >= 2, batches and density_classes >= 1 and harmonics >= 0, got "
+                             f"{self.folds}, {self.batches}, {self.density_classes}, {self.harmonics}")
 
 
 class AnalysisInputs(NamedTuple):
@@ -147,9 +153,9 @@ class Analysis(nn.Module):
                  covered_error_model: ErrorModel | None = None) -> None:
         super().__init__()
         levels = background.field.shape[1]
-        if len(departures.length_scale) != levels:
+        if departures.length_scale.shape[1] != levels:
             raise ValueError(f"the background has {levels} levels; the departure analysis has "
-                             f"{len(departures.length_scale)}")
+                             f"{departures.length_scale.shape[1]}")
         self.background = background
         self.departures = departures
         self.settings = config or AnalysisConfig()
@@ -216,6 +222,7 @@ class Analysis(nn.Module):
             raise ValueError(f"the analysis has {self.levels} levels; the observations have {inputs.x.shape[1]}")
         anchored, departure, observed = anchor(inputs, self.settings.slope_scale_km)
         analysed, variance = self.departures(departure, observed, inputs.latitude, inputs.longitude,
+                                             ocean=torch.isfinite(inputs.background).any(dim=1),
                                              with_variance=with_variance)
         return Guess(anchored + analysed, variance)
 

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -152,23 +152,33 @@ def calibration_patches(data: TrainingData, background: xr.DataArray, training: 
 def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisConfig, training: TrainingConfig,
                     device: torch.device, bar: Any) -> DepartureAnalysis:
     """Covariances of the observations' departures from the anchored background on ``dataset``'s patches,
-    each patch an independent field; a prior one, with a warning, when too few columns are observed."""
+    each patch an independent field, per class of density (``config.density_classes``, simulated profiles
+    only); a prior one, with a warning, when too few columns are observed."""
     random = torch.Generator().manual_seed(training.seed + 555)
-    positions, departures = [], []
+    low, high = data.observations.density
+    classes = config.density_classes if "x" not in data.fields and low < high else 1
+    bounds = np.geomspace(low, high, classes + 1)
+    positions, departures, fractions = [], [], []
     loader = PrefetchLoader(dataset, training.batch_size, device=device)
-    for batch in counted(loader, min(config.batches, len(loader)), bar):
-        _, departure, observed = anchor(batch_inputs(batch, data.observations, random, data.depth_max_index),
-                                        config.slope_scale_km)
-        values = torch.where(observed, departure, torch.nan).cpu().numpy()
-        latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
-        for item, field in enumerate(values):
-            rows, columns = np.nonzero(np.isfinite(field).any(axis=0))
-            positions.append(unit_vectors(latitude[item, rows], longitude[item, columns]))
-            departures.append(field[:, rows, columns])
+    for density in zip(bounds[:-1], bounds[1:]) if classes > 1 else [data.observations.density]:
+        observations = replace(data.observations, density=tuple(density))
+        for batch in counted(loader, min(config.batches, len(loader)), bar):
+            inputs = batch_inputs(batch, observations, random, data.depth_max_index)
+            _, departure, observed = anchor(inputs, config.slope_scale_km)
+            values = torch.where(observed, departure, torch.nan).cpu().numpy()
+            ocean = torch.isfinite(inputs.background).any(dim=1).sum(dim=(-2, -1)).cpu().numpy()
+            latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
+            for item, field in enumerate(values):
+                rows, columns = np.nonzero(np.isfinite(field).any(axis=0))
+                positions.append(unit_vectors(latitude[item, rows], longitude[item, columns]))
+                departures.append(field[:, rows, columns])
+                fractions.append(rows.size / max(int(ocean[item]), 1))
     per_level = sum((np.isfinite(d).sum(axis=1) for d in departures), np.zeros(1, dtype=int))
     if per_level.max() >= MIN_FIT_OBSERVATIONS:
+        edges = bounds[1:-1]
         return DepartureAnalysis.fit(positions, departures, kernel=config.kernel, neighbours=config.neighbours,
-                                     tile=config.tile, seed=training.seed)
+                                     tile=config.tile, seed=training.seed,
+                                     classes=np.searchsorted(edges, fractions, side="right"), density_edges=edges)
     warnings.warn(f"too few observed columns ({int(per_level.max())}) to fit the departures' covariances; the "
                   f"analysis uses a prior one ({PRIOR_LENGTH_KM:g} km, the departures' variance). Train on more data "
                   "or a higher observation density.", stacklevel=5)
