@@ -39,6 +39,7 @@ import xarray as xr
 import xdepthrecon
 from xdepthrecon.baselines.analysis import classical_analysis
 from xdepthrecon.diffusion.samplers import SamplingOptions
+from xdepthrecon.evaluation.bands import in_band
 from xdepthrecon.evaluation.osse import OSSECase, Method, band_scores, osse_case, score_case, standard_baselines
 from xdepthrecon.evaluation.spectra import wavenumber_spectra
 from xdepthrecon.training.config import ObservationConfig
@@ -229,8 +230,7 @@ def spectra(case: OSSECase, predictions: dict[str, xr.Dataset]) -> dict[str, Any
                            "wavelength_cells": cells.tolist(), "bands": {}}
     ratios = {name: power(field.isel(time=test)).psd_truth / truth.psd_truth for name, field in fields.items()}
     for top, bottom in BANDS:
-        inside = (truth.depth >= top) & (truth.depth <= bottom) if bottom == BANDS[-1][1] else \
-            (truth.depth >= top) & (truth.depth < bottom)
+        inside = truth.depth.copy(data=in_band(truth.depth, (top, bottom), bottom == BANDS[-1][1]))
         band: dict[str, Any] = {"truth_psd": truth.psd_truth.where(inside).mean("depth").values.tolist()}
         for name, ratio in ratios.items():
             values = np.exp(np.log(ratio.where(inside)).mean("depth").values)
@@ -249,8 +249,7 @@ def resolution(table: pd.DataFrame) -> dict[str, Any]:
     per_depth = rows.pivot_table(index="depth", columns="method", values="value")
     bands = {}
     for top, bottom in BANDS:
-        inside = (per_depth.index >= top) & ((per_depth.index <= bottom) if bottom == BANDS[-1][1] else
-                                             (per_depth.index < bottom))
+        inside = in_band(per_depth.index, (top, bottom), bottom == BANDS[-1][1])
         bands[f"{top:g}-{bottom:g} m"] = per_depth[inside].mean().round(1).to_dict()
     return {"bands": bands, "per_depth": {f"{d:g}": v for d, v in per_depth.round(1).to_dict("index").items()}}
 

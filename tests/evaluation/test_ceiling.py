@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 from tests.conftest import glorys_like
-from xdepthrecon.evaluation.ceiling import compression_ceiling, default_bands
+from xdepthrecon.evaluation.ceiling import compression_ceiling
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.stats.pca import PCACompressor
 
@@ -22,15 +22,6 @@ def _eof_autoencoder(cube: xr.Dataset, latent: int) -> DepthBandAutoencoder:
                               depth=thetao.depth.values, mean=thetao.mean(dims).values,
                               std=thetao.std(dims).values)
     return ae.init_linear_path(PCACompressor.fit(thetao, latent, mean=ae.mean, std=ae.std)).eval()
-
-
-def test_default_bands_cover_the_levels():
-    assert default_bands([0.5, 50.0, 250.0, 900.0]) == [(0.0, 100.0), (100.0, 300.0), (300.0, 1000.0)]
-    assert default_bands(np.geomspace(0.5, 5000.0, 20)) == [(0.0, 100.0), (100.0, 300.0), (300.0, 1000.0),
-                                                            (1000.0, 2000.0), (2000.0, 5000.0)]
-    assert default_bands([0.5, 10.0, 30.0]) == [(0.0, 100.0)]
-    assert default_bands([5.0, 2000.0]) == [(0.0, 100.0), (1000.0, 2000.0)]
-    assert default_bands([0.5, 200.0, 1000.0]) == [(0.0, 100.0), (100.0, 300.0), (300.0, 1000.0)]
 
 
 def test_a_silent_network_matches_the_eofs_of_the_cube_on_complete_columns():

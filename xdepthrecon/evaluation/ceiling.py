@@ -14,27 +14,12 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon.encoding import decode, encode
+from xdepthrecon.evaluation.bands import default_bands, in_band
 from xdepthrecon.io.cube import as_cube
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.stats.pca import PCACompressor
 
-__all__ = ["compression_ceiling", "default_bands"]
-
-#: Band edges (m) of :func:`default_bands`: the upper ocean, the thermocline, intermediate and deep water.
-_EDGES = (0.0, 100.0, 300.0, 1000.0, 2000.0)
-
-
-def default_bands(depth: Sequence[float] | np.ndarray) -> list[tuple[float, float]]:
-    """Depth bands (m) that cover ``depth``: 0-100, 100-300, 300-1000, 1000-2000 and 2000 to the deepest level,
-    down to the first edge at or below the deepest level (the last band includes its bottom), keeping those that
-    hold a level."""
-    levels = np.asarray(depth, dtype=float)
-    deepest = float(levels.max())
-    edges = [edge for edge in _EDGES if edge < deepest]
-    edges.append(next((edge for edge in _EDGES if edge >= deepest), deepest))
-    bands = list(zip(edges[:-1], edges[1:]))
-    return [band for band in bands if _in_band(levels, band, band == bands[-1]).any()]
-
+__all__ = ["compression_ceiling"]
 
 def compression_ceiling(
     cube: xr.Dataset | xr.DataArray,
@@ -96,7 +81,7 @@ def compression_ceiling(
     bands = list(bands) if bands is not None else default_bands(depth)
     rows: dict[str, list[float]] = {"autoencoder_rmse": [], "eof_rmse": [], "points": []}
     for i, band in enumerate(bands):
-        levels = _in_band(depth, band, i == len(bands) - 1)
+        levels = in_band(depth, band, i == len(bands) - 1)
         points = counts[levels].sum()
         for name, sse in (("autoencoder_rmse", autoencoder_sse), ("eof_rmse", eof_sse)):
             rows[name].append(np.sqrt(sse[levels].sum() / points) if points else np.nan)
@@ -112,8 +97,3 @@ def compression_ceiling(
                           "units": "1"}
     result.points.attrs = {"long_name": "values scored", "units": "1"}
     return result
-
-
-def _in_band(depth: np.ndarray, band: tuple[float, float], last: bool) -> np.ndarray:
-    top, bottom = band
-    return (depth >= top) & ((depth <= bottom) if last else (depth < bottom))

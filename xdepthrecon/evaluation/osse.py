@@ -42,6 +42,7 @@ from xdepthrecon.baselines.sst_regression import sst_regression
 from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_undated
 from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.times import as_profile_times
+from xdepthrecon.evaluation.bands import in_band
 from xdepthrecon.evaluation.metrics import evaluate
 from xdepthrecon.sampling import sample_profiles
 from xdepthrecon.io.sst import align_sst
@@ -258,8 +259,7 @@ def band_scores(table: pd.DataFrame, bands: Sequence[tuple[float, float]] = BAND
     wide = table.pivot_table(index=keys, columns="metric", values="value", aggfunc="first").reset_index()
     frames = []
     for i, (top, bottom) in enumerate(bands):
-        last = i == len(bands) - 1
-        inside = (wide["depth"] >= top) & ((wide["depth"] <= bottom) if last else (wide["depth"] < bottom))
+        inside = in_band(wide["depth"], (top, bottom), i == len(bands) - 1)
         part = wide[inside & (wide["points"] > 0)]
         if part.empty:
             continue
