@@ -92,7 +92,7 @@ def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisIn
     sst = step.sst.reshape(-1, *step.sst.shape[-2:])[:1]
     background = analysis.background_at(step.times, step.latitude, step.longitude, sst).to(device)
     return AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
-                          as_tensor(step.latitude), as_tensor(step.longitude))
+                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(step.valid.any(axis=0)) > 0)
 
 
 @torch.no_grad()

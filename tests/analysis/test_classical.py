@@ -286,3 +286,32 @@ def test_the_stated_error_blends_smoothly_between_covered_and_uncovered_regions(
     analysis.covered_error_model = ErrorModel.fit(predicted, predicted, bins=4)
     variance = analysis.error_variance(Guess(torch.zeros(1, 2, 30, 60), torch.full((1, 2, 30, 60), 0.5)), coverage)
     torch.testing.assert_close(variance[0, 0], 2.0 - 1.5 * coverage)
+
+
+def test_the_density_class_counts_the_observed_fraction_over_the_ocean(training_cube, fitted, monkeypatch):
+    """Training batches and reconstructed time steps carry their ocean, and the analysis picks each field's density
+    class by the fraction of its ocean columns observed, not of all its cells."""
+    from xdepthrecon.reconstruct import _inputs, _Step
+    from xdepthrecon.training.observations import batch_inputs
+
+    y = torch.randn(2, 5, 8, 8)
+    y[:, :, :, 6:] = torch.nan  # land in two of eight columns of cells
+    batch = {"y": y, "sst": y[:, :1], "background": torch.zeros_like(y), "cell_latitude": torch.zeros(2, 8),
+             "cell_longitude": torch.zeros(2, 8)}
+    inputs = batch_inputs(batch, ObservationConfig(density=(0.1, 0.1)), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(inputs.ocean, ~torch.isnan(y).all(dim=1))
+    cube, sst = training_cube
+    grid = cube.isel(time=[0])
+    valid = grid.thetao.notnull().values[0]
+    assert not valid.all()  # the cube has land
+    step = _Step(np.full(valid.shape, np.nan, dtype=np.float32), np.zeros(valid.shape, dtype=np.float32),
+                 sst.sst.isel(time=[0]).values.astype(np.float32), valid, grid.latitude.values, grid.longitude.values,
+                 grid.time.values, 1.0)
+    step.x[:, 2, 3] = 10.0 - np.arange(valid.shape[0])
+    step.x_mask[:, 2, 3] = 1.0
+    prepared = _inputs(fitted, step, torch.device("cpu"))
+    torch.testing.assert_close(prepared.ocean[0], torch.from_numpy(valid.any(axis=0)))
+    fractions = []
+    monkeypatch.setattr(fitted.departures, "density_class", lambda fraction: fractions.append(fraction) or 0)
+    fitted(prepared)
+    assert fractions == [pytest.approx(1 / valid.any(axis=0).sum())]

@@ -113,7 +113,9 @@ class AnalysisInputs(NamedTuple):
     ``x`` (batch, levels, H, W) observed temperature in degC, NaN where unobserved; ``mask`` where it is
     observed; ``sst`` (batch, 1, H, W) in degC, NaN where missing; ``background`` (batch, levels, H, W)
     the seasonal background at these times and cells (:meth:`Analysis.background_at`, or a
-    cross-validated one in training); ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees.
+    cross-validated one in training); ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees;
+    ``ocean`` (batch, H, W) where the grid is ocean, which the observed fraction that picks the departures'
+    density class counts over (None: every cell).
     """
 
     x: torch.Tensor
@@ -122,6 +124,7 @@ class AnalysisInputs(NamedTuple):
     background: torch.Tensor
     latitude: torch.Tensor
     longitude: torch.Tensor
+    ocean: torch.Tensor | None = None
 
 
 class Guess(NamedTuple):
@@ -222,7 +225,7 @@ class Analysis(nn.Module):
             raise ValueError(f"the analysis has {self.levels} levels; the observations have {inputs.x.shape[1]}")
         anchored, departure, observed = anchor(inputs, self.settings.slope_scale_km)
         analysed, variance = self.departures(departure, observed, inputs.latitude, inputs.longitude,
-                                             ocean=torch.isfinite(inputs.background).any(dim=1),
+                                             ocean=inputs.ocean,
                                              with_variance=with_variance)
         return Guess(anchored + analysed, variance)
 

@@ -166,7 +166,7 @@ def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisC
             inputs = batch_inputs(batch, observations, random, data.depth_max_index)
             _, departure, observed = anchor(inputs, config.slope_scale_km)
             values = torch.where(observed, departure, torch.nan).cpu().numpy()
-            ocean = torch.isfinite(inputs.background).any(dim=1).sum(dim=(-2, -1)).cpu().numpy()
+            ocean = inputs.ocean.sum(dim=(-2, -1)).cpu().numpy()
             latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
             for item, field in enumerate(values):
                 rows, columns = np.nonzero(np.isfinite(field).any(axis=0))

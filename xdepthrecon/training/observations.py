@@ -48,4 +48,4 @@ def batch_inputs(batch: dict[str, torch.Tensor], observations: ObservationConfig
     else:
         x, mask = simulate_observations(batch["y"], observations, generator, depth_max_index)
     return AnalysisInputs(x, mask, batch["sst"], batch["background"], batch["cell_latitude"],
-                          batch["cell_longitude"])
+                          batch["cell_longitude"], ~torch.isnan(batch["y"]).all(dim=1))
