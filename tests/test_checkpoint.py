@@ -203,7 +203,19 @@ def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_co
                                                                       if k != "correction_gate"}))
     path = model.save(tmp_path / "older.safetensors")
     monkeypatch.undo()
-    torch.testing.assert_close(xdepthrecon.load(path).correction_gate, torch.ones(5))
+    torch.testing.assert_close(xdepthrecon.load(path).correction_gate, torch.ones(model.analysis.departures.classes, 5))
+
+
+def test_a_diffusion_model_saved_with_one_gate_per_level_loads_it_for_every_density_class(tmp_path, monkeypatch):
+    model = _diffusion_model()
+    gate = torch.linspace(0.0, 1.0, 5)
+    arrays = type(model).arrays
+    monkeypatch.setattr(type(model), "arrays", property(lambda self: {**arrays.fget(self),
+                                                                      "correction_gate": gate.numpy()}))
+    path = model.save(tmp_path / "per_level.safetensors")
+    monkeypatch.undo()
+    torch.testing.assert_close(xdepthrecon.load(path).correction_gate,
+                               gate.expand(model.analysis.departures.classes, 5))
 
 
 def test_a_diffusion_model_saved_by_0_1_is_refused_with_the_fix_and_left_intact(tmp_path):

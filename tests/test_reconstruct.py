@@ -240,20 +240,23 @@ def test_the_condition_has_the_documented_channels(setting):
 def test_the_correction_gate_is_the_least_squares_weight_of_the_correction():
     """Where the network's correction is k times the truth's departure from the guess (k = 2, -1, 0.5 on three
     groups of levels), the gate is 1/k clipped to [0, 1]: 0.5, 0 and 1; gaps are skipped, and a level no sample
-    holds keeps the whole correction."""
+    holds keeps the whole correction. Each density class has its own; a class without samples takes every class's."""
     from xdepthrecon.training.diffusion import _correction_gate
 
     rng = np.random.default_rng(3)
     factor = np.array([2.0, 2.0, -1.0, -1.0, 0.5, 0.5, 1.0])
     samples = []
-    for columns in (40, 25):
+    for columns, member, scale in ((40, 0, 1.0), (25, 0, 1.0), (30, 2, 0.5)):
         miss = rng.normal(size=(columns, 7))
-        correction = factor * miss
+        correction = factor * miss * scale  # class 2: half the correction, so twice the gate (clipped to 1)
         miss[::3, 1] = np.nan  # below the bottom, or a gap
         correction[:, 6] = np.nan
-        samples.append((correction.astype(np.float32), miss.astype(np.float32)))
-    np.testing.assert_allclose(_correction_gate(samples, 7), [0.5, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(_correction_gate([], 3), [1.0, 1.0, 1.0])
+        samples.append((correction.astype(np.float32), miss.astype(np.float32), np.full(columns, member)))
+    gate = _correction_gate(samples, 3, 7)
+    np.testing.assert_allclose(gate[0], [0.5, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(gate[2], [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
+    assert gate[1, 2] == 0.0 and 0.5 < gate[1, 0] < 1.0  # every class's weight: between the two
+    np.testing.assert_array_equal(_correction_gate([], 2, 3), np.ones((2, 3)))
 
 
 def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatch):
@@ -286,7 +289,8 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     monkeypatch.setattr(model, "decode_residual", decode)
     monkeypatch.setattr(training_diffusion.ErrorModel, "fit", fit)
     training_diffusion._calibrate(model, data, None, TRAINING, torch.device("cpu"), progress=False)
-    torch.testing.assert_close(model.correction_gate, torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(model.correction_gate,
+                               torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]).expand_as(model.correction_gate))
     assert len(fitted) == 2 and model.error_model is not None and model.covered_error_model is not None
     for squared_error in fitted:
         assert np.nanmax(squared_error[:, :2]) < 1e-8  # gated: the truth
@@ -310,7 +314,7 @@ def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path
     closed.correction_gate.copy_(torch.linspace(0, 1, 6))
     torch.testing.assert_close(xdepthrecon.load(closed.save(tmp_path / "g.safetensors")).correction_gate,
                                closed.correction_gate)
-    with pytest.raises(ValueError, match=r"correction_gate must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"correction_gate must hold 6 values or .* in \[0, 1\]"):
         type(model)(model.autoencoder, model.denoiser, model.schedule, model.analysis,
                     {name: getattr(model, name).numpy() for name in ("latent_mean", "latent_std", "surface_mean",
                                                                     "surface_std")}, correction_gate=np.full(6, 1.5))

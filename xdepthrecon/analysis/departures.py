@@ -101,6 +101,15 @@ class DepartureAnalysis(nn.Module):
         """The class of a field whose observed columns are ``fraction`` of its ocean columns."""
         return int(np.searchsorted(self.density_edges.cpu().numpy(), fraction, side="right"))
 
+    def classes_of(self, observed: torch.Tensor, ocean: torch.Tensor | None = None) -> torch.Tensor:
+        """The density class (:meth:`density_class`) of each field of a batch: ``observed`` (batch, levels, H, W)
+        where a value is observed, ``ocean`` (batch, H, W) the cells its fraction counts over (None: all)."""
+        batch = observed.shape[0]
+        columns = observed.bool().any(dim=1).reshape(batch, -1).sum(dim=1).cpu().numpy()
+        cells = (np.full(batch, observed.shape[-2] * observed.shape[-1]) if ocean is None
+                 else ocean.reshape(batch, -1).sum(dim=1).cpu().numpy())
+        return torch.tensor([self.density_class(c / max(n, 1)) for c, n in zip(columns, cells)], dtype=torch.long)
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Read states saved before density classes: one class, parameters per level only."""
         for name in _PARAMETERS:
@@ -208,15 +217,13 @@ class DepartureAnalysis(nn.Module):
         batch, levels, height, width = values.shape
         (tiles, weights), covariances = blended_tiles(height, width, self.tile, self.overlap), self.covariances
         mean, variance = np.empty(values.shape), np.empty(values.shape) if with_variance else None
-        cells_of = (np.full(batch, height * width) if ocean is None
-                    else ocean.reshape(batch, -1).sum(dim=1).cpu().numpy())
+        classes = self.classes_of(torch.from_numpy(np.isfinite(values)), ocean)
         for item in range(batch):
             lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
             cells = unit_vectors(lat.ravel(), lon.ravel())
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
-            chosen = covariances[self.density_class(columns.size / max(cells_of[item], 1))]
-            m, v = predict(cells[columns], field[:, columns], cells, tiles, cov=chosen,
+            m, v = predict(cells[columns], field[:, columns], cells, tiles, cov=covariances[classes[item]],
                            neighbours=self.neighbours, with_variance=with_variance, weights=weights)
             mean[item] = m.reshape(levels, height, width)
             if variance is not None:

@@ -17,9 +17,10 @@ training, calibration, reconstruction and tests)
 A sample ``r`` decodes to ``guess + decode(base + r) - decode(base)`` with ``base`` the guess's latent
 (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at zero) returns the
 guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
-level, fitted by ``train_diffusion`` on validation patches) keeps the mean's correction only as far as it
-helps there (:meth:`LatentDiffusion.gated`); ``reconstruct`` shifts all members alike, so their spread is
-kept. Everything a user needs to reconstruct
+class of observation density and level, fitted by ``train_diffusion`` on validation patches) keeps the mean's
+correction only as far as it helps there (:meth:`LatentDiffusion.gated`); the density classes are the analysis's
+(:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), since a correction that helps where profiles are
+sparse may not where they are dense. ``reconstruct`` shifts all members alike, so their spread is kept. Everything a user needs to reconstruct
 travels with the model (``save``/``xdepthrecon.load``); loading never unpickles.
 """
 
@@ -47,11 +48,24 @@ STATISTICS = ("latent_mean", "latent_std", "surface_mean", "surface_std")
 
 class Prepared(NamedTuple):
     """What :meth:`LatentDiffusion.prepare` makes of a batch of observations: the condition channels, the
-    analysis's guess and its normalised latent (the base the residual is added to)."""
+    analysis's guess, its normalised latent (the base the residual is added to) and each field's density class."""
 
     condition: torch.Tensor
     guess: Guess
     base: torch.Tensor
+    density_class: torch.Tensor
+
+
+def _gate(values: Any, classes: int, levels: int) -> torch.Tensor:
+    """The correction gate ``(classes, levels)`` from ``values`` of that shape, one per level (every class alike)
+    or None (1); each in [0, 1]."""
+    gate = torch.as_tensor(np.ones(levels) if values is None else np.asarray(values), dtype=torch.float32)
+    if gate.shape == (levels,):
+        gate = gate.expand(classes, levels).clone()
+    if gate.shape != (classes, levels) or not torch.all((gate >= 0) & (gate <= 1)):
+        raise ValueError(f"correction_gate must hold {levels} values or {classes} x {levels} (one per density class "
+                         f"and level) in [0, 1], got {gate.tolist()}")
+    return gate
 
 
 def _vector(values: Any, size: int, name: str) -> torch.Tensor:
@@ -83,7 +97,8 @@ class LatentDiffusion(nn.Module):
         (:class:`~xdepthrecon.analysis.errors.ErrorModel`), in new regions and, for cells the training data
         covered, at new times; they floor the spread ``reconstruct`` reports. None: the ensemble's alone.
     correction_gate
-        Weight of the network's correction per level, in [0, 1]; None: 1 (the whole correction).
+        Weight of the network's correction per density class of the analysis and level ``(classes, levels)``, or
+        per level for every class, in [0, 1]; None: 1 (the whole correction).
     """
 
     def __init__(self, autoencoder: DepthBandAutoencoder, denoiser: ConditionalUNet, schedule: NoiseSchedule,
@@ -111,10 +126,8 @@ class LatentDiffusion(nn.Module):
         for name in STATISTICS:
             size = latent if name.startswith("latent") else 1
             self.register_buffer(name, _vector(statistics[name], size, name), persistent=False)
-        gate = np.ones(analysis.levels) if correction_gate is None else correction_gate
-        self.register_buffer("correction_gate", _vector(gate, analysis.levels, "correction_gate"), persistent=False)
-        if torch.any((self.correction_gate < 0) | (self.correction_gate > 1)):
-            raise ValueError(f"correction_gate must lie in [0, 1], got {self.correction_gate.tolist()}")
+        self.register_buffer("correction_gate", _gate(correction_gate, analysis.departures.classes, analysis.levels),
+                             persistent=False)
         #: Training history (one dict per epoch), set by ``train_diffusion``.
         self.history: list[dict[str, Any]] = []
 
@@ -184,7 +197,8 @@ class LatentDiffusion(nn.Module):
             z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, inputs.x, torch.nan)), 0.0)
             surface = torch.nan_to_num((inputs.sst[:, :1] - self.surface_mean) / self.surface_std, nan=0.0)
             base = self.encode_target(guess.mean)
-        return Prepared(torch.cat([surface, z_x, fraction, base], dim=1), guess, base)
+            classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(base.device)
+        return Prepared(torch.cat([surface, z_x, fraction, base], dim=1), guess, base, classes)
 
     def residual(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's; 0 on land."""
@@ -210,10 +224,11 @@ class LatentDiffusion(nn.Module):
         departure of ``base + r`` from ``base`` (ungated: see :meth:`gated`)."""
         return prepared.guess.mean + self.decode_latent(prepared.base + r) - self.decode_latent(prepared.base)
 
-    def gated(self, estimate: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+    def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor) -> torch.Tensor:
         """An estimate of the mean (degC, levels on axis -3) moved back towards the ``guess`` by the
-        ``correction_gate``: ``guess + gate (estimate - guess)``."""
-        gate = self.correction_gate.to(estimate.dtype)[:, None, None]
+        ``correction_gate`` of its ``density_class`` (one per batch item, or one value without a batch axis):
+        ``guess + gate (estimate - guess)``."""
+        gate = self.correction_gate[density_class.to(self.correction_gate.device)].to(estimate)[..., None, None]
         return guess + gate * (estimate - guess)
 
     def error_variance(self, prepared: Prepared, coverage: torch.Tensor | None = None) -> torch.Tensor | None:

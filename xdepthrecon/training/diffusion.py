@@ -171,15 +171,17 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
     """Set the model's correction gate and error models on the calibration patches, with the cross-validated
     ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gate
-    from its correction against the truth (:func:`_correction_gate`), then the errors of the gated estimate;
-    ``progress`` shows one bar over the phases."""
+    per density class from its correction against the truth (:func:`_correction_gate`), then the errors of the
+    gated estimate; ``progress`` shows one bar over the phases."""
     model.eval()
     settings = model.analysis.settings
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, ...]:
         prepared, r0 = _one_step(model, batch, random, data, device)
         guess = prepared.guess.mean
-        return prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess, batch["y"] - guess
+        classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
+        return (prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess,
+                batch["y"] - guess, classes)
 
     samples = {}
     with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
@@ -193,11 +195,12 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                                           training.batch_size, device=device, seed=training.seed,
                                           batches=settings.batches, bar=bar)
             bar.update()
-    gate = _correction_gate([(correction, miss) for _, correction, miss in filter(None, samples.values())],
-                            model.analysis.levels)
+    found = [(correction, miss, classes[:, 0].astype(int)) for _, correction, miss, classes in
+             filter(None, samples.values())]
+    gate = _correction_gate(found, *model.correction_gate.shape)
     model.correction_gate.copy_(torch.from_numpy(gate))
-    errors = {over: None if found is None else ErrorModel.fit(found[0], np.square(gate * found[1] - found[2]))
-              for over, found in samples.items()}
+    errors = {over: None if part is None else ErrorModel.fit(
+        part[0], np.square(gate[part[3][:, 0].astype(int)] * part[1] - part[2])) for over, part in samples.items()}
     model.error_model, model.covered_error_model = errors["space"], errors["time"]
 
 
@@ -213,17 +216,24 @@ def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: to
     return prepared, model.schedule.predict_x0(output, noise, t)
 
 
-def _correction_gate(samples: list[tuple[np.ndarray, np.ndarray]], levels: int) -> np.ndarray:
-    """Per level, the least-squares weight in [0, 1] of the network's correction of its guess against the truth's
-    departure from the guess, over ``samples`` of ``(correction, departure)`` (each ``(columns, levels)``): 0 where
-    the correction does not help, below 1 where it overshoots, 1 where nothing was seen."""
-    along, power = np.zeros(levels), np.zeros(levels)
-    for correction, miss in samples:
+def _correction_gate(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], classes: int,
+                     levels: int) -> np.ndarray:
+    """Per density class and level ``(classes, levels)``, the least-squares weight in [0, 1] of the network's
+    correction of its guess against the truth's departure from the guess, over ``samples`` of ``(correction,
+    departure, class)`` (``(columns, levels)`` twice and ``(columns,)``): 0 where the correction does not help,
+    below 1 where it overshoots. A class that saw nothing at a level takes the weight over every class; 1 where
+    nothing was seen at all."""
+    along, power = np.zeros((classes + 1, levels)), np.zeros((classes + 1, levels))  # the last row: every class
+    for correction, miss, member in samples:
         valid = np.isfinite(correction) & np.isfinite(miss)
         correction, miss = np.where(valid, correction, 0.0).astype(np.float64), np.where(valid, miss, 0.0)
-        along += (correction * miss).sum(axis=0)
-        power += np.square(correction).sum(axis=0)
-    gate = np.divide(along, power, out=np.ones(levels), where=power > 0)
+        for row, rows in ((c, member == c) for c in range(classes)):
+            along[row] += (correction[rows] * miss[rows]).sum(axis=0)
+            power[row] += np.square(correction[rows]).sum(axis=0)
+    along[-1], power[-1] = along[:-1].sum(axis=0), power[:-1].sum(axis=0)
+    pooled = np.divide(along[-1], power[-1], out=np.ones(levels), where=power[-1] > 0)
+    gate = np.divide(along[:-1], power[:-1], out=np.broadcast_to(pooled, (classes, levels)).copy(),
+                     where=power[:-1] > 0)
     return gate.clip(0.0, 1.0).astype(np.float32)
 
 
