@@ -313,7 +313,9 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
     return {"plan": asdict(plan), "split": record,
             "training": {"autoencoder": {"history": ae.history, "correction_gate": ae.correction_gate.tolist()},
                          "diffusion": {"history": model.history,
-                                       "observations": {"density": list(bracket(plan.densities))}}},
+                                       "observations": {"density": list(bracket(plan.densities))},
+                                       "density_edges": model.analysis.departures.density_edges.tolist(),
+                                       "correction_gate": model.correction_gate.tolist()}},
             "seconds": seconds, "densities": results,
             "notes": ["validation years are reserved: nothing is tuned here, so nothing reads them",
                       "OI baselines fit their covariances to the test snapshots' observations (the observations a "
