@@ -42,6 +42,21 @@ OVERLAP = 3
 _PARAMETERS = ("length_scale", "signal_variance", "noise_variance")
 
 
+def observed_fractions(observed: torch.Tensor, ocean: torch.Tensor | None = None) -> np.ndarray:
+    """Per field of a batch, the fraction of its ocean columns with an observation: ``observed`` (batch, levels, H,
+    W) where a value is observed, ``ocean`` (batch, H, W) the cells the fraction counts over (None: all)."""
+    batch = observed.shape[0]
+    columns = observed.bool().any(dim=1).reshape(batch, -1).sum(dim=1).cpu().numpy()
+    cells = (np.full(batch, observed.shape[-2] * observed.shape[-1]) if ocean is None
+             else ocean.reshape(batch, -1).sum(dim=1).cpu().numpy())
+    return columns / np.maximum(cells, 1)
+
+
+def density_classes(fractions: Any, density_edges: np.ndarray) -> np.ndarray:
+    """The density class of fields observed at ``fractions``: the number of ``density_edges`` at or below each."""
+    return np.searchsorted(density_edges, fractions, side="right")
+
+
 class DepartureAnalysis(nn.Module):
     """Per-level covariances of the departures from the background, and their optimal interpolation.
 
@@ -99,16 +114,11 @@ class DepartureAnalysis(nn.Module):
 
     def density_class(self, fraction: float) -> int:
         """The class of a field whose observed columns are ``fraction`` of its ocean columns."""
-        return int(np.searchsorted(self.density_edges.cpu().numpy(), fraction, side="right"))
+        return int(density_classes(fraction, self.density_edges.cpu().numpy()))
 
     def classes_of(self, observed: torch.Tensor, ocean: torch.Tensor | None = None) -> torch.Tensor:
-        """The density class (:meth:`density_class`) of each field of a batch: ``observed`` (batch, levels, H, W)
-        where a value is observed, ``ocean`` (batch, H, W) the cells its fraction counts over (None: all)."""
-        batch = observed.shape[0]
-        columns = observed.bool().any(dim=1).reshape(batch, -1).sum(dim=1).cpu().numpy()
-        cells = (np.full(batch, observed.shape[-2] * observed.shape[-1]) if ocean is None
-                 else ocean.reshape(batch, -1).sum(dim=1).cpu().numpy())
-        return torch.tensor([self.density_class(c / max(n, 1)) for c, n in zip(columns, cells)], dtype=torch.long)
+        """The density class (:meth:`density_class`) of each field of a batch (:func:`observed_fractions`)."""
+        return torch.tensor([self.density_class(f) for f in observed_fractions(observed, ocean)], dtype=torch.long)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Read states saved before density classes: one class, parameters per level only."""

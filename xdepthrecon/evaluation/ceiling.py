@@ -21,6 +21,7 @@ from xdepthrecon.stats.pca import PCACompressor
 
 __all__ = ["compression_ceiling"]
 
+
 def compression_ceiling(
     cube: xr.Dataset | xr.DataArray,
     autoencoder: DepthBandAutoencoder,

@@ -22,7 +22,7 @@ import xarray as xr
 
 from xdepthrecon.analysis.background import SeasonalBackground
 from xdepthrecon.analysis.classical import Analysis, AnalysisConfig, anchor
-from xdepthrecon.analysis.departures import DepartureAnalysis
+from xdepthrecon.analysis.departures import DepartureAnalysis, density_classes, observed_fractions
 from xdepthrecon.gridding import grid_profiles
 from xdepthrecon.io.cube import as_cube
 from xdepthrecon.io.sst import align_sst
@@ -166,19 +166,18 @@ def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisC
             inputs = batch_inputs(batch, observations, random, data.depth_max_index)
             _, departure, observed = anchor(inputs, config.slope_scale_km)
             values = torch.where(observed, departure, torch.nan).cpu().numpy()
-            ocean = inputs.ocean.sum(dim=(-2, -1)).cpu().numpy()
+            fractions.extend(observed_fractions(observed, inputs.ocean))
             latitude, longitude = batch["cell_latitude"].cpu().numpy(), batch["cell_longitude"].cpu().numpy()
             for item, field in enumerate(values):
                 rows, columns = np.nonzero(np.isfinite(field).any(axis=0))
                 positions.append(unit_vectors(latitude[item, rows], longitude[item, columns]))
                 departures.append(field[:, rows, columns])
-                fractions.append(rows.size / max(int(ocean[item]), 1))
     per_level = sum((np.isfinite(d).sum(axis=1) for d in departures), np.zeros(1, dtype=int))
     if per_level.max() >= MIN_FIT_OBSERVATIONS:
         edges = bounds[1:-1]
         return DepartureAnalysis.fit(positions, departures, kernel=config.kernel, neighbours=config.neighbours,
                                      tile=config.tile, seed=training.seed,
-                                     classes=np.searchsorted(edges, fractions, side="right"), density_edges=edges)
+                                     classes=density_classes(fractions, edges), density_edges=edges)
     warnings.warn(f"too few observed columns ({int(per_level.max())}) to fit the departures' covariances; the "
                   f"analysis uses a prior one ({PRIOR_LENGTH_KM:g} km, the departures' variance). Train on more data "
                   "or a higher observation density.", stacklevel=5)

@@ -195,13 +195,12 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                                           training.batch_size, device=device, seed=training.seed,
                                           batches=settings.batches, bar=bar)
             bar.update()
-    found = [(correction, miss, classes[:, 0].astype(int)) for _, correction, miss, classes in
-             filter(None, samples.values())]
-    gate = _correction_gate(found, *model.correction_gate.shape)
+    found = {over: (*part[:3], part[3][:, 0].astype(int)) for over, part in samples.items() if part is not None}
+    gate = _correction_gate([part[1:] for part in found.values()], *model.correction_gate.shape)
     model.correction_gate.copy_(torch.from_numpy(gate))
-    errors = {over: None if part is None else ErrorModel.fit(
-        part[0], np.square(gate[part[3][:, 0].astype(int)] * part[1] - part[2])) for over, part in samples.items()}
-    model.error_model, model.covered_error_model = errors["space"], errors["time"]
+    errors = {over: ErrorModel.fit(variance, np.square(gate[classes] * correction - miss))
+              for over, (variance, correction, miss, classes) in found.items()}
+    model.error_model, model.covered_error_model = errors.get("space"), errors.get("time")
 
 
 def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: torch.Generator, data: TrainingData,
