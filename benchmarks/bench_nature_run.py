@@ -312,7 +312,7 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
     seconds["total"] = round(time.perf_counter() - began, 1)
     return {"plan": asdict(plan), "split": record,
             "training": {"autoencoder": {"history": ae.history, "correction_gate": ae.correction_gate.tolist()},
-                         "diffusion": {"history": model.history,
+                         "diffusion": {"config": asdict(xdepthrecon.DiffusionConfig()), "history": model.history,
                                        "observations": {"density": list(bracket(plan.densities))},
                                        "density_edges": model.analysis.departures.density_edges.tolist(),
                                        "correction_gate": model.correction_gate.tolist()}},

@@ -35,3 +35,16 @@ def test_bad_arguments_are_refused():
         NoiseSchedule("cos")
     with pytest.raises(ValueError, match="unknown prediction target 'score'"):
         NoiseSchedule(target="score")
+
+
+def test_noisy_draws_follow_a_probability_rising_to_the_noisiest_level():
+    schedule = NoiseSchedule("cosine", steps=10)
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.bincount(schedule.draw_levels(200_000, generator, "noisy"), minlength=10).double()
+    expected = torch.arange(1, 11, dtype=torch.float64) - 0.5  # p(t) ~ t + 1/2 on the continuum, per bin
+    torch.testing.assert_close(counts / counts.sum(), expected / expected.sum(), atol=3e-3, rtol=0)
+    uniform = torch.bincount(schedule.draw_levels(200_000, generator), minlength=10).double()
+    torch.testing.assert_close(uniform / uniform.sum(), torch.full((10,), 0.1, dtype=torch.float64), atol=3e-3,
+                               rtol=0)
+    with pytest.raises(ValueError, match="choose one of"):
+        schedule.draw_levels(4, generator, "loud")

@@ -205,15 +205,16 @@ class LatentDiffusion(nn.Module):
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
         return torch.where(ocean, self.encode_target(y) - prepared.base, 0.0)
 
-    def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor],
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising loss on the ocean pixels of a batch of full cubes ``y`` (degC, NaN on land)."""
+    def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor], *,
+             generator: torch.Generator | None = None, levels: str = "uniform") -> torch.Tensor:
+        """Denoising loss on the ocean pixels of a batch of full cubes ``y`` (degC, NaN on land), at noise
+        levels drawn as ``levels`` says (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`)."""
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
         trainable = any(p.requires_grad for p in self.autoencoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
             r0 = self.residual(y, prepared)
         noise = torch.randn(r0.shape, generator=generator).to(r0.device)
-        t = torch.randint(0, self.schedule.steps, (r0.shape[0],), generator=generator).to(r0.device)
+        t = self.schedule.draw_levels(r0.shape[0], generator, levels).to(r0.device)
         output = self.denoiser(self.schedule.add_noise(r0, noise, t), t, prepared.condition, **context)
         weight = ocean.expand_as(output).float()
         target = self.schedule.training_target(r0, noise, t)

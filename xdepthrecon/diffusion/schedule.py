@@ -16,6 +16,8 @@ import torch
 
 KINDS = ("cosine", "linear", "sigmoid")
 TARGETS = ("x0", "eps", "v")
+#: How training draws noise levels: all equally, or with probability rising linearly to the noisiest.
+LEVEL_DRAWS = ("uniform", "noisy")
 
 
 def _cosine_alpha_bar(steps: int, offset: float = 0.008) -> torch.Tensor:
@@ -81,6 +83,18 @@ class NoiseSchedule:
         alpha_bar = self.alpha_bar.to(like.device)[t.long().to(like.device)]
         shape = (-1,) + (1,) * (like.ndim - 1)
         return alpha_bar.sqrt().reshape(shape).to(like.dtype), (1 - alpha_bar).sqrt().reshape(shape).to(like.dtype)
+
+    def draw_levels(self, count: int, generator: torch.Generator | None = None,
+                    draw: str = "uniform") -> torch.Tensor:
+        """``count`` noise levels for training: ``"uniform"`` over ``0 .. steps-1``, or ``"noisy"`` with
+        probability rising linearly with the level (``p(t) ~ 2 t + 1``), which spends more of the training on
+        the noisiest levels, where the denoiser must predict the conditional mean from its conditioning alone."""
+        if draw == "uniform":
+            return torch.randint(0, self.steps, (count,), generator=generator)
+        if draw == "noisy":  # a density rising linearly on [0, steps), rounded down
+            u = torch.rand((count,), generator=generator, dtype=torch.float64)
+            return (self.steps * u.sqrt()).long().clamp(max=self.steps - 1)
+        raise ValueError(f"unknown noise level draw {draw!r}; choose one of {LEVEL_DRAWS}")
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``x_t`` for clean ``x0``, standard normal ``noise`` and integer levels ``t`` (one per batch item)."""

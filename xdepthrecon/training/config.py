@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from xdepthrecon.diffusion.schedule import LEVEL_DRAWS
+
 LR_SCHEDULES = ("constant", "cosine")
 FINETUNE = (None, "decoder", "all")
 
@@ -62,6 +64,9 @@ class DiffusionConfig:
         and season (:class:`~xdepthrecon.models.unet.ConditionalUNet`).
     schedule, target, diffusion_steps
         Noise schedule kind, prediction target and number of noise levels.
+    noise_levels
+        How training draws the noise levels: ``"uniform"``, or ``"noisy"``: with probability rising linearly
+        to the noisiest (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`).
     finetune
         None: the autoencoder stays frozen; ``"decoder"``: its decoder keeps learning the reconstruction.
     """
@@ -73,9 +78,12 @@ class DiffusionConfig:
     schedule: str = "cosine"
     target: str = "x0"
     diffusion_steps: int = 1000
+    noise_levels: str = "uniform"
     finetune: str | None = None
 
     def __post_init__(self) -> None:
+        if self.noise_levels not in LEVEL_DRAWS:
+            raise ValueError(f"noise_levels must be one of {LEVEL_DRAWS}, got {self.noise_levels!r}")
         if self.finetune not in (None, "decoder"):
             raise ValueError(f"finetune must be None or 'decoder', got {self.finetune!r}: the analysis's guess is "
                              "encoded with the autoencoder, so its encoder stays fixed")

@@ -123,7 +123,7 @@ def train_diffusion(
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
         prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index))
-        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random)
+        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
             target_values = torch.where(valid, model.autoencoder.normalize(y), 0.0)
