@@ -49,6 +49,18 @@ def glorys_like(
     )
 
 
+def tiny_autoencoder(cube: xr.Dataset, epochs: int = 1):
+    """A 3-channel autoencoder with 8-wide layers trained on ``cube`` in 16-cell patches: seconds on a CPU."""
+    from dataclasses import replace
+
+    import xdepthrecon
+    from xdepthrecon.training.config import AUTOENCODER_TRAINING
+
+    config = xdepthrecon.AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8), decoder_channels=(8, 8))
+    return xdepthrecon.train_autoencoder(cube, config=config, training=replace(AUTOENCODER_TRAINING, patch_size=16),
+                                         epochs=epochs, progress=False)
+
+
 def single_threaded(compute):
     """``compute()`` with dask's sync scheduler and torch on one thread, as dask workers run torch
     (dask sets OMP_NUM_THREADS=1): the reference a cluster's result is compared with."""

@@ -14,12 +14,12 @@ import xarray as xr
 
 import xdepthrecon
 from xdepthrecon import _precision
-from xdepthrecon import AutoencoderConfig, DiffusionConfig, ObservationConfig, SamplingOptions
-from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon import DiffusionConfig, ObservationConfig, SamplingOptions
+from xdepthrecon.training.config import DIFFUSION_TRAINING
 from xdepthrecon.reconstruct import _rescaled
 from xdepthrecon.training.observations import simulate_observations
 
-from tests.conftest import glorys_like, single_threaded
+from tests.conftest import glorys_like, single_threaded, tiny_autoencoder
 
 NETWORK = DiffusionConfig(dim=8, mults=(1, 2), diffusion_steps=100)
 TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4)
@@ -35,10 +35,7 @@ def setting():
     cube = glorys_like(times=2, depths=6, lats=32, lons=40, seed=1)
     sst = cube.thetao.isel(depth=0).rename("analysed_sst").to_dataset()
     sst.analysed_sst.attrs = {"units": "degC"}
-    ae = xdepthrecon.train_autoencoder(cube, config=AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
-                                                               decoder_channels=(8, 8)),
-                                       training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=2,
-                                       progress=False)
+    ae = tiny_autoencoder(cube, epochs=2)
     model = train(cube, sst, ae, epochs=2)
     profiles = cube.depthrecon.sample_profiles(per_tile=300, seed=0)
     return cube, sst, model, profiles

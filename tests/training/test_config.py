@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import xdepthrecon
-from xdepthrecon import AnalysisConfig, AutoencoderConfig, DiffusionConfig, ObservationConfig
+from xdepthrecon import AnalysisConfig, DiffusionConfig, ObservationConfig
 from xdepthrecon.diffusion.latent import LatentDiffusion
-from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon.training.config import DIFFUSION_TRAINING
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, tiny_autoencoder
 
 
 def test_unknown_choices_are_refused_with_the_choices():
@@ -28,10 +28,7 @@ def test_training_draws_the_noise_levels_and_weighs_the_channels_as_configured(d
     cube = glorys_like(times=3, depths=5, lats=24, lons=32, seed=2)
     sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
     sst.sst.attrs = {"units": "degC"}
-    ae = xdepthrecon.train_autoencoder(cube, config=AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
-                                                                      decoder_channels=(8, 8)),
-                                       training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=1,
-                                       progress=False)
+    ae = tiny_autoencoder(cube)
     asked, loss = [], LatentDiffusion.loss
 
     def recorded(self, *arguments, **options):

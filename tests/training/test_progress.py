@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 import xdepthrecon
-from xdepthrecon import AnalysisConfig, AutoencoderConfig, DiffusionConfig, ObservationConfig
-from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon import AnalysisConfig, DiffusionConfig, ObservationConfig
+from xdepthrecon.training.config import DIFFUSION_TRAINING
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, tiny_autoencoder
 
 SETTINGS = AnalysisConfig(folds=2, batches=2, neighbours=16)
 TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4, val_fraction=0.25)
@@ -48,10 +48,7 @@ def test_fitting_the_analysis_names_each_phase_and_is_silent_without_progress(se
 
 def test_the_network_calibration_names_each_phase_and_is_silent_without_progress(setting, capfd):
     cube, sst = setting
-    ae = xdepthrecon.train_autoencoder(cube, config=AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
-                                                                      decoder_channels=(8, 8)),
-                                       training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=1,
-                                       progress=False)
+    ae = tiny_autoencoder(cube)
     analysis = _fit(setting, progress=False)
     capfd.readouterr()
 

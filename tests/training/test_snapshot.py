@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import xdepthrecon
-from xdepthrecon import AnalysisConfig, AutoencoderConfig, DiffusionConfig, ObservationConfig
+from xdepthrecon import AnalysisConfig, DiffusionConfig, ObservationConfig
 from xdepthrecon.analysis.background import SeasonalBackground, cross_validated_background
 from xdepthrecon.training.batches import PatchDataset
-from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING
+from xdepthrecon.training.config import DIFFUSION_TRAINING
 
-from tests.conftest import glorys_like
+from tests.conftest import glorys_like, tiny_autoencoder
 
 
 def _covered(windows, shape):
@@ -81,10 +81,7 @@ def test_cross_validation_over_time_of_one_snapshot_falls_back_to_the_in_sample_
 
 def test_the_diffusion_model_trains_and_calibrates_on_one_snapshot():
     cube, sst = _snapshot(depths=6)
-    ae = xdepthrecon.train_autoencoder(cube, config=AutoencoderConfig(latent_channels=3, encoder_channels=(8, 8),
-                                                                      decoder_channels=(8, 8)),
-                                       training=replace(AUTOENCODER_TRAINING, patch_size=16), epochs=1,
-                                       progress=False)
+    ae = tiny_autoencoder(cube)
     model = xdepthrecon.train_diffusion(cube, sst, ae, config=DiffusionConfig(dim=8, diffusion_steps=100),
                                         analysis=AnalysisConfig(folds=2, batches=2, neighbours=16),
                                         observations=ObservationConfig(density=(0.05, 0.2)),
