@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -317,37 +316,3 @@ def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path
                     {name: getattr(model, name).numpy() for name in ("latent_mean", "latent_std", "surface_mean",
                                                                     "surface_std")}, correction_gate=np.full(6, 1.5))
 
-
-def test_channel_weights_are_the_temperature_each_latent_channel_carries(setting):
-    """A one-standard-deviation step in each latent channel from the latent mean, decoded in the autoencoder's
-    own units: the mean square temperature change over levels, scaled to mean 1."""
-    _, _, model, _ = setting
-    mean, std = model.latent_mean, model.latent_std
-    steps = torch.eye(std.numel()) * std
-
-    def column(z):
-        return model.autoencoder.decode(z[None, :, None, None].expand(1, -1, 9, 9).contiguous())[0, :, 4, 4]
-
-    with torch.no_grad():
-        squares = torch.stack([(column(mean + step) - column(mean)).pow(2).mean() for step in steps])
-    weights = model.channel_weights()
-    torch.testing.assert_close(weights, squares / squares.mean(), rtol=1e-4, atol=1e-6)
-    assert weights.mean().item() == pytest.approx(1.0) and weights.max() > 2 * weights.min()
-
-
-def test_the_loss_weighs_each_latent_channel_by_its_weight(setting, monkeypatch):
-    _, _, model, _ = setting
-    model = copy.deepcopy(model)
-    channels, levels = model.autoencoder.latent_channels, model.autoencoder.in_channels
-    r0, output = torch.randn(2, 2, channels, 8, 8, generator=torch.Generator().manual_seed(0))
-    y = torch.zeros(2, levels, 8, 8)
-    y[0, :, :3] = torch.nan  # land: not scored
-    monkeypatch.setattr(model, "residual", lambda *_: r0)
-    monkeypatch.setattr(model.denoiser, "forward", lambda *_, **__: output)  # an x0 prediction
-    ocean = ~torch.isnan(y).all(dim=1)
-    per_channel = ((output - r0) ** 2).transpose(0, 1)[:, ocean].mean(dim=1)
-    prepared = SimpleNamespace(condition=None)
-    weights = torch.tensor([3.0, 1.0, 0.0, 2.0][:channels])
-    assert model.loss(y, prepared, {}).item() == pytest.approx(per_channel.mean().item(), rel=1e-5)
-    assert model.loss(y, prepared, {}, channel_weights=weights).item() == pytest.approx(
-        ((weights * per_channel).sum() / weights.sum()).item(), rel=1e-5)

@@ -1,12 +1,10 @@
-"""Settings: a bad choice is refused with the choices named, and the chosen noise-level draw and channel loss
-reach training."""
+"""Settings: a bad choice is refused with the choices named, and the chosen noise-level draw reaches training."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-import torch
 
 import xdepthrecon
 from xdepthrecon import AnalysisConfig, DiffusionConfig, ObservationConfig
@@ -16,15 +14,13 @@ from xdepthrecon.training.config import DIFFUSION_TRAINING
 from tests.conftest import glorys_like, tiny_autoencoder
 
 
-def test_unknown_choices_are_refused_with_the_choices():
+def test_an_unknown_noise_level_draw_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="noise_levels must be one of.*uniform.*noisy.*'loud'"):
         DiffusionConfig(noise_levels="loud")
-    with pytest.raises(ValueError, match="channel_loss must be one of.*equal.*temperature.*'depth'"):
-        DiffusionConfig(channel_loss="depth")
 
 
-@pytest.mark.parametrize(("draw", "channel_loss"), [("uniform", "equal"), ("noisy", "temperature")])
-def test_training_draws_the_noise_levels_and_weighs_the_channels_as_configured(draw, channel_loss, monkeypatch):
+@pytest.mark.parametrize("draw", ["uniform", "noisy"])
+def test_training_draws_the_noise_levels_as_configured(draw, monkeypatch):
     cube = glorys_like(times=3, depths=5, lats=24, lons=32, seed=2)
     sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
     sst.sst.attrs = {"units": "degC"}
@@ -32,19 +28,14 @@ def test_training_draws_the_noise_levels_and_weighs_the_channels_as_configured(d
     asked, loss = [], LatentDiffusion.loss
 
     def recorded(self, *arguments, **options):
-        asked.append((options["levels"], options["channel_weights"], self.channel_weights()))
+        asked.append(options["levels"])
         return loss(self, *arguments, **options)
 
     monkeypatch.setattr(LatentDiffusion, "loss", recorded)
-    config = DiffusionConfig(dim=8, diffusion_steps=100, noise_levels=draw, channel_loss=channel_loss)
+    config = DiffusionConfig(dim=8, diffusion_steps=100, noise_levels=draw)
     xdepthrecon.train_diffusion(cube, sst, ae, config=config,
                                 analysis=AnalysisConfig(folds=2, batches=2, neighbours=16),
                                 observations=ObservationConfig(density=(0.05, 0.2)),
                                 training=replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4, val_fraction=0.25),
                                 epochs=1, device="cpu", progress=False)
-    assert asked and {levels for levels, _, _ in asked} == {draw}
-    for _, weights, expected in asked:
-        if channel_loss == "equal":
-            assert weights is None
-        else:
-            torch.testing.assert_close(weights, expected)
+    assert asked and set(asked) == {draw}

@@ -188,20 +188,6 @@ class LatentDiffusion(nn.Module):
         """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
         return self.normalize_latent(self.autoencoder.encode(y))
 
-    def channel_weights(self) -> torch.Tensor:
-        """What each normalised latent channel is worth in temperature: the mean square over levels of the
-        decoded change (degC) of a uniform unit step in that channel from the latent mean, scaled to mean 1.
-
-        The temperature a channel carries spans orders of magnitude (the leading EOF's against the last's), so a
-        loss that weighs the channels alike spends the network on the ones that matter least."""
-        channels = self.latent_std.numel()
-        steps = torch.cat([torch.zeros(1, channels), torch.eye(channels)]).to(self.latent_std)
-        with torch.no_grad():
-            decoded = self.decode_latent(steps[:, :, None, None].expand(-1, -1, 9, 9).contiguous())
-        centre = decoded[..., decoded.shape[-2] // 2, decoded.shape[-1] // 2].double()
-        weights = (centre[1:] - centre[:1]).pow(2).mean(dim=1)
-        return (weights / weights.mean()).float()
-
     def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False) -> Prepared:
         """The condition, the analysis's guess and its latent for a batch of observations."""
         guess = self.analysis(inputs, with_variance=with_variance)
@@ -220,11 +206,9 @@ class LatentDiffusion(nn.Module):
         return torch.where(ocean, self.encode_target(y) - prepared.base, 0.0)
 
     def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor], *,
-             generator: torch.Generator | None = None, levels: str = "uniform",
-             channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, levels: str = "uniform") -> torch.Tensor:
         """Denoising loss on the ocean pixels of a batch of full cubes ``y`` (degC, NaN on land), at noise
-        levels drawn as ``levels`` says (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`), each
-        latent channel weighted by ``channel_weights`` (None: alike; see :meth:`channel_weights`)."""
+        levels drawn as ``levels`` says (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`)."""
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
         trainable = any(p.requires_grad for p in self.autoencoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
@@ -233,8 +217,6 @@ class LatentDiffusion(nn.Module):
         t = self.schedule.draw_levels(r0.shape[0], generator, levels).to(r0.device)
         output = self.denoiser(self.schedule.add_noise(r0, noise, t), t, prepared.condition, **context)
         weight = ocean.expand_as(output).float()
-        if channel_weights is not None:
-            weight = weight * channel_weights.to(weight)[:, None, None]
         target = self.schedule.training_target(r0, noise, t)
         return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
 

@@ -15,7 +15,6 @@ from xdepthrecon.diffusion.schedule import LEVEL_DRAWS
 
 LR_SCHEDULES = ("constant", "cosine")
 FINETUNE = (None, "decoder", "all")
-CHANNEL_LOSSES = ("equal", "temperature")
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,6 @@ class DiffusionConfig:
     noise_levels
         How training draws the noise levels: ``"uniform"``, or ``"noisy"``: with probability rising linearly
         to the noisiest (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`).
-    channel_loss
-        How the loss weighs the latent channels: ``"equal"``, or ``"temperature"``: each by the temperature it
-        carries (:meth:`~xdepthrecon.diffusion.latent.LatentDiffusion.channel_weights`).
     finetune
         None: the autoencoder stays frozen; ``"decoder"``: its decoder keeps learning the reconstruction.
     """
@@ -83,14 +79,11 @@ class DiffusionConfig:
     target: str = "x0"
     diffusion_steps: int = 1000
     noise_levels: str = "uniform"
-    channel_loss: str = "equal"
     finetune: str | None = None
 
     def __post_init__(self) -> None:
         if self.noise_levels not in LEVEL_DRAWS:
             raise ValueError(f"noise_levels must be one of {LEVEL_DRAWS}, got {self.noise_levels!r}")
-        if self.channel_loss not in CHANNEL_LOSSES:
-            raise ValueError(f"channel_loss must be one of {CHANNEL_LOSSES}, got {self.channel_loss!r}")
         if self.finetune not in (None, "decoder"):
             raise ValueError(f"finetune must be None or 'decoder', got {self.finetune!r}: the analysis's guess is "
                              "encoded with the autoencoder, so its encoder stays fixed")

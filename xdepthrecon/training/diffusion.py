@@ -120,13 +120,10 @@ def train_diffusion(
     fields = {**data.fields, "background": _background_field(model.analysis, data)}
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
-    channel_weights = model.channel_weights() if config.channel_loss == "temperature" else None
-
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
         prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index))
-        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels,
-                           channel_weights=channel_weights)
+        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
             target_values = torch.where(valid, model.autoencoder.normalize(y), 0.0)
