@@ -118,7 +118,8 @@ class DepartureAnalysis(nn.Module):
 
     def classes_of(self, observed: torch.Tensor, ocean: torch.Tensor | None = None) -> torch.Tensor:
         """The density class (:meth:`density_class`) of each field of a batch (:func:`observed_fractions`)."""
-        return torch.tensor([self.density_class(f) for f in observed_fractions(observed, ocean)], dtype=torch.long)
+        edges = self.density_edges.cpu().numpy()
+        return torch.from_numpy(density_classes(observed_fractions(observed, ocean), edges)).long()
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Read states saved before density classes: one class, parameters per level only."""

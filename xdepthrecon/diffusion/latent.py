@@ -20,8 +20,9 @@ guess exactly, and the autoencoder's error does not blur it. The ``correction_ga
 class of observation density and level, fitted by ``train_diffusion`` on validation patches) keeps the mean's
 correction only as far as it helps there (:meth:`LatentDiffusion.gated`); the density classes are the analysis's
 (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), since a correction that helps where profiles are
-sparse may not where they are dense. ``reconstruct`` shifts all members alike, so their spread is kept. Everything a user needs to reconstruct
-travels with the model (``save``/``xdepthrecon.load``); loading never unpickles.
+sparse may not where they are dense. ``reconstruct`` shifts all members alike, so their spread is kept.
+Everything a user needs to reconstruct travels with the model (``save``/``xdepthrecon.load``); loading never
+unpickles.
 """
 
 from __future__ import annotations

@@ -222,17 +222,15 @@ def _correction_gate(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], c
     departure, class)`` (``(columns, levels)`` twice and ``(columns,)``): 0 where the correction does not help,
     below 1 where it overshoots. A class that saw nothing at a level takes the weight over every class; 1 where
     nothing was seen at all."""
-    along, power = np.zeros((classes + 1, levels)), np.zeros((classes + 1, levels))  # the last row: every class
+    along, power = np.zeros((classes, levels)), np.zeros((classes, levels))
     for correction, miss, member in samples:
         valid = np.isfinite(correction) & np.isfinite(miss)
         correction, miss = np.where(valid, correction, 0.0).astype(np.float64), np.where(valid, miss, 0.0)
-        for row, rows in ((c, member == c) for c in range(classes)):
-            along[row] += (correction[rows] * miss[rows]).sum(axis=0)
-            power[row] += np.square(correction[rows]).sum(axis=0)
-    along[-1], power[-1] = along[:-1].sum(axis=0), power[:-1].sum(axis=0)
-    pooled = np.divide(along[-1], power[-1], out=np.ones(levels), where=power[-1] > 0)
-    gate = np.divide(along[:-1], power[:-1], out=np.broadcast_to(pooled, (classes, levels)).copy(),
-                     where=power[:-1] > 0)
+        np.add.at(along, member, correction * miss)
+        np.add.at(power, member, np.square(correction))
+    every_along, every_power = along.sum(axis=0), power.sum(axis=0)
+    pooled = np.divide(every_along, every_power, out=np.ones(levels), where=every_power > 0)
+    gate = np.divide(along, power, out=np.broadcast_to(pooled, (classes, levels)).copy(), where=power > 0)
     return gate.clip(0.0, 1.0).astype(np.float32)
 
 
