@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -312,6 +315,13 @@ def test_the_density_class_counts_the_observed_fraction_over_the_ocean(training_
     prepared = _inputs(fitted, step, torch.device("cpu"))
     torch.testing.assert_close(prepared.ocean[0], torch.from_numpy(valid.any(axis=0)))
     fractions = []
-    monkeypatch.setattr(fitted.departures, "density_class", lambda fraction: fractions.append(fraction) or 0)
+    departures_module = importlib.import_module("xdepthrecon.analysis.departures")
+    looked_up = departures_module.density_classes
+
+    def recording(fraction: Any, edges: np.ndarray) -> np.ndarray:
+        fractions.extend(np.atleast_1d(fraction).tolist())
+        return looked_up(fraction, edges)
+
+    monkeypatch.setattr(departures_module, "density_classes", recording)
     fitted(prepared)
     assert fractions == [pytest.approx(1 / valid.any(axis=0).sum())]
