@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -17,7 +18,15 @@ def _weights(sigma: float, radius: int) -> torch.Tensor:
     return torch.exp(-0.5 * (offsets / sigma) ** 2)
 
 
-def test_a_delta_spreads_into_a_separable_gaussian_cut_at_three_sigma():
+@pytest.fixture(params=["band matrix", "convolution"])
+def summed_by(request, monkeypatch):
+    """Each sum computed both ways: a product with band matrices, and a depthwise convolution."""
+    smoothing = importlib.import_module("xdepthrecon.stats.smoothing")
+    monkeypatch.setattr(smoothing, "MATRIX_CELLS_PER_TAP", 10**6 if request.param == "band matrix" else 0)
+    return request.param
+
+
+def test_a_delta_spreads_into_a_separable_gaussian_cut_at_three_sigma(summed_by):
     field = torch.zeros(1, 2, 21, 31)
     field[0, 0, 10, 15], field[0, 1, 10, 15] = 1.0, -2.0
     out = gaussian_sum(field, (2.0, 3.0))
@@ -30,7 +39,7 @@ def test_a_delta_spreads_into_a_separable_gaussian_cut_at_three_sigma():
     assert float(out[0, 0, 10, 15]) == 1.0 and out[0, 0, 3].abs().max() == 0 and out[0, 0, :, 5].abs().max() == 0
 
 
-def test_the_sum_is_zero_outside_the_domain_and_the_kernel_no_wider_than_the_grid():
+def test_the_sum_is_zero_outside_the_domain_and_the_kernel_no_wider_than_the_grid(summed_by):
     field = torch.zeros(1, 1, 9, 9)
     field[0, 0, 0, 0] = 1.0  # a corner: half of each axis's kernel falls outside
     out = gaussian_sum(field, (2.0, 2.0))
@@ -40,6 +49,21 @@ def test_the_sum_is_zero_outside_the_domain_and_the_kernel_no_wider_than_the_gri
     torch.testing.assert_close(out[0, 0], expected)
     ones = gaussian_sum(torch.ones(1, 1, 3, 4), (100.0, 100.0))  # radius capped at size - 1: all cells, ~ weight 1
     torch.testing.assert_close(ones, torch.full((1, 1, 3, 4), 12.0), rtol=1e-3, atol=0)
+
+
+def test_band_matrices_on_small_grids_and_convolutions_on_wide_ones_sum_alike(monkeypatch):
+    """Grids up to MATRIX_CELLS_PER_TAP cells per kernel tap are summed by band matrices; wider ones (a short kernel
+    on a global grid) by convolution. Both give the same sums, to float rounding."""
+    smoothing = importlib.import_module("xdepthrecon.stats.smoothing")
+    field = torch.randn(2, 3, 40, 600, generator=torch.Generator().manual_seed(0))
+    for sigma in ((1.0, 1.0), (5.0, 30.0)):  # 7 taps: 600 cells is too wide for a matrix; 31 and 181 taps: not
+        reach = smoothing.MATRIX_CELLS_PER_TAP * (2 * int(3 * min(sigma) + 0.5) + 1)
+        assert (600 > reach) == (sigma == (1.0, 1.0))
+        chosen = gaussian_sum(field, sigma)
+        monkeypatch.setattr(smoothing, "MATRIX_CELLS_PER_TAP", 0 if 600 <= reach else 10**6)
+        other = gaussian_sum(field, sigma)
+        monkeypatch.undo()
+        torch.testing.assert_close(chosen, other, rtol=1e-5, atol=1e-4)
 
 
 def test_a_scale_in_km_is_a_number_of_cells_of_a_two_degree_grid_and_doubles_in_columns_at_60n():

@@ -15,18 +15,35 @@ import torch.nn.functional as F
 from xdepthrecon.stats.geometry import KM_PER_DEGREE
 
 
+#: A sum is a product with a band matrix where the grid has at most this many cells per tap of the kernel: dense
+#: products run at BLAS speed, 2-25x faster than the depthwise convolution there (on a 2-core CPU, 64-1024 cells).
+MATRIX_CELLS_PER_TAP = 32
+
+
 def _kernel(sigma: float, size: int, device: torch.device) -> torch.Tensor:
     radius = min(int(3 * sigma + 0.5), size - 1)
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     return torch.exp(-0.5 * (offsets / max(sigma, 1e-6)) ** 2)
 
 
+def _band_matrix(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """The (size, size) matrix that sums along an axis with the symmetric ``kernel``, zero outside the domain."""
+    radius = len(kernel) // 2
+    cells = torch.arange(size, device=kernel.device)
+    offsets = cells[None, :] - cells[:, None] + radius
+    inside = (offsets >= 0) & (offsets < len(kernel))
+    return torch.where(inside, kernel[offsets.clamp(0, len(kernel) - 1)], 0.0)
+
+
 def gaussian_sum(field: torch.Tensor, sigma: tuple[float, float]) -> torch.Tensor:
     """Separable Gaussian-weighted sum (not mean) of ``field`` (batch, channels, H, W) over each cell's
     neighbourhood, ``sigma`` (rows, columns) in grid cells, zero outside the domain."""
+    height, width = field.shape[-2:]
+    rows = _kernel(sigma[0], height, field.device)
+    columns = _kernel(sigma[1], width, field.device)
+    if max(height, width) <= MATRIX_CELLS_PER_TAP * min(len(rows), len(columns)):
+        return _band_matrix(rows, height) @ field @ _band_matrix(columns, width)
     channels = field.shape[1]
-    rows = _kernel(sigma[0], field.shape[-2], field.device)
-    columns = _kernel(sigma[1], field.shape[-1], field.device)
     field = F.conv2d(field, rows.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(),
                      padding=(len(rows) // 2, 0), groups=channels)
     return F.conv2d(field, columns.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(),
