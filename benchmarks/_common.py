@@ -18,6 +18,7 @@ def machine() -> dict[str, Any]:
     import torch
 
     import xdepthrecon
+    from xdepthrecon._precision import bf16_pays
 
     info: dict[str, Any] = {
         "python": platform.python_version(),
@@ -26,6 +27,8 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16_pays": bf16_pays(torch.device("cpu")),
         "numpy": numpy.__version__,
         "xdepthrecon": xdepthrecon.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -14,6 +14,7 @@ import xarray as xr
 import xdepthrecon
 from xdepthrecon import _precision
 from xdepthrecon import DiffusionConfig, ObservationConfig, SamplingOptions
+from xdepthrecon.evaluation.predictions import CALIBRATED_MEMBERS, MEMBERS_ATTRIBUTE
 from xdepthrecon.training.config import DIFFUSION_TRAINING
 from xdepthrecon.reconstruct import _rescaled
 from xdepthrecon.training.observations import simulate_observations
@@ -90,6 +91,8 @@ def test_members_are_scaled_to_the_calibrated_error(setting):
                                rtol=1e-3)
     np.testing.assert_allclose(raw.thetao.values, out.thetao.values, rtol=1e-6, atol=1e-6)  # the mean is kept
     np.testing.assert_allclose(out.thetao_members.mean("member").values, out.thetao.values, atol=1e-5)
+    assert out.thetao_members.attrs[MEMBERS_ATTRIBUTE] == CALIBRATED_MEMBERS  # evaluate scores them as such
+    assert MEMBERS_ATTRIBUTE not in raw.thetao_members.attrs  # not scaled, their spread the network's own
 
 
 def test_rescaling_keeps_the_mean_and_identical_members():

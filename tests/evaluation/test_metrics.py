@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from xdepthrecon.evaluation.metrics import crps_ensemble, crps_gaussian, evaluate
+from xdepthrecon.evaluation.predictions import CALIBRATED_MEMBERS, MEMBERS_ATTRIBUTE
 from xdepthrecon.evaluation.spectra import _arc, effective_resolution, wavenumber_spectra
 from xdepthrecon.stats.geometry import KM_PER_DEGREE
 
@@ -162,6 +163,35 @@ def test_reliable_predictions_have_spread_skill_near_one():
     assert abs(evaluate(members, truth).spread_skill.item() - 1.0) < 0.03
     gaussian = xr.Dataset({"thetao": truth * 0, "thetao_std": truth * 0 + 1.0})
     assert abs(evaluate(gaussian, truth).spread_skill.item() - 1.0) < 0.03
+
+
+def test_members_centred_and_scaled_to_a_reliable_stated_error_score_spread_skill_one_and_fair_crps_warns():
+    """Members made as reconstruct makes them (centred on the stated mean, scaled cell by cell to the stated error):
+    the finite-ensemble factor of independent draws would put a reliable ensemble's spread/skill at sqrt(17/16);
+    their fair CRPS is below the stated Gaussian's, and asking for it warns."""
+    rng = np.random.default_rng(2)
+    shape = (1, 1, 40, 400)
+    coords = {"time": [0], "depth": [0.0], "latitude": np.linspace(-30, 30, 40),
+              "longitude": np.linspace(-179, 179, 400)}
+    dims = ("time", "depth", "latitude", "longitude")
+    truth = xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords)
+    draws = rng.normal(size=(16, *shape))
+    draws = (draws - draws.mean(axis=0)) / draws.std(axis=0, ddof=1)  # mean 0 and spread 1 exactly
+    members = xr.DataArray(draws, dims=("member", *dims), coords=coords)
+    stated = xr.Dataset({"thetao": truth * 0, "thetao_std": truth * 0 + 1.0})
+    independent = evaluate(stated.assign(thetao_members=members), truth, resolution=False)
+    assert independent.spread_skill.item() == pytest.approx(np.sqrt(17 / 16) * independent.spread.item()
+                                                            / independent.rmse.item())
+    members.attrs[MEMBERS_ATTRIBUTE] = CALIBRATED_MEMBERS
+    marked = stated.assign(thetao_members=members)
+    scores = evaluate(marked, truth, resolution=False)
+    assert abs(scores.spread_skill.item() - 1.0) < 0.03
+    assert scores.spread_skill.item() == pytest.approx(scores.spread.item() / scores.rmse.item())
+    assert "centred on thetao" in scores.attrs["prediction"]
+    with pytest.warns(UserWarning, match="not independent draws: their fair CRPS is optimistic"):
+        fair = evaluate(marked, truth, fair=True, resolution=False).crps.item()
+    gaussian = evaluate(stated, truth, resolution=False).crps.item()
+    assert fair < 0.98 * gaussian
 
 
 def test_dataarray_and_dataset_inputs_agree(cube):

@@ -11,6 +11,7 @@ any regions or dimensions asked for. The effective resolution comes from
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -55,7 +56,9 @@ def evaluate(
       ``spread`` = sqrt(mean of the unbiased member variance) and ``spread_skill`` =
       sqrt((M + 1) / M) * spread / rmse (Fortin et al. 2014): the ensemble-size factor makes the
       ratio 1 for a reliable ensemble of M members, whose mean's squared error is (1 + 1/M) times
-      the variance.
+      the variance. Members centred on their stated mean and scaled to its stated error (those of
+      :func:`~xdepthrecon.reconstruct`, marked in their attributes) are not independent draws: their
+      ``spread_skill`` is spread / rmse, and their fair CRPS is optimistic (a warning says so).
     - Gaussian predictions (``thetao`` with ``thetao_std``): ``crps`` is the closed form of
       Gneiting et al. (2005), sigma [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)], z = (t - p) / sigma,
       equal to |p - t| where sigma = 0; ``spread`` = sqrt(mean sigma^2), ``spread_skill`` = spread / rmse.
@@ -143,9 +146,15 @@ def evaluate(
     ensemble_size = None
     if members is not None:
         ensemble_size = members.sizes[MEMBER]
+        if fair and parts.calibrated:
+            warnings.warn(f"the {ensemble_size} members are centred on thetao and scaled to thetao_std (as "
+                          "reconstruct makes them), not independent draws: their fair CRPS is optimistic (about 4 % "
+                          "with 16 members). Score the stated error instead (drop thetao_members), or use fair=False.",
+                          UserWarning, stacklevel=2)
         scores["crps"] = average(crps_ensemble(members, target, fair=fair))
         scores["spread"] = np.sqrt(average(members.var(MEMBER, ddof=1, skipna=False)))
-        scores["spread_skill"] = np.sqrt((ensemble_size + 1) / ensemble_size) * scores["spread"] / rmse.where(rmse > 0)
+        finite_ensemble = 1.0 if parts.calibrated else np.sqrt((ensemble_size + 1) / ensemble_size)
+        scores["spread_skill"] = finite_ensemble * scores["spread"] / rmse.where(rmse > 0)
     elif std is not None:
         scores["crps"] = average(crps_gaussian(mean, std, target))
         scores["spread"] = np.sqrt(average(std**2))
@@ -324,7 +333,8 @@ def _attrs(name: str, units: str) -> dict[str, str]:
 def _describe(parts: Prediction, ensemble_size: int | None, fair: bool) -> str:
     if ensemble_size is not None:
         crps = "fair ensemble CRPS" if fair else "ensemble CRPS of the empirical distribution"
-        return f"ensemble of {ensemble_size} members: mean scored, {crps}"
+        made = " (centred on thetao, scaled to thetao_std)" if parts.calibrated else ""
+        return f"ensemble of {ensemble_size} members{made}: mean scored, {crps}"
     if parts.std is not None:
         return "Gaussian (thetao, thetao_std): closed-form CRPS"
     return "deterministic"

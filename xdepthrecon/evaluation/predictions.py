@@ -8,6 +8,12 @@ import xarray as xr
 
 #: Name of the ensemble dimension.
 MEMBER = "member"
+#: Attribute of an ensemble's members that says how they were made.
+MEMBERS_ATTRIBUTE = "member_construction"
+#: Its value on members centred on the stated mean and scaled, cell by cell, to the stated error (those of
+#: :func:`xdepthrecon.reconstruct` with a calibrated model): their mean and spread are ``thetao`` and
+#: ``thetao_std`` exactly, so they are not independent draws.
+CALIBRATED_MEMBERS = "centred on thetao and scaled to thetao_std cell by cell; not independent draws"
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,7 @@ class Prediction:
     mean: xr.DataArray
     members: xr.DataArray | None = None
     std: xr.DataArray | None = None
+    calibrated: bool = False
 
 
 def thetao_field(obj: xr.Dataset | xr.DataArray, role: str) -> xr.DataArray:
@@ -46,4 +53,5 @@ def prediction_parts(prediction: xr.Dataset | xr.DataArray) -> Prediction:
             f"an ensemble needs a {MEMBER!r} dimension of 2 or more members (got dims "
             f"{dict(members.sizes)}); score a single member as a deterministic prediction with .isel({MEMBER}=0)."
         )
-    return Prediction(members.mean(MEMBER, skipna=False), members=members)
+    return Prediction(members.mean(MEMBER, skipna=False), members=members,
+                      calibrated=members.attrs.get(MEMBERS_ATTRIBUTE) == CALIBRATED_MEMBERS)
