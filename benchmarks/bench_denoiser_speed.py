@@ -35,7 +35,7 @@ from xdepthrecon.models.unet import ConditionalUNet  # noqa: E402
 LATENT, TILE, LEVELS = AutoencoderConfig().latent_channels, 128, 50
 CONDITION = LatentDiffusion.condition_channels(LATENT)
 REFERENCE = {"parameters_M": 56.6, "forward_s_128": 0.61, "tile_member_50_steps_s": 30.0}
-UNET = importlib.import_module("xdepthrecon.models.unet")
+PRECISION = importlib.import_module("xdepthrecon._precision")
 
 
 def forward_seconds(net: ConditionalUNet, batch: int, repeats: int, device: torch.device, *,
@@ -46,8 +46,8 @@ def forward_seconds(net: ConditionalUNet, batch: int, repeats: int, device: torc
     condition = torch.randn(batch, CONDITION, TILE, TILE, device=device)
     t = torch.full((batch,), 500, device=device)
     context = torch.autocast(device.type, dtype=torch.bfloat16) if layout == "bf16" else contextlib.nullcontext()
-    chosen = torch.contiguous_format if layout == "default" else UNET.CPU_MEMORY_FORMAT
-    native, UNET.CPU_MEMORY_FORMAT = UNET.CPU_MEMORY_FORMAT, chosen
+    chosen = torch.contiguous_format if layout == "default" else PRECISION.CPU_MEMORY_FORMAT
+    native, PRECISION.CPU_MEMORY_FORMAT = PRECISION.CPU_MEMORY_FORMAT, chosen
     try:
         with torch.no_grad(), context:
             net(x, t, condition)
@@ -57,7 +57,7 @@ def forward_seconds(net: ConditionalUNet, batch: int, repeats: int, device: torc
                 net(x, t, condition)
             _synchronize(device)
     finally:
-        UNET.CPU_MEMORY_FORMAT = native
+        PRECISION.CPU_MEMORY_FORMAT = native
     return (time.perf_counter() - began) / repeats
 
 

@@ -152,14 +152,19 @@ def test_gaussian_crps_matches_a_large_ensemble():
     assert abs(ensemble - closed) < 0.01
 
 
-def test_reliable_predictions_have_spread_skill_near_one():
-    rng = np.random.default_rng(1)
+def _unit_gaussian_truth_and_draws(seed: int, members: int) -> tuple[xr.DataArray, xr.DataArray]:
+    """A truth drawn from N(0, 1) on one level of a 40 x 400 grid, and ``members`` independent N(0, 1) draws."""
+    rng = np.random.default_rng(seed)
     shape = (1, 1, 40, 400)
     coords = {"time": [0], "depth": [0.0], "latitude": np.linspace(-30, 30, 40),
               "longitude": np.linspace(-179, 179, 400)}
     dims = ("time", "depth", "latitude", "longitude")
     truth = xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords)
-    members = xr.DataArray(rng.normal(size=(4, *shape)), dims=("member", *dims), coords=coords)
+    return truth, xr.DataArray(rng.normal(size=(members, *shape)), dims=("member", *dims), coords=coords)
+
+
+def test_reliable_predictions_have_spread_skill_near_one():
+    truth, members = _unit_gaussian_truth_and_draws(1, 4)
     assert abs(evaluate(members, truth).spread_skill.item() - 1.0) < 0.03
     gaussian = xr.Dataset({"thetao": truth * 0, "thetao_std": truth * 0 + 1.0})
     assert abs(evaluate(gaussian, truth).spread_skill.item() - 1.0) < 0.03
@@ -169,15 +174,8 @@ def test_members_centred_and_scaled_to_a_reliable_stated_error_score_spread_skil
     """Members made as reconstruct makes them (centred on the stated mean, scaled cell by cell to the stated error):
     the finite-ensemble factor of independent draws would put a reliable ensemble's spread/skill at sqrt(17/16);
     their fair CRPS is below the stated Gaussian's, and asking for it warns."""
-    rng = np.random.default_rng(2)
-    shape = (1, 1, 40, 400)
-    coords = {"time": [0], "depth": [0.0], "latitude": np.linspace(-30, 30, 40),
-              "longitude": np.linspace(-179, 179, 400)}
-    dims = ("time", "depth", "latitude", "longitude")
-    truth = xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords)
-    draws = rng.normal(size=(16, *shape))
-    draws = (draws - draws.mean(axis=0)) / draws.std(axis=0, ddof=1)  # mean 0 and spread 1 exactly
-    members = xr.DataArray(draws, dims=("member", *dims), coords=coords)
+    truth, draws = _unit_gaussian_truth_and_draws(2, 16)
+    members = (draws - draws.mean("member")) / draws.std("member", ddof=1)  # mean 0 and spread 1 exactly
     stated = xr.Dataset({"thetao": truth * 0, "thetao_std": truth * 0 + 1.0})
     independent = evaluate(stated.assign(thetao_members=members), truth, resolution=False)
     assert independent.spread_skill.item() == pytest.approx(np.sqrt(17 / 16) * independent.spread.item()

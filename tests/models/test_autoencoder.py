@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import textwrap
 
 import numpy as np
@@ -343,3 +344,33 @@ def test_a_closed_gate_and_no_encoder_widths_give_exactly_the_eofs():
     shown = (rebuilt - truncated).transpose(1, 0, 2, 3)[:, complete[:, 0]]  # (level, complete column)
     np.testing.assert_allclose(shown[:4], 0.0, atol=1e-4)
     np.testing.assert_allclose(shown[4], std[4], rtol=1e-4)
+
+
+def test_a_gate_closed_at_every_level_decodes_through_the_linear_path_alone(monkeypatch):
+    """The nonlinear decoder is skipped when its correction is weighed 0 everywhere; the result is unchanged."""
+    cube, _, ae = _eof_pair()
+    z = ae.encode(torch.from_numpy(cube.thetao.values))
+    with torch.no_grad():
+        ae.to_output.bias.fill_(1.0)  # a correction the closed gate hides
+        ae.correction_gate.zero_()
+        computed = ae.to_output(ae.decoder(z)) * 0.0 + ae.decode_linear(z)
+        expected = ae.denormalize(computed)
+        monkeypatch.setattr(ae.decoder, "forward", lambda h: pytest.fail("the closed correction was computed"))
+        torch.testing.assert_close(ae.decode(z), expected, rtol=1e-6, atol=1e-5)
+
+
+def test_the_channels_last_layout_on_a_cpu_gives_the_default_layouts_round_trip(monkeypatch):
+    precision = importlib.import_module("xdepthrecon._precision")
+    ae = _model(latent_channels=3, linear_path=True)
+    assert ae.to_latent is not None and len(ae.decoder) > 0
+    x = _field(2, size=12)
+    with torch.no_grad():
+        ae.correction_gate.fill_(0.5)
+        fast_latent = ae.encode(x)
+        fast = ae.decode(fast_latent)
+        monkeypatch.setattr(precision, "CPU_MEMORY_FORMAT", torch.contiguous_format)
+        plain_latent = ae.encode(x)
+        plain = ae.decode(plain_latent)
+    assert fast.is_contiguous() and fast_latent.is_contiguous()
+    torch.testing.assert_close(fast_latent, plain_latent, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-4)

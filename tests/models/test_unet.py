@@ -20,14 +20,14 @@ def _outputs_and_gradients(net: ConditionalUNet) -> tuple[torch.Tensor, list[tor
 
 
 def test_the_channels_last_layout_on_a_cpu_gives_the_default_layouts_outputs_and_gradients(monkeypatch):
-    unet = importlib.import_module("xdepthrecon.models.unet")
+    precision = importlib.import_module("xdepthrecon._precision")
     torch.manual_seed(0)
     net = ConditionalUNet(channels=4, condition_channels=6, dim=8, mults=(1, 2))
     torch.nn.init.normal_(net.head[-1].weight)  # the trained head is not zero
-    assert unet.CPU_MEMORY_FORMAT == torch.channels_last
+    assert precision.CPU_MEMORY_FORMAT == torch.channels_last
     fast, fast_gradients = _outputs_and_gradients(net)
     assert fast.is_contiguous()  # handed back in the default layout
-    monkeypatch.setattr(unet, "CPU_MEMORY_FORMAT", torch.contiguous_format)
+    monkeypatch.setattr(precision, "CPU_MEMORY_FORMAT", torch.contiguous_format)
     plain, plain_gradients = _outputs_and_gradients(net)
     assert plain.abs().max() > 0.1
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)

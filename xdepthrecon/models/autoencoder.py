@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon._precision import convolution_layout
 from xdepthrecon.models.levels import as_numpy, check_levels, level_statistics
 from xdepthrecon.models.linear_path import fill_gaps, full_precision, set_eof_path
 from xdepthrecon.models.reference import read_config
@@ -244,7 +245,7 @@ class DepthBandAutoencoder(nn.Module):
             h = F.avg_pool2d(h, self.spatial_downsample)
         z = full_precision(self.encode_linear, h) if self.linear_path else 0.0
         if self.to_latent is not None:
-            z = z + self.to_latent(self.encoder(h))
+            z = z + self.to_latent(self.encoder(convolution_layout(h))).contiguous()
         return z.reshape(*lead, *z.shape[-3:])
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -252,9 +253,12 @@ class DepthBandAutoencoder(nn.Module):
         _check_shape(z, self.latent_channels, "z")
         lead = z.shape[:-3]
         h = z.reshape(-1, *z.shape[-3:]).to(self.to_output.weight.dtype)
-        y = self.to_output(self.decoder(h))
-        if self.linear_path:
-            y = y * self.correction_gate[:, None, None].to(y.dtype) + full_precision(self.decode_linear, h)
+        if self.linear_path and not self.correction_gate.any():  # a closed gate: the correction adds nothing
+            y = full_precision(self.decode_linear, h)
+        else:
+            y = self.to_output(self.decoder(convolution_layout(h))).contiguous()
+            if self.linear_path:
+                y = y * self.correction_gate[:, None, None].to(y.dtype) + full_precision(self.decode_linear, h)
         if self.spatial_downsample > 1:
             y = F.interpolate(y, scale_factor=self.spatial_downsample, mode="bilinear", align_corners=False)
         y = self.denormalize(y if y.dtype == torch.float64 else y.float())
