@@ -23,7 +23,11 @@ class Prediction:
     mean: xr.DataArray
     members: xr.DataArray | None = None
     std: xr.DataArray | None = None
-    calibrated: bool = False
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the members are centred on the stated mean and scaled to its error (:data:`CALIBRATED_MEMBERS`)."""
+        return self.members is not None and self.members.attrs.get(MEMBERS_ATTRIBUTE) == CALIBRATED_MEMBERS
 
 
 def thetao_field(obj: xr.Dataset | xr.DataArray, role: str) -> xr.DataArray:
@@ -53,5 +57,4 @@ def prediction_parts(prediction: xr.Dataset | xr.DataArray) -> Prediction:
             f"an ensemble needs a {MEMBER!r} dimension of 2 or more members (got dims "
             f"{dict(members.sizes)}); score a single member as a deterministic prediction with .isel({MEMBER}=0)."
         )
-    return Prediction(members.mean(MEMBER, skipna=False), members=members,
-                      calibrated=members.attrs.get(MEMBERS_ATTRIBUTE) == CALIBRATED_MEMBERS)
+    return Prediction(members.mean(MEMBER, skipna=False), members=members)
