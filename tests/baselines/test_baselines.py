@@ -13,7 +13,7 @@ from xdepthrecon.baselines.climatology import climatology
 from xdepthrecon.baselines.interpolation import interpolate
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.baselines.sst_regression import sst_regression
-from xdepthrecon.stats.covariance import KERNELS
+from xdepthrecon.stats.covariance import Covariance
 from xdepthrecon.stats.geometry import EARTH_RADIUS_KM
 from xdepthrecon.sampling import sample_profiles
 
@@ -34,7 +34,8 @@ def gp_fields():
     lat, lon = np.arange(-60.0, 61.0, 6.0), np.arange(-177.0, 180.0, 6.0)
     vectors = cell_vectors(xr.Dataset(coords={"latitude": lat, "longitude": lon}))
     distance = EARTH_RADIUS_KM * np.sqrt(np.clip(2.0 - 2.0 * vectors @ vectors.T, 0.0, None))
-    factor = np.linalg.cholesky(1.5**2 * KERNELS["matern32"](distance, 1000.0) + 1e-8 * np.eye(len(vectors)))
+    signal = Covariance("matern32", 1000.0, 1.5**2, 0.0).signal(distance)
+    factor = np.linalg.cholesky(signal + 1e-8 * np.eye(len(vectors)))
     rng = np.random.default_rng(0)
     truth = (factor @ rng.standard_normal((len(vectors), 6))).T.reshape(6, 1, lat.size, lon.size) + 10.0
     observed = rng.random(truth.shape) < 0.25

@@ -78,3 +78,21 @@ def test_the_blended_mean_interpolates_noise_free_observations_like_one_global_s
     gram = cov.signal(chord_km(cells[observed], cells[observed])) + 1e-8 * np.eye(len(observed))
     exact = cov.signal(chord_km(cells, cells[observed])) @ np.linalg.solve(gram, values)
     assert np.sqrt(np.mean((mean - exact) ** 2)) < 0.02 * values.std()
+
+
+@pytest.mark.parametrize("rows", [12, 70])  # a few levels per pass of the kernels, and one
+def test_levels_of_mixed_kernels_are_predicted_as_each_level_alone(rows):
+    cells, observed, values = _smooth_case(rows, rows, 40, np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    field = values[None] * rng.uniform(0.5, 2.0, (7, 1))
+    field[rng.random(field.shape) < 0.2] = np.nan  # some levels unobserved in some columns
+    covariances = [Covariance(sorted(KERNELS)[level % 3], 300.0 + 150.0 * level, 1.0 + level, 0.01 * (level + 1))
+                   for level in range(7)]
+    labels, weights = blended_tiles(rows, rows, 8, 2)
+    mean, variance = predict(cells[observed], field, cells, labels, cov=covariances, weights=weights, neighbours=16)
+    for level, cov in enumerate(covariances):
+        alone = predict(cells[observed], field[level : level + 1], cells, labels, cov=[cov], weights=weights,
+                        neighbours=16)
+        np.testing.assert_allclose(mean[level], alone[0][0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(variance[level], alone[1][0], rtol=1e-9, atol=1e-12)
+        assert variance[level].min() > 0

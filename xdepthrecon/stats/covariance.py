@@ -5,8 +5,8 @@ between fields (time steps, patches), plus white noise:
 
     cov(a_i, a_j) = s^2 k(d_ij / L) + n^2 [i = j],
 
-with ``k`` a Matern-3/2, exponential or Gaussian correlation (:data:`KERNELS`) and ``d`` the chord distance
-through the Earth in km (within 1 % of the great-circle distance up to 3000 km; using the chord keeps
+with ``k`` a Matern-3/2, exponential or Gaussian correlation (:data:`~xdepthrecon.stats.kernels.KERNELS`)
+and ``d`` the chord distance through the Earth in km (within 1 % of the great-circle distance up to 3000 km; using the chord keeps
 every kernel positive definite on the sphere). **Fitting** (:func:`fit_covariance`, :func:`fit_levels`):
 the length scale ``L``, signal variance ``s^2`` and noise (nugget) variance ``n^2`` maximise the Gaussian
 likelihood of the observed anomalies (``s^2`` in closed form given the other two; a coarse grid then
@@ -33,29 +33,9 @@ import torch
 from scipy.spatial import cKDTree
 
 from xdepthrecon.stats.geometry import EARTH_RADIUS_KM, chord_km
+from xdepthrecon.stats.kernels import KERNELS, level_signals
 
 
-def _matern32(distance: np.ndarray, length: float) -> np.ndarray:
-    scaled = distance * (np.sqrt(3.0) / length)
-    decay = np.exp(np.negative(scaled))
-    scaled += 1.0
-    scaled *= decay
-    return scaled
-
-
-def _exponential(distance: np.ndarray, length: float) -> np.ndarray:
-    return np.exp(distance * (-1.0 / length))
-
-
-def _gaussian(distance: np.ndarray, length: float) -> np.ndarray:
-    scaled = distance * (1.0 / length)
-    scaled *= scaled
-    scaled *= -0.5
-    return np.exp(scaled, out=scaled)
-
-
-#: Correlation functions of (distance, length scale): Matern-3/2, exponential, Gaussian.
-KERNELS = {"matern32": _matern32, "exponential": _exponential, "gaussian": _gaussian}
 #: Fewest observations at a level to fit its covariance; levels with fewer take the nearest fitted level's.
 MIN_FIT_OBSERVATIONS = 20
 #: Weight (in observations) of the fitted variance in each tile's local variance.
@@ -81,7 +61,7 @@ class Covariance:
 
     def signal(self, distance: np.ndarray) -> np.ndarray:
         """Signal covariance at chord distances ``distance`` (km)."""
-        return self.signal_variance * KERNELS[self.kernel](distance, self.length_scale)
+        return self.signal_variance * KERNELS[self.kernel](torch.as_tensor(distance), self.length_scale).numpy()
 
 
 def tile_labels(rows: int, cols: int, tile: int) -> np.ndarray:
@@ -175,19 +155,19 @@ def fit_covariance(
     n = int((~pad).sum())
     spacing = [np.sort(d[: len(v), : len(v)], axis=1)[:, 1] for d, (_, v) in zip(distance, blocks) if len(v) > 1]
     low, high = 0.25 * float(np.median(np.concatenate(spacing))), 2.0 * EARTH_RADIUS_KM
-    diagonal = np.arange(size)
+    diagonal, distance = np.arange(size), torch.from_numpy(distance)
 
-    def correlation(theta: np.ndarray) -> np.ndarray:
+    def correlation(theta: np.ndarray) -> torch.Tensor:
         length, ratio = np.exp(theta)
-        matrix = KERNELS[kernel](distance, length)
-        matrix[:, diagonal, diagonal] = np.where(pad, 1.0, 1.0 + ratio + _JITTER)
+        matrix = KERNELS[kernel](distance, float(length))
+        matrix[:, diagonal, diagonal] = torch.from_numpy(np.where(pad, 1.0, 1.0 + ratio + _JITTER))
         return matrix
 
     values_t = torch.from_numpy(y[:, :, None])
 
     def terms(theta: np.ndarray) -> tuple[float, float] | None:
         """``y' C^-1 y`` and ``log det C`` of the correlation matrices, None where one is not positive definite."""
-        factor, info = torch.linalg.cholesky_ex(torch.from_numpy(correlation(theta)))
+        factor, info = torch.linalg.cholesky_ex(correlation(theta))
         if bool(info.any()):
             return None
         quad = float((torch.linalg.solve_triangular(factor, values_t, upper=False) ** 2).sum())
@@ -366,27 +346,27 @@ def _predict_batch(near: np.ndarray, y: np.ndarray, targets: np.ndarray, covaria
     """Fill ``mean`` and ``variance`` ``(tile, level, target)`` (None: the mean only) from each tile's
     neighbours ``near`` with anomalies ``y`` ``(tile, level, neighbour)``, NaN where a neighbour has no
     value at a level."""
-    k = near.shape[1]
-    known = np.isfinite(y)
-    between, across = chord_km(near, near), chord_km(targets, near)
-    gram = np.stack([c.signal(between) for c in covariances], axis=1)
-    cross = np.stack([c.signal(across) for c in covariances], axis=1) * known[:, :, None, :]
-    gram *= known[..., :, None] & known[..., None, :]  # a missing value: its row and column cleared ...
-    noise = np.array([c.noise_variance + _JITTER * c.signal_variance for c in covariances])
-    gram[..., np.arange(k), np.arange(k)] += np.where(known, noise[:, None], 1.0)  # ... and 1 on the diagonal
-    anomalies = np.where(known, y, 0.0)
-    factor = torch.linalg.cholesky(torch.from_numpy(gram))
-    weights = torch.cholesky_solve(torch.from_numpy(anomalies[..., None]), factor)[..., 0].numpy()  # K^-1 y
-    mean[:] = np.einsum("tlck,tlk->tlc", cross, weights)
+    y = torch.from_numpy(y)
+    known = torch.isfinite(y)
+    kinds = [[getattr(c, name) for c in covariances] for name in ("kernel", "length_scale", "signal_variance")]
+    gram = level_signals(torch.from_numpy(chord_km(near, near)), *kinds)
+    cross = level_signals(torch.from_numpy(chord_km(targets, near)), *kinds).mul_(known[:, :, None, :])
+    gram.mul_(known[..., :, None] & known[..., None, :])  # a missing value: its row and column cleared ...
+    noise = torch.tensor([c.noise_variance + _JITTER * c.signal_variance for c in covariances], dtype=y.dtype)
+    gram.diagonal(dim1=-2, dim2=-1).add_(torch.where(known, noise[:, None], 1.0))  # ... and 1 on the diagonal
+    anomalies = torch.where(known, y, 0.0)
+    factor = torch.linalg.cholesky(gram)
+    weights = torch.cholesky_solve(anomalies[..., None], factor)  # K^-1 y
+    mean[:] = (cross @ weights)[..., 0].numpy()
     if variance is None:
         return
-    half = torch.linalg.solve_triangular(factor, torch.from_numpy(np.swapaxes(cross, -1, -2)), upper=False).numpy()
+    half = torch.linalg.solve_triangular(factor, cross.mT, upper=False)
     prior = np.array([c.signal_variance + c.noise_variance for c in covariances])[:, None]
     floor = np.array([c.noise_variance for c in covariances])[:, None]
-    variance[:] = np.maximum(prior - np.einsum("tlkc,tlkc->tlc", half, half), floor)  # k*' K^-1 k* = |L^-1 k*|^2
+    variance[:] = np.maximum(prior - half.square_().sum(dim=-2).numpy(), floor)  # k*' K^-1 k* = |L^-1 k*|^2
     if local_variance:
-        quad = np.einsum("tlk,tlk->tl", anomalies, weights)
-        variance *= ((quad + PRIOR_WEIGHT) / (known.sum(axis=-1) + PRIOR_WEIGHT))[..., None]
+        quad = (anomalies[..., None, :] @ weights)[..., 0, 0].numpy()
+        variance *= ((quad + PRIOR_WEIGHT) / (known.sum(dim=-1).numpy() + PRIOR_WEIGHT))[..., None]
 
 
 @contextmanager
