@@ -5,20 +5,19 @@ between fields (time steps, patches), plus white noise:
 
     cov(a_i, a_j) = s^2 k(d_ij / L) + n^2 [i = j],
 
-with ``k`` a Matern-3/2, exponential or Gaussian correlation (:data:`~xdepthrecon.stats.kernels.KERNELS`)
-and ``d`` the chord distance through the Earth in km (within 1 % of the great-circle distance up to 3000 km; using the chord keeps
-every kernel positive definite on the sphere). **Fitting** (:func:`fit_covariance`, :func:`fit_levels`):
-the length scale ``L``, signal variance ``s^2`` and noise (nugget) variance ``n^2`` maximise the Gaussian
-likelihood of the observed anomalies (``s^2`` in closed form given the other two; a coarse grid then
-L-BFGS-B for ``L`` and ``n^2 / s^2``). The likelihood is a composite one over blocks: each field's
-observations, and where a field has more than ``block`` of them, the ``block`` nearest to each of a few
-random centres, at most ``max_blocks`` blocks in all, so the cost is bounded whatever the number of
-observations. **Prediction** (:func:`predict`) is local: the targets are cut into tiles
-(:func:`tile_labels`; or overlapping, blended without steps: :func:`blended_tiles`), and each tile is
-predicted from the ``neighbours`` sources nearest to its centre, one small solve per tile, batched. The
-posterior standard deviation is that of the signal plus the nugget (``sqrt(s^2 - k*' K^-1 k* + n^2)``): small
-near observations and ``sqrt(s^2 + n^2)``, the prior's, far from them; optionally both variances are rescaled
-in each tile to the anomalies of its neighbours.
+with ``k`` a Matern-3/2, exponential or Gaussian correlation (:data:`~xdepthrecon.stats.kernels.KERNELS`) and
+``d`` the chord distance through the Earth in km (within 1 % of the great-circle distance up to 3000 km; using the
+chord keeps every kernel positive definite on the sphere). **Fitting** (:func:`fit_covariance`,
+:func:`fit_levels`): the length scale ``L``, signal variance ``s^2`` and noise (nugget) variance ``n^2`` maximise
+the Gaussian likelihood of the observed anomalies (``s^2`` in closed form given the other two; a coarse grid then
+L-BFGS-B for ``L`` and ``n^2 / s^2``). The likelihood is a composite one over blocks: each field's observations,
+and where a field has more than ``block`` of them, the ``block`` nearest to each of a few random centres, at most
+``max_blocks`` blocks in all, so the cost is bounded whatever the number of observations. **Prediction**
+(:func:`predict`) is local: the targets are cut into tiles (:func:`tile_labels`; or overlapping, blended without
+steps: :func:`blended_tiles`), and each tile is predicted from the ``neighbours`` sources nearest to its centre,
+one small solve per tile, batched. The posterior standard deviation is that of the signal plus the nugget
+(``sqrt(s^2 - k*' K^-1 k* + n^2)``): small near observations and ``sqrt(s^2 + n^2)``, the prior's, far from them;
+optionally both variances are rescaled in each tile to the anomalies of its neighbours.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Correlation functions of distance for the Gaussian-process covariances, on torch tensors.
 
-torch's exponential is vectorised in float64 where numpy's is not, and the levels of a kernel are evaluated
-in passes small enough to stay in the cache; both make the kernels several times cheaper than in numpy.
+torch's float64 exponential is vectorised where numpy's runs one value at a time (on CPUs without AVX-512: 2.8x
+faster on one thread of the 2-core AVX2 CPU), and the levels of a kernel are evaluated in passes small enough to
+stay in the cache.
 """
 
 from __future__ import annotations
