@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 import xdepthrecon
-from xdepthrecon.analysis.background import SeasonalBackground, _nearest, cross_validated_background
+from xdepthrecon.analysis.background import SeasonalBackground, SlopeChoice, _nearest, cross_validated_background
 from xdepthrecon.analysis.classical import Analysis
 from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.stats.seasonal import seasonal_design
@@ -192,8 +192,8 @@ def test_one_slope_for_all_scales_where_the_data_cannot_tell_them_apart():
     assert np.isinf(background.ridge.numpy()).all()
     slope = background.slope.numpy()
     np.testing.assert_allclose(slope, np.broadcast_to(slope[:1], slope.shape))
-    with pytest.raises(ValueError, match="one value per channel"):
-        SeasonalBackground.fit(field, sst, ridge=[1.0])
+    with pytest.raises(ValueError, match="one ridge and one seasonal flag per channel"):
+        SeasonalBackground.fit(field, sst, choice=SlopeChoice([1.0], [False]))
 
 
 def test_a_background_saved_before_the_scale_bands_loads_as_one_band():
@@ -210,9 +210,10 @@ def test_a_background_saved_before_the_scale_bands_loads_as_one_band():
 def test_an_infinite_ridge_is_one_slope_and_the_cross_validated_folds_share_the_ridges():
     field, sst = _scale_dependent(times=24)
     single = SeasonalBackground.fit(field, sst, largest_scale_km=None)
-    common = SeasonalBackground.fit(field, sst, ridge=[np.inf, np.inf])
+    common = SeasonalBackground.fit(field, sst, choice=SlopeChoice([np.inf] * 2, [False] * 2))
     assert len(common.scales_km) > 0
     torch.testing.assert_close(_at(common, field, sst), _at(single, field, sst), atol=1e-4, rtol=0)
-    crossed = cross_validated_background(field, sst, ridge=[np.inf, np.inf], over="time", folds=3)
+    crossed = cross_validated_background(field, sst, choice=SlopeChoice([np.inf] * 2, [False] * 2), over="time",
+                                         folds=3)
     one_slope = cross_validated_background(field, sst, largest_scale_km=None, over="time", folds=3)
     np.testing.assert_allclose(crossed.values, one_slope.values, atol=1e-4)

@@ -17,11 +17,14 @@ about that place and season, corrected by the surface. The background is, per le
   a band's mean is over the cells that have an SST; a cell without SST has no SST term (filling it from
   the bands around it measured worse than none on the atlas's COADS gaps);
 - ``beta_j`` are the slopes of the field's departure from its seasonal fit on those bands, pooled per latitude
-  band (:func:`~xdepthrecon.stats.regression.level_slopes`). A surface anomaly's broad scales reach deep, its
+  band (:func:`~xdepthrecon.stats.regression.pooled_slopes`). A surface anomaly's broad scales reach deep, its
   small scales (the mixed layer's own anomalies, the satellite's noise) mostly do not: one slope for all
   scales carries the small ones down as strongly as the broad ones. On the eddying nature run, at 300-1000 m,
   it gave the SST-regressed field 17x the truth's power at 4-8 cells; the bands' slopes give 0.8x and
   reduce the regression's RMSE by about a fifth in every depth band (docs/performance.md).
+- with ``slope_harmonics``, each ``beta_j`` may also vary with annual harmonics: a surface anomaly reaches down
+  to the mixed layer's depth, deep in winter and shallow in summer. Whether a level's slopes vary is chosen by
+  cross-validation over time, as their ridge is (:attr:`SeasonalBackground.seasonal`; docs/performance.md).
 
 It is the background of the ``sst_regression`` baseline, kept on the training grid (as buffers saved with
 the analysis) and evaluated on any grid by the nearest stored cell.
@@ -35,17 +38,17 @@ analysis fits its covariances and calibrates its error with them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
+from xdepthrecon.analysis.sst_slopes import SlopeChoice, SlopeGrid, slope_choice, sst_bands
 from xdepthrecon.io.cube import is_global
 from xdepthrecon.stats.interpolation import fill_cells
-from xdepthrecon.stats.regression import (MIN_PAIRS, RIDGES, level_residual, level_slopes, normal_equations,
-                                          pooled_slopes)
+from xdepthrecon.stats.regression import MIN_PAIRS, level_residual, normal_equations, pooled_slopes
 from xdepthrecon.stats.scales import octave_scales_km, scale_bands
 from xdepthrecon.stats.seasonal import fit_seasonal, seasonal_design
 
@@ -53,8 +56,6 @@ from xdepthrecon.stats.seasonal import fit_seasonal, seasonal_design
 BAND = 10.0
 #: Largest length scale (km) of the SST anomaly's scale bands: broader anomalies share one slope.
 LARGEST_SCALE_KM = 500.0
-#: Consecutive blocks of the training times that choose the ridge of the scale bands' slopes.
-TIME_FOLDS = 4
 
 
 class SeasonalBackground(nn.Module):
@@ -73,12 +74,15 @@ class SeasonalBackground(nn.Module):
     scales_km
         Length scales (km, increasing) that split the SST anomaly into bands, each with its own slopes; empty:
         one slope per level and latitude.
+    slope_harmonics
+        Annual harmonics the slopes may vary with (0: constant slopes).
     """
 
     def __init__(self, harmonics: int, channels: int, latitude_size: int, longitude_size: int,
-                 scales_km: Sequence[float] = ()) -> None:
+                 scales_km: Sequence[float] = (), slope_harmonics: int = 0) -> None:
         super().__init__()
         self.harmonics = int(harmonics)
+        self.slope_harmonics = int(slope_harmonics)
         self.scales_km = tuple(float(scale) for scale in scales_km)
         if any(b <= a for a, b in zip(self.scales_km, self.scales_km[1:])) or any(s <= 0 for s in self.scales_km):
             raise ValueError(f"scales_km must be positive and increasing, got {self.scales_km}")
@@ -88,6 +92,9 @@ class SeasonalBackground(nn.Module):
         self.register_buffer("field", torch.zeros(regressors, channels, latitude_size, longitude_size))
         self.register_buffer("sst", torch.zeros(regressors, latitude_size, longitude_size))
         self.register_buffer("slope", torch.zeros(len(self.scales_km) + 1, channels, latitude_size))
+        self.register_buffer("seasonal_slope", torch.zeros(2 * self.slope_harmonics, len(self.scales_km) + 1, channels,
+                                                           latitude_size))
+        self.register_buffer("seasonal", torch.zeros(channels, dtype=torch.bool))
         self.register_buffer("covered", torch.zeros(latitude_size, longitude_size, dtype=torch.bool))
         self.register_buffer("ridge", torch.full((channels,), float("inf"), dtype=torch.float64))
 
@@ -96,19 +103,27 @@ class SeasonalBackground(nn.Module):
         """Constructor arguments, JSON-serialisable."""
         return {"harmonics": self.harmonics, "channels": self.field.shape[1],
                 "latitude_size": self.latitude.numel(), "longitude_size": self.longitude.numel(),
-                "scales_km": list(self.scales_km)}
+                "scales_km": list(self.scales_km), "slope_harmonics": self.slope_harmonics}
+
+    @property
+    def choice(self) -> SlopeChoice:
+        """Each level's ridge and seasonal slopes, as fitted (pass it to fit again on other data)."""
+        return SlopeChoice(self.ridge.tolist(), self.seasonal.tolist())
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         slope = state_dict.get(prefix + "slope")
         if slope is not None and slope.ndim == 2:  # saved before the SST's scale bands: one band
             state_dict[prefix + "slope"] = slope[None]
             state_dict.setdefault(prefix + "ridge", torch.full(slope.shape[:1], float("inf"), dtype=torch.float64))
+        if slope is not None:  # saved before the seasonal slopes: constant ones
+            state_dict.setdefault(prefix + "seasonal_slope", torch.zeros_like(self.seasonal_slope))
+            state_dict.setdefault(prefix + "seasonal", torch.zeros_like(self.seasonal))
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     @classmethod
     def fit(cls, field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
-            largest_scale_km: float | None = LARGEST_SCALE_KM, min_pairs: int = MIN_PAIRS,
-            ridge: Sequence[float] | None = None) -> SeasonalBackground:
+            largest_scale_km: float | None = LARGEST_SCALE_KM, min_pairs: int = MIN_PAIRS, slope_harmonics: int = 0,
+            choice: SlopeChoice | None = None) -> SeasonalBackground:
         """Fit the background to a training field.
 
         Parameters
@@ -123,9 +138,11 @@ class SeasonalBackground(nn.Module):
         largest_scale_km
             Largest length scale (km) of the SST anomaly's scale bands (octaves from the grid's spacing; see
             the module docstring); None: one slope for all scales.
-        ridge
-            Ridge of each level's scale-band slopes (see :func:`~xdepthrecon.stats.regression.pooled_slopes`);
-            None: chosen by cross-validation over the training times (:attr:`ridge` keeps the choice).
+        slope_harmonics
+            Annual harmonics the slopes may vary with; 0: constant slopes.
+        choice
+            Each level's ridge of its scale-band slopes and whether they vary with the season (only with
+            ``slope_harmonics``); None: chosen by cross-validation over the training times (:attr:`choice`).
         """
         field = field.transpose("time", "channel", "latitude", "longitude")
         values = np.asarray(field.values, dtype="float64")
@@ -139,23 +156,28 @@ class SeasonalBackground(nn.Module):
                            np.nan)
         latitude, longitude = field.latitude.values, field.longitude.values
         scales = () if largest_scale_km is None else octave_scales_km(latitude, longitude, largest_scale_km)
-        grid = _Grid(latitude, longitude, scales, band, min_pairs)
+        grid = SlopeGrid(latitude, longitude, scales, band, min_pairs)
         sst_coefficients = fit_seasonal(surface.reshape(times, -1), design).reshape(-1, rows, cols)
-        bands = _sst_bands(surface, design, sst_coefficients, grid)
-        ridges = _chosen_ridges(values, surface, design, grid) if ridge is None else np.asarray(ridge, np.float64)
-        if ridges.shape != (channels,):
-            raise ValueError(f"ridge must give one value per channel ({channels}), got shape {ridges.shape}")
-        slope = np.zeros((len(scales) + 1, channels, rows))
+        bands = sst_bands(surface, design, sst_coefficients, grid)
+        season = seasonal_design(field.time.values, slope_harmonics)
+        ridges, seasons = slope_choice(values, surface, design, season, grid, choice)
+        slope = np.zeros((season.shape[1], len(scales) + 1, channels, rows))
         for channel in range(channels):
-            slope[:, channel] = level_slopes(values[:, channel], coefficients[:, channel], design, bands,
-                                             latitude=latitude, band=band, min_pairs=min_pairs, ridge=ridges[channel])
-        out = cls(harmonics, channels, rows, cols, scales)
+            terms = season.shape[1] if seasons[channel] else 1
+            sums = normal_equations(level_residual(values[:, channel], coefficients[:, channel], design), bands,
+                                    season[:, :terms])
+            fitted = pooled_slopes(sums, latitude=latitude, band=band, min_pairs=min_pairs, ridge=ridges[channel],
+                                   groups=terms)
+            slope[:terms, :, channel] = fitted.reshape(terms, len(scales) + 1, rows)
+        out = cls(harmonics, channels, rows, cols, scales, slope_harmonics)
         out.latitude.copy_(torch.tensor(latitude, dtype=torch.float64))
         out.longitude.copy_(torch.tensor(longitude, dtype=torch.float64))
         extended = _extended_down(coefficients).reshape(-1, rows, cols)
         out.field.copy_(torch.from_numpy(_filled(extended, latitude, longitude).reshape(coefficients.shape)))
         out.sst.copy_(torch.from_numpy(_filled(sst_coefficients, latitude, longitude)))
-        out.slope.copy_(torch.from_numpy(slope))
+        out.slope.copy_(torch.from_numpy(slope[0]))
+        out.seasonal_slope.copy_(torch.from_numpy(slope[1:]))
+        out.seasonal.copy_(torch.from_numpy(seasons))
         out.covered.copy_(torch.from_numpy(trained.any(axis=0)))
         out.ridge.copy_(torch.from_numpy(ridges))
         return out
@@ -182,7 +204,10 @@ class SeasonalBackground(nn.Module):
         bands = scale_bands(anomaly, torch.isfinite(anomaly), self.scales_km, latitude=latitude, longitude=longitude,
                             periodic=is_global(np.asarray(longitude)))
         bands = torch.where(torch.isfinite(anomaly)[:, None], bands, 0.0)  # no SST, no SST term
-        return climate + torch.einsum("jcy,tjyx->tcyx", self.slope[:, :, rows], bands)
+        season = torch.from_numpy(seasonal_design(np.asarray(times), self.slope_harmonics)[:, 1:]).float()
+        slope = self.slope[None, :, :, rows] + torch.einsum("tm,mjcy->tjcy", season.to(self.field.device),
+                                                            self.seasonal_slope[..., rows])
+        return climate + torch.einsum("tjcy,tjyx->tcyx", slope, bands)
 
     def covered_at(self, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
         """Whether the training data covered the stored cell nearest to each cell of a grid (latitude,
@@ -199,9 +224,9 @@ class SeasonalBackground(nn.Module):
 
 
 def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
-                               largest_scale_km: float | None = LARGEST_SCALE_KM, ridge: Sequence[float] | None = None,
-                               block: float = 30.0, folds: int = 4, seed: int = 0, over: str = "space",
-                               on_fit: Callable[[], None] | None = None) -> xr.DataArray:
+                               largest_scale_km: float | None = LARGEST_SCALE_KM, slope_harmonics: int = 0,
+                               choice: SlopeChoice | None = None, block: float = 30.0, folds: int = 4, seed: int = 0,
+                               over: str = "space", on_fit: Callable[[], None] | None = None) -> xr.DataArray:
     """Backgrounds of the training data, each fitted without its own block of the map or of the times.
 
     ``over="space"``: the map is cut into ``block``-degree squares, dealt at random into ``folds`` folds;
@@ -210,9 +235,9 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
     steps are dealt into ``folds`` folds; each fold's time steps take the background fitted to the other
     time steps at every cell: what a new season or year in a trained region sees. A fold that holds all the
     data (one time step; a region within one block) has nothing to hold out from: it takes the fit to all the
-    data, as in-sample as :meth:`SeasonalBackground.fit`. The folds share the ridges of the SST's scale-band
-    slopes: ``ridge`` (one per channel, e.g. the fit to all the data's
-    :attr:`SeasonalBackground.ridge`), or chosen once on all the data. ``on_fit`` is called once per fold (``folds``
+    data, as in-sample as :meth:`SeasonalBackground.fit`. The folds share the slope choice (each level's ridge
+    and seasonal slopes): ``choice`` (e.g. the fit to all the data's :attr:`SeasonalBackground.choice`), or
+    chosen once on all the data. ``on_fit`` is called once per fold (``folds``
     calls, e.g. to advance a progress bar). Returns ``(time, channel, latitude, longitude)`` like ``field``
     (float32, finite everywhere).
     """
@@ -232,83 +257,23 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
     else:
         fold_of = xr.DataArray(rng.permutation(field.sizes["time"]) % folds, dims=("time",))
     out = np.zeros(field.shape, dtype=np.float32)
-    if ridge is None:
-        ridge = SeasonalBackground.fit(field, sst, harmonics=harmonics, band=band,
-                                       largest_scale_km=largest_scale_km).ridge.tolist()
+    settings = {"harmonics": harmonics, "band": band, "largest_scale_km": largest_scale_km,
+                "slope_harmonics": slope_harmonics}
+    if choice is None:
+        choice = SeasonalBackground.fit(field, sst, **settings).choice
     for fold in range(folds):
         here = (fold_of == fold).broadcast_like(field.isel(channel=0)).transpose("time", *dims[2:]).values
         if here.any():
             others = field.where(~(fold_of == fold))
             if not np.isfinite(others.values).any():
                 others = field  # one fold holds all the data: nothing to hold out
-            fitted = SeasonalBackground.fit(others, sst, harmonics=harmonics, band=band,
-                                            largest_scale_km=largest_scale_km, ridge=ridge)
+            fitted = SeasonalBackground.fit(others, sst, **settings, choice=choice)
             values = fitted.at(field.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
             taken = np.broadcast_to(here[:, None], out.shape)
             out[taken] = values.numpy()[taken]
         if on_fit is not None:
             on_fit()
     return xr.DataArray(out, dims=dims, coords={d: field[d] for d in dims if d in field.coords})
-
-
-class _Grid(NamedTuple):
-    """The training grid's coordinates, the SST's scale bands (km) and the slopes' pooling settings."""
-
-    latitude: np.ndarray
-    longitude: np.ndarray
-    scales_km: tuple[float, ...]
-    band: float
-    min_pairs: int
-
-
-def _sst_bands(surface: np.ndarray, design: np.ndarray, sst_coefficients: np.ndarray, grid: _Grid) -> np.ndarray:
-    """Scale bands ``(time, lat, lon, band)`` of the SST ``surface (time, lat, lon)``'s anomaly from its seasonal
-    fit (``sst_coefficients (regressor, lat, lon)`` on ``design``), NaN where the anomaly is."""
-    anomaly = surface - np.einsum("tp,pyx->tyx", design, sst_coefficients)
-    valid = torch.from_numpy(np.isfinite(anomaly))
-    bands = scale_bands(torch.from_numpy(anomaly).float(), valid, grid.scales_km, latitude=grid.latitude,
-                        longitude=grid.longitude, periodic=is_global(grid.longitude)).double().numpy()
-    return np.where(valid.numpy()[:, None], bands, np.nan).transpose(0, 2, 3, 1)
-
-
-def _chosen_ridges(values: np.ndarray, surface: np.ndarray, design: np.ndarray, grid: _Grid) -> np.ndarray:
-    """The ridge of each level's scale-band slopes (one of :data:`~xdepthrecon.stats.regression.RIDGES`) that
-    predicts its departures best at times the fit did not see, in the worse of two cross-validations: the
-    training times cut into :data:`TIME_FOLDS` consecutive blocks (a season or year not seen), and dealt
-    into as many interleaved folds (a time between seen ones); each fold is predicted from seasonal fits and
-    slopes fitted to the others. Data that cannot tell many slopes apart choose one slope for all scales
-    (``inf``); so does a fit without scale bands or without enough times to hold any out."""
-    times, channels = values.shape[:2]
-    chosen = np.full(channels, np.inf)
-    if not grid.scales_km or times < 2 * design.shape[1]:
-        return chosen
-    schemes = (np.arange(times) * TIME_FOLDS // times, np.arange(times) % TIME_FOLDS)
-    errors = np.stack([_held_out_errors(values, surface, design, grid, fold_of) for fold_of in schemes])
-    relative = (errors / np.where(errors[..., -1:] > 0, errors[..., -1:], np.inf)).max(axis=0)
-    scored = errors[..., -1].min(axis=0) > 0
-    chosen[scored] = np.asarray(RIDGES)[relative[scored].argmin(axis=1)]
-    return chosen
-
-
-def _held_out_errors(values: np.ndarray, surface: np.ndarray, design: np.ndarray, grid: _Grid,
-                     fold_of: np.ndarray) -> np.ndarray:
-    """Squared errors ``(channel, ridge)`` of each level's departures at each fold's times (``fold_of``), predicted
-    from the seasonal fits and scale-band slopes of the other folds with each of the ridges."""
-    errors = np.zeros((values.shape[1], len(RIDGES)))
-    for fold in np.unique(fold_of):
-        held, others = fold_of == fold, fold_of != fold
-        fitted = lambda data: fit_seasonal(data[others].reshape(others.sum(), -1), design[others])  # noqa: E731
-        bands = _sst_bands(surface, design, fitted(surface).reshape(-1, *surface.shape[1:]), grid)
-        coefficients = fitted(values).reshape(-1, *values.shape[1:])
-        for channel in range(values.shape[1]):
-            residual = level_residual(values[:, channel], coefficients[:, channel], design)
-            sums = normal_equations(residual[others], bands[others])
-            for index, ridge in enumerate(RIDGES):
-                slope = pooled_slopes(sums, latitude=grid.latitude, band=grid.band, min_pairs=grid.min_pairs,
-                                      ridge=ridge)
-                error = residual[held] - np.einsum("ky,tyxk->tyx", slope, bands[held])
-                errors[channel, index] += np.nansum(error**2)
-    return errors
 
 
 def _extended_down(coefficients: np.ndarray) -> np.ndarray:

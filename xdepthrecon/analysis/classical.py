@@ -69,6 +69,10 @@ class AnalysisConfig:
     sst_largest_scale_km
         Largest length scale (km) of the SST anomaly's scale bands, each with its own slopes in the background
         (:class:`~xdepthrecon.analysis.background.SeasonalBackground`); None: one slope for all scales.
+    slope_harmonics
+        Annual harmonics the background's SST slopes may vary with, level by level where cross-validation over
+        time says it predicts better (a surface anomaly reaches as deep as the mixed layer, which follows the
+        seasons); 0: constant slopes.
     slope_scale_km
         Gaussian length scale (km) of the local SST regression slopes.
     kernel
@@ -90,6 +94,7 @@ class AnalysisConfig:
     harmonics: int = 1
     band: float = 10.0
     sst_largest_scale_km: float | None = 500.0
+    slope_harmonics: int = 1
     slope_scale_km: float = 1500.0
     kernel: str = "matern32"
     neighbours: int = 32
@@ -102,9 +107,11 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if not self.slope_scale_km > 0:
             raise ValueError(f"slope_scale_km must be a positive length in km, got {self.slope_scale_km}")
-        if self.folds < 2 or self.batches < 1 or self.harmonics < 0 or self.density_classes < 1:
-            raise ValueError(f"folds must be >= 2, batches and density_classes >= 1 and harmonics >= 0, got "
-                             f"{self.folds}, {self.batches}, {self.density_classes}, {self.harmonics}")
+        if (self.folds < 2 or self.batches < 1 or self.harmonics < 0 or self.slope_harmonics < 0
+                or self.density_classes < 1):
+            raise ValueError(f"folds must be >= 2, batches and density_classes >= 1 and harmonics and slope_harmonics "
+                             f">= 0, got {self.folds}, {self.batches}, {self.density_classes}, {self.harmonics}, "
+                             f"{self.slope_harmonics}")
 
 
 class AnalysisInputs(NamedTuple):
@@ -198,7 +205,7 @@ class Analysis(nn.Module):
     @classmethod
     def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Analysis:
         """Rebuild an empty analysis from :attr:`config`; the buffers are loaded after."""
-        settings = dict(config["settings"])
+        settings = {"slope_harmonics": 0, **config["settings"]}  # saved before the seasonal slopes: constant ones
         settings = AnalysisConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
         errors, covered = (None if config[k] is None else ErrorModel(**config[k])
                            for k in ("error_model", "covered_error_model"))

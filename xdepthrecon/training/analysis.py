@@ -116,10 +116,11 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
     and the two calibrations), each named as it runs."""
     with progress_bar(2 * config.folds + 4, progress, "background fit") as bar:
         background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band,
-                                            largest_scale_km=config.sst_largest_scale_km)
+                                            largest_scale_km=config.sst_largest_scale_km,
+                                            slope_harmonics=config.slope_harmonics)
         bar.update()
         backgrounds = calibration_backgrounds(data.field, data.sst, config, seed=training.seed,
-                                              ridge=background.ridge.tolist(), bar=bar)
+                                              choice=background.choice, bar=bar)
         bar.set_description("covariance fit")
         space = calibration_patches(data, backgrounds["space"], training)
         departures = _fit_departures(space, data, config, training, device, bar)

@@ -188,7 +188,7 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                       "network calibration") as bar:
         if backgrounds is None:
             backgrounds = calibration_backgrounds(data.field, data.sst, settings, seed=training.seed,
-                                                  ridge=model.analysis.background.ridge.tolist(), bar=bar)
+                                                  choice=model.analysis.background.choice, bar=bar)
         for over in HELD_OUT:
             bar.set_description(f"network calibration ({over})")
             samples[over] = ocean_samples(sample, calibration_patches(data, backgrounds[over], training),
