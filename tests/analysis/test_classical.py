@@ -325,3 +325,12 @@ def test_the_density_class_counts_the_observed_fraction_over_the_ocean(training_
     monkeypatch.setattr(departures_module, "density_classes", recording)
     fitted(prepared)
     assert fractions == [pytest.approx(1 / valid.any(axis=0).sum())]
+
+
+def test_an_analysis_saved_before_the_seasonal_slopes_loads_with_constant_ones():
+    config = _analysis().config
+    config["settings"] = {k: v for k, v in config["settings"].items() if k != "slope_harmonics"}
+    config["background"] = {k: v for k, v in config["background"].items() if k != "slope_harmonics"}
+    old = Analysis.from_saved(config, {})
+    assert old.settings.slope_harmonics == 0 and old.background.slope_harmonics == 0
+    assert AnalysisConfig().slope_harmonics == 1

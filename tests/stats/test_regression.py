@@ -40,3 +40,22 @@ def test_a_band_without_power_takes_the_common_slope_and_too_few_pairs_the_overa
     residual[:, :4] = np.nan  # the southern rows have no pair: they take the overall slopes
     rows = pooled_slopes(normal_equations(residual, bands), latitude=np.linspace(0, 70, 8), band=10.0, min_pairs=5)
     np.testing.assert_allclose(rows, 0.7, atol=1e-6)
+
+
+def test_slopes_that_vary_with_the_season_are_recovered_from_the_seasonal_terms():
+    rng = np.random.default_rng(2)
+    phase = 2 * np.pi * np.arange(48) / 12
+    season = np.stack([np.ones(48), np.cos(phase), np.sin(phase)], axis=1)
+    bands = rng.normal(size=(48, 8, 10, 2))
+    slopes = np.stack([0.5 + 0.4 * np.cos(phase), np.full(48, 0.2)], axis=1)  # (time, band): the first band's varies
+    residual = np.einsum("tk,tyxk->tyx", slopes, bands) + 0.01 * rng.normal(size=(48, 8, 10))
+    sums = normal_equations(residual, bands, season)
+    plain = normal_equations(residual, bands)
+    np.testing.assert_allclose(sums.gram[:, :2, :2], plain.gram)  # the constant term's block is the plain regression
+    np.testing.assert_allclose(sums.cross[:, :2], plain.cross)
+    slope = pooled_slopes(sums, latitude=np.linspace(30, 40, 8), band=20.0, ridge=1e-3, groups=3)
+    assert slope.shape == (6, 8)  # (season term, band) x latitude
+    np.testing.assert_allclose(slope[:, 0], [0.5, 0.2, 0.4, 0.0, 0.0, 0.0], atol=0.01)
+    common = pooled_slopes(sums, latitude=np.linspace(30, 40, 8), band=20.0, ridge=np.inf, groups=3)
+    np.testing.assert_allclose(common[0::2], common[1::2])  # each season term: one slope for both bands
+    np.testing.assert_allclose(common[2, 0], 0.4 * 0.5 / (0.5 + 0.5), atol=0.02)  # the cosine's share of the sum
