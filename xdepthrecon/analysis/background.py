@@ -160,7 +160,7 @@ class SeasonalBackground(nn.Module):
         sst_coefficients = fit_seasonal(surface.reshape(times, -1), design).reshape(-1, rows, cols)
         bands = sst_bands(surface, design, sst_coefficients, grid)
         season = seasonal_design(field.time.values, slope_harmonics)
-        ridges, seasons = slope_choice(values, surface, design, season, grid, choice)
+        ridges, seasons = slope_choice(values, surface, design, season, grid=grid, choice=choice)
         slope = np.zeros((season.shape[1], len(scales) + 1, channels, rows))
         for channel in range(channels):
             terms = season.shape[1] if seasons[channel] else 1

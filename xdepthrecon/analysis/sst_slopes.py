@@ -52,7 +52,7 @@ def sst_bands(surface: np.ndarray, design: np.ndarray, sst_coefficients: np.ndar
     return np.where(valid.numpy()[:, None], bands, np.nan).transpose(0, 2, 3, 1)
 
 
-def slope_choice(values: np.ndarray, surface: np.ndarray, design: np.ndarray, season: np.ndarray, grid: SlopeGrid,
+def slope_choice(values: np.ndarray, surface: np.ndarray, design: np.ndarray, season: np.ndarray, *, grid: SlopeGrid,
                   choice: SlopeChoice | None) -> tuple[np.ndarray, np.ndarray]:
     """Each level's ridge and whether its slopes vary with the season (``season (time, s)``, the slopes' seasonal
     design; one column: they cannot): ``choice``, checked, or (None) chosen by :func:`_chosen_slopes`."""
