@@ -9,7 +9,9 @@ budget; the JSON records which.
 
 Observations, simulated with the project's OSSE tools (:func:`~xdepthrecon.evaluation.osse.osse_case`):
 profiles in a fraction of the columns of every snapshot (0.25 %, 1 %, 4 %), full depth, 0.01 degC noise; the
-SST is ``tos`` plus 0.2 degC Gaussian noise. Every method gets the same test-time profiles and SST:
+SST is ``tos`` plus 0.2 degC Gaussian noise; in the cloud variant (``--cloud-cover``) a fraction of each test
+snapshot's SST is hidden under clouds (cells where a random field smoothed over ``CLOUD_SCALE_KM`` is highest;
+the training SST stays complete, as a gap-free product would be). Every method gets the same test-time profiles and SST:
 climatology, OI about it, SST regression (alone and + OI), the classical analysis fitted for the density, the
 diffusion model trained through the public API with its defaults (one model for all densities, its simulated
 observations spanning them) and its ablation without the network: the guess it corrects, its own analysis
@@ -19,6 +21,7 @@ Scores at unobserved columns of the test snapshots, per band: RMSE, bias, CRPS (
 effective resolution (ensemble mean), and horizontal spectra of single members against the truth's. The domain
 is treated as a regional grid: spectra are detrended and windowed, nothing wraps.
 Run: python benchmarks/bench_nature_run.py [--quick] [--train-every 3 --test-every 5 --members 16 ...]
+[--cloud-cover 0.3 --models DIR (score models kept by --keep-models instead of training)]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.ndimage import gaussian_filter
 
 import xdepthrecon
 from xdepthrecon.baselines.analysis import classical_analysis
@@ -55,6 +59,9 @@ CLASSICAL = ("optimal_interpolation", "sst_regression_oi", "classical_analysis")
 WINDOW = "7D"
 #: Spectra are compared at wavelengths of at least this many cells.
 SPECTRUM_CELLS = 4
+#: Gaussian length scale (km) of the random field whose highest cells are clouds; the grid's cells are 15.6 km.
+CLOUD_SCALE_KM = 100.0
+CELL_KM = 15.625
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class Plan:
     diffusion_epochs: int | None = None
     profile_noise: float = 0.01
     sst_noise: float = 0.2
+    cloud_cover: float = 0.0
     seed: int = 0
 
     @classmethod
@@ -99,15 +107,26 @@ def load(path: Path, plan: Plan) -> tuple[xr.Dataset, xr.Dataset, xr.DataArray, 
     raw = raw.isel(time=np.concatenate([index["train"], index["test"]])).load()
     truth = xdepthrecon.standardize(raw[["thetao"]])
     noise = np.random.default_rng(plan.seed).normal(0.0, plan.sst_noise, raw.tos.shape)
-    sst = (raw.tos + noise.astype("float32")).assign_attrs(raw.tos.attrs).rename("sst").to_dataset()
     test = xr.DataArray(np.arange(truth.sizes["time"]) >= index["train"].size, dims="time",
                         coords={"time": truth.time})
+    hidden = clouds(raw.tos.shape, plan.cloud_cover, plan.seed) & test.values[:, None, None]
+    sst = (raw.tos + noise.astype("float32")).where(~hidden).assign_attrs(raw.tos.attrs).rename("sst").to_dataset()
     record = {name: {"years": years, "snapshots_available": int(every[name].size),
                      "snapshots_used": int(index[name].size) if name != "validation" else 0,
                      "every": {"train": plan.train_every, "test": plan.test_every}.get(name)}
               for name, years in (("train", TRAIN_YEARS), ("validation", VALIDATION_YEARS), ("test", TEST_YEARS))}
     record["test"]["dates"] = [str(t)[:10] for t in truth.time.values[test.values]]
     return truth, sst, test, record
+
+
+def clouds(shape: tuple[int, int, int], cover: float, seed: int) -> np.ndarray:
+    """Cloud masks ``(time, lat, lon)``: in each snapshot the ``cover`` fraction of cells where white noise smoothed
+    by a Gaussian of :data:`CLOUD_SCALE_KM` (not wrapped at the edges) is highest; none with ``cover=0``."""
+    if cover <= 0:
+        return np.zeros(shape, dtype=bool)
+    field = np.random.default_rng(seed + 1).standard_normal(shape)
+    field = gaussian_filter(field, (0, CLOUD_SCALE_KM / CELL_KM, CLOUD_SCALE_KM / CELL_KM), mode="nearest")
+    return field > np.quantile(field, 1.0 - cover, axis=(1, 2), keepdims=True)
 
 
 def observe(truth: xr.Dataset, sst: xr.Dataset, test: xr.DataArray, fraction: float, plan: Plan) -> OSSECase:
@@ -286,9 +305,10 @@ def summarise(bands: pd.DataFrame) -> dict[str, Any]:
 
 
 def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], None] = print,
-        keep: Path | None = None) -> dict[str, Any]:
+        keep: Path | None = None, models: Path | None = None) -> dict[str, Any]:
     """The whole experiment; returns the JSON payload. ``keep``: a folder to save the trained models in
-    (``autoencoder.safetensors``, ``diffusion.safetensors``), to score them again without retraining."""
+    (``autoencoder.safetensors``, ``diffusion.safetensors``), to score them again without retraining; ``models``:
+    such a folder, whose models are scored instead of training new ones (trained with the same plan's split)."""
     began = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -300,8 +320,11 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
     truth, sst, test, record = load(path, plan)
     cases = {fraction: observe(truth, sst, test, fraction, plan) for fraction in plan.densities}
     now = lap("load_and_observe", began)
-    ae, model = train_models(next(iter(cases.values())), plan, progress)
-    now = lap("training", now)
+    if models is None:
+        ae, model = train_models(next(iter(cases.values())), plan, progress)
+    else:
+        ae, model = (xdepthrecon.load(models / name) for name in ("autoencoder.safetensors", "diffusion.safetensors"))
+    now = lap("training" if models is None else "loading_models", now)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         ae.save(keep / "autoencoder.safetensors")
@@ -318,7 +341,7 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
                           "bands": bands.to_dict(orient="records")}
         now = lap(f"methods_and_scores_{label}", now)
     seconds["total"] = round(time.perf_counter() - began, 1)
-    return {"plan": asdict(plan), "split": record,
+    return {"plan": asdict(plan), "split": record, "models_from": None if models is None else str(models),
             "training": {"autoencoder": {"history": ae.history, "correction_gate": ae.correction_gate.tolist()},
                          "diffusion": {"config": asdict(xdepthrecon.DiffusionConfig()), "history": model.history,
                                        "observations": {"density": list(bracket(plan.densities))},
@@ -362,17 +385,19 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=int)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--keep-models", type=Path, help="folder to save the trained models in")
+    parser.add_argument("--models", type=Path, help="score the models --keep-models saved instead of training")
+    parser.add_argument("--cloud-cover", type=float, help="fraction of each test snapshot's SST under clouds")
     args = parser.parse_args()
     plan = Plan.quick() if args.quick else Plan()
     given = {k: v for k, v in vars(args).items() if k in Plan.__dataclass_fields__ and v is not None}
     plan = Plan(**{**asdict(plan), **given, **({"densities": tuple(args.densities)} if args.densities else {})})
     payload = run(args.data, plan, progress=args.progress, log=lambda text: print(text, file=sys.stderr),
-                  keep=args.keep_models)
+                  keep=args.keep_models, models=args.models)
     print(table_text(payload), file=sys.stderr)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import write_result
 
-    write_result("nature_run_quick" if args.quick else "nature_run", payload)
+    write_result("nature_run" + ("_clouds" if plan.cloud_cover > 0 else "") + ("_quick" if args.quick else ""), payload)
 
 
 if __name__ == "__main__":
