@@ -113,3 +113,21 @@ def test_the_ablation_beats_climatology_below_the_surface(experiment):
     rmse = table[(table.metric == "rmse") & (table["columns"] == "unobserved") & (table.depth >= 100)]
     by_method = rmse.pivot_table(index="depth", columns="method", values="value")
     assert (by_method["diffusion_guess"] < by_method["climatology"]).all()
+
+
+def test_clouds_hide_the_asked_fraction_of_the_test_sst_and_none_of_the_training_sst(shared_data):
+    path = shared_data / "qg_nature_run.nc"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    bench = _benchmark()
+    plan = bench.Plan(densities=(DENSITY,), train_every=100, test_every=30, cloud_cover=0.3)
+    _, sst, test, _ = bench.load(path, plan)
+    hidden = sst.sst.isnull().mean(("latitude", "longitude")).values
+    np.testing.assert_allclose(hidden[test.values], 0.3, atol=0.01)
+    assert not hidden[~test.values].any()
+    _, clear, _, _ = bench.load(path, bench.Plan(densities=(DENSITY,), train_every=100, test_every=30))
+    kept = sst.sst.notnull()
+    np.testing.assert_array_equal(sst.sst.values[kept.values], clear.sst.values[kept.values])  # same noise elsewhere
+    cloud = bench.clouds((1, 64, 64), 0.3, seed=0)[0]
+    assert cloud[:32].sum() not in (0, cloud.sum())  # clouds of a few cells' scale, not one block
+    assert np.abs(np.diff(cloud.astype(int), axis=1)).sum() < 0.2 * cloud.size  # contiguous, not salt and pepper
