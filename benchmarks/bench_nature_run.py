@@ -342,8 +342,10 @@ def run(path: Path, plan: Plan, progress: bool = False, log: Callable[[str], Non
         now = lap(f"methods_and_scores_{label}", now)
     seconds["total"] = round(time.perf_counter() - began, 1)
     return {"plan": asdict(plan), "split": record, "models_from": None if models is None else str(models),
-            "training": {"autoencoder": {"history": ae.history, "correction_gate": ae.correction_gate.tolist()},
-                         "diffusion": {"config": asdict(xdepthrecon.DiffusionConfig()), "history": model.history,
+            "training": {"autoencoder": {"history": getattr(ae, "history", None),  # None: loaded, not trained here
+                                         "correction_gate": ae.correction_gate.tolist()},
+                         "diffusion": {"config": asdict(xdepthrecon.DiffusionConfig()),
+                                       "history": getattr(model, "history", None),
                                        "observations": {"density": list(bracket(plan.densities))},
                                        "density_edges": model.analysis.departures.density_edges.tolist(),
                                        "correction_gate": model.correction_gate.tolist()}},
