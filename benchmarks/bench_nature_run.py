@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
@@ -46,6 +47,7 @@ from xdepthrecon.diffusion.samplers import SamplingOptions
 from xdepthrecon.evaluation.bands import in_band
 from xdepthrecon.evaluation.osse import OSSECase, Method, band_scores, osse_case, score_case, standard_baselines
 from xdepthrecon.evaluation.spectra import wavenumber_spectra
+from xdepthrecon.stats.smoothing import cells_per_scale
 from xdepthrecon.training.config import ObservationConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qg_nature_run.nc"
@@ -61,7 +63,6 @@ WINDOW = "7D"
 SPECTRUM_CELLS = 4
 #: Gaussian length scale (km) of the random field whose highest cells are clouds; the grid's cells are 15.6 km.
 CLOUD_SCALE_KM = 100.0
-CELL_KM = 15.625
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def load(path: Path, plan: Plan) -> tuple[xr.Dataset, xr.Dataset, xr.DataArray, 
     noise = np.random.default_rng(plan.seed).normal(0.0, plan.sst_noise, raw.tos.shape)
     test = xr.DataArray(np.arange(truth.sizes["time"]) >= index["train"].size, dims="time",
                         coords={"time": truth.time})
-    hidden = clouds(raw.tos.shape, plan.cloud_cover, plan.seed) & test.values[:, None, None]
+    hidden = clouds(raw.tos.shape, plan.cloud_cover, plan.seed, raw.latitude.values,
+                    raw.longitude.values) & test.values[:, None, None]
     sst = (raw.tos + noise.astype("float32")).where(~hidden).assign_attrs(raw.tos.attrs).rename("sst").to_dataset()
     record = {name: {"years": years, "snapshots_available": int(every[name].size),
                      "snapshots_used": int(index[name].size) if name != "validation" else 0,
@@ -119,13 +121,17 @@ def load(path: Path, plan: Plan) -> tuple[xr.Dataset, xr.Dataset, xr.DataArray, 
     return truth, sst, test, record
 
 
-def clouds(shape: tuple[int, int, int], cover: float, seed: int) -> np.ndarray:
-    """Cloud masks ``(time, lat, lon)``: in each snapshot the ``cover`` fraction of cells where white noise smoothed
-    by a Gaussian of :data:`CLOUD_SCALE_KM` (not wrapped at the edges) is highest; none with ``cover=0``."""
+def clouds(shape: tuple[int, int, int], cover: float, seed: int, latitude: np.ndarray,
+           longitude: np.ndarray) -> np.ndarray:
+    """Cloud masks ``(time, lat, lon)`` on the grid of ``latitude`` and ``longitude`` (degrees): in each snapshot the
+    ``cover`` fraction of cells where white noise smoothed by a Gaussian of :data:`CLOUD_SCALE_KM` (not wrapped at
+    the edges) is highest; none with ``cover=0``."""
     if cover <= 0:
         return np.zeros(shape, dtype=bool)
     field = np.random.default_rng(seed + 1).standard_normal(shape)
-    field = gaussian_filter(field, (0, CLOUD_SCALE_KM / CELL_KM, CLOUD_SCALE_KM / CELL_KM), mode="nearest")
+    sigma = cells_per_scale(CLOUD_SCALE_KM, torch.from_numpy(np.asarray(latitude, np.float64)),
+                            torch.from_numpy(np.asarray(longitude, np.float64)))
+    field = gaussian_filter(field, (0, *sigma), mode="nearest")
     return field > np.quantile(field, 1.0 - cover, axis=(1, 2), keepdims=True)
 
 

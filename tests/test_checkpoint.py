@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import json
 import os
 import random
@@ -172,7 +174,7 @@ def test_training_state_is_optional_and_never_pickled(tmp_path):
     assert checkpoint.load(path).identity == _model().identity
 
 
-def _diffusion_model() -> xdepthrecon.LatentDiffusion:
+def _diffusion_model(sst_mask: bool = True) -> xdepthrecon.LatentDiffusion:
     from xdepthrecon.analysis.background import SeasonalBackground
     from xdepthrecon.analysis.departures import DepartureAnalysis
     from xdepthrecon.diffusion import NoiseSchedule
@@ -183,7 +185,7 @@ def _diffusion_model() -> xdepthrecon.LatentDiffusion:
     departures = DepartureAnalysis.from_covariances([Covariance("matern32", 300.0, 1.0, 0.1)] * 5)
     analysis = xdepthrecon.Analysis(SeasonalBackground(1, 5, 4, 6), departures)
     statistics = {"latent_mean": np.zeros(3), "latent_std": np.ones(3), "surface_mean": [15.0], "surface_std": [5.0]}
-    denoiser = ConditionalUNet(3, xdepthrecon.LatentDiffusion.condition_channels(3), dim=8, mults=(1,))
+    denoiser = ConditionalUNet(3, xdepthrecon.LatentDiffusion.condition_channels(3, sst_mask), dim=8, mults=(1,))
     return xdepthrecon.LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50), analysis, statistics)
 
 
@@ -204,6 +206,30 @@ def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_co
     path = model.save(tmp_path / "older.safetensors")
     monkeypatch.undo()
     torch.testing.assert_close(xdepthrecon.load(path).correction_gate, torch.ones(model.analysis.departures.classes, 5))
+
+
+def test_a_diffusion_model_saved_before_sst_masks_loads_without_the_channel_and_warns_of_gaps(tmp_path, monkeypatch):
+    from xdepthrecon.analysis.classical import AnalysisInputs
+
+    model = _diffusion_model(sst_mask=False)
+    config = type(model).config
+    monkeypatch.setattr(type(model), "config", property(lambda self: {k: v for k, v in config.fget(self).items()
+                                                                      if k != "cloud_cover"}))
+    path = model.save(tmp_path / "older.safetensors")
+    monkeypatch.undo()
+    loaded = xdepthrecon.load(path)
+    assert not loaded.sst_mask and loaded.cloud_cover == 0.0
+    sst = torch.full((1, 1, 8, 12), 15.0)
+    x = torch.full((1, 5, 8, 12), torch.nan)
+    inputs = AnalysisInputs(x, torch.zeros_like(x, dtype=torch.bool), sst, torch.full_like(x, 10.0),
+                            torch.linspace(30, 33, 8)[None], torch.linspace(-40, -36, 12)[None])
+    assert loaded.prepare(inputs).condition.shape[1] == 2 + 2 * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded.warn_sst_gaps(inputs)  # gap-free: nothing to say
+    sst[..., :4] = torch.nan
+    with pytest.warns(UserWarning, match=r"misses 33% of the ocean cells; this model was trained on gap-free SST"):
+        loaded.warn_sst_gaps(inputs)
 
 
 def test_a_diffusion_model_saved_with_one_gate_per_level_loads_it_for_every_density_class(tmp_path, monkeypatch):

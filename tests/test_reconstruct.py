@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -232,7 +233,44 @@ def test_an_untrained_network_returns_the_analysis_guess_exactly(setting):
 def test_the_condition_has_the_documented_channels(setting):
     cube, sst, model, _ = setting
     latent = model.autoencoder.latent_channels
-    assert model.denoiser.condition_channels == model.condition_channels(latent) == 2 + 2 * latent
+    assert model.denoiser.condition_channels == model.condition_channels(latent) == 3 + 2 * latent
+    assert model.sst_mask and model.cloud_cover == ObservationConfig().cloud_cover
+    inputs = _step_inputs(model, cube, sst)
+    inputs.sst[..., :5, :] = torch.nan  # a cloud over the first rows
+    condition = model.prepare(inputs).condition
+    valid = torch.isfinite(inputs.sst[:, 0])
+    assert not valid[:, :5].any() and valid[:, 5:].float().mean() > 0.5  # the cloud and the land
+    torch.testing.assert_close(condition[:, 1], valid.float())  # where the SST is valid
+    assert torch.all(condition[:, 0][~valid] == 0) and condition[:, 0][valid].abs().sum() > 0
+
+
+def _step_inputs(model, cube, sst):
+    """The analysis inputs of the cube's first time step, with its SST and no profiles."""
+    from xdepthrecon.analysis.classical import AnalysisInputs
+
+    step = cube.isel(time=[0])
+    surface = torch.from_numpy(sst.analysed_sst.isel(time=[0]).values.astype("float32"))[:, None]
+    x = torch.full((1, cube.sizes["depth"], cube.sizes["latitude"], cube.sizes["longitude"]), torch.nan)
+    background = model.analysis.background_at(step.time.values, step.latitude.values, step.longitude.values,
+                                              surface[:, 0].numpy())
+    coordinate = lambda name: torch.from_numpy(step[name].values.astype("float32"))[None]  # noqa: E731
+    return AnalysisInputs(x, torch.zeros_like(x, dtype=torch.bool), surface.clone(), background,
+                          coordinate("latitude"), coordinate("longitude"),
+                          torch.from_numpy(step.thetao.notnull().values[0, 0])[None])
+
+
+def test_reconstruct_warns_when_the_sst_misses_more_than_the_model_saw_hidden(setting):
+    cube, sst, model, profiles = setting
+    ocean = cube.thetao.isel(depth=0, time=0).notnull()
+    rows = ocean.latitude < ocean.latitude[int(0.3 * cube.sizes["latitude"])]  # about 30 % under clouds
+    cloudy = sst.where(~rows)
+    assert 0.2 < float((cloudy.analysed_sst.isnull() & ocean).sum() / ocean.sum()) < model.cloud_cover
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, cloudy, model, options=SAMPLING).compute()
+    overcast = sst.where(ocean.latitude > ocean.latitude[int(0.8 * cube.sizes["latitude"])])
+    with pytest.warns(UserWarning, match=r"misses \d+% of the ocean cells; this model saw at most 60%"):
+        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, overcast, model, options=SAMPLING).compute()
 
 
 

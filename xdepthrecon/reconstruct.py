@@ -112,6 +112,7 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
     (2 [+ members], depth, lat, lon), NaN outside the valid cells."""
     members = options.members
     inputs = _inputs(model.analysis, step, device)
+    model.warn_sst_gaps(inputs)
     prepared = model.prepare(inputs, with_variance=True)
     height, width = step.x.shape[-2:]
     tiling = Tiling(height, width, options.tile, options.overlap, periodic=is_global(step.longitude))

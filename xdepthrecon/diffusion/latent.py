@@ -9,7 +9,8 @@ optimal interpolation, in degC) is the mean, and the denoiser generates the resi
 conditioned on (:meth:`LatentDiffusion.prepare`, the one function that builds the condition for
 training, calibration, reconstruction and tests)
 
-- the SST, normalised, 0 where missing;
+- the SST, normalised, 0 where missing, and where it is valid (models saved before 0.3 lack this channel and
+  were trained on gap-free SST only);
 - ``z_x``: the normalised latent of the observed columns, 0 where no column is observed;
 - the observed fraction of each column's levels;
 - the normalised latent of the guess.
@@ -32,6 +33,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -45,6 +48,9 @@ from xdepthrecon.models.unet import ConditionalUNet
 
 #: The normalisation statistics a model keeps, each a vector.
 STATISTICS = ("latent_mean", "latent_std", "surface_mean", "surface_std")
+#: Fraction of a field's ocean cells that may lack SST beyond what the model was trained with before
+#: :meth:`LatentDiffusion.warn_sst_gaps` warns (a few coastal cells do not matter).
+SST_GAP_TOLERANCE = 0.01
 
 
 class Prepared(NamedTuple):
@@ -85,7 +91,8 @@ class LatentDiffusion(nn.Module):
         The depth-band autoencoder whose latent is generated.
     denoiser
         The backbone; ``channels`` the latent channels, ``condition_channels``
-        :meth:`condition_channels` ``(latent_channels)``.
+        :meth:`condition_channels` ``(latent_channels)`` (or, for a model without the SST-valid channel,
+        ``(latent_channels, sst_mask=False)``).
     schedule
         Noise schedule (and prediction target) the denoiser is trained with.
     analysis
@@ -100,18 +107,24 @@ class LatentDiffusion(nn.Module):
     correction_gate
         Weight of the network's correction per density class of the analysis and level ``(classes, levels)``, or
         per level for every class, in [0, 1]; None: 1 (the whole correction).
+    cloud_cover
+        The largest fraction of a patch's SST hidden by simulated clouds in training
+        (:class:`~xdepthrecon.ObservationConfig`); more missing SST than that makes :meth:`warn_sst_gaps` warn.
     """
 
     def __init__(self, autoencoder: DepthBandAutoencoder, denoiser: ConditionalUNet, schedule: NoiseSchedule,
                  analysis: Analysis, statistics: Mapping[str, Any], error_model: ErrorModel | None = None,
-                 covered_error_model: ErrorModel | None = None, *, correction_gate: Any = None) -> None:
+                 covered_error_model: ErrorModel | None = None, *, correction_gate: Any = None,
+                 cloud_cover: float = 0.0) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
         expected = self.condition_channels(latent)
-        if denoiser.channels != latent or denoiser.condition_channels != expected:
+        if denoiser.channels != latent or denoiser.condition_channels not in (expected, expected - 1):
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
-                             f"(1 SST + {latent} z_x + 1 observed fraction + {latent} guess); it takes "
-                             f"{denoiser.channels} and {denoiser.condition_channels}")
+                             f"(1 SST + 1 SST valid + {latent} z_x + 1 observed fraction + {latent} guess); it "
+                             f"takes {denoiser.channels} and {denoiser.condition_channels}")
+        if not 0.0 <= cloud_cover < 1.0:
+            raise ValueError(f"cloud_cover must be in [0, 1), got {cloud_cover}")
         if analysis.levels != autoencoder.in_channels:
             raise ValueError(f"the analysis has {analysis.levels} levels; the autoencoder has "
                              f"{autoencoder.in_channels}")
@@ -124,6 +137,9 @@ class LatentDiffusion(nn.Module):
         self.analysis = analysis
         self.error_model = error_model
         self.covered_error_model = covered_error_model
+        #: Whether the condition marks where the SST is valid (models saved before 0.3 do not).
+        self.sst_mask = denoiser.condition_channels == expected
+        self.cloud_cover = float(cloud_cover)
         for name in STATISTICS:
             size = latent if name.startswith("latent") else 1
             self.register_buffer(name, _vector(statistics[name], size, name), persistent=False)
@@ -133,9 +149,9 @@ class LatentDiffusion(nn.Module):
         self.history: list[dict[str, Any]] = []
 
     @staticmethod
-    def condition_channels(latent_channels: int) -> int:
-        """Number of condition channels for this latent size."""
-        return 2 + 2 * latent_channels
+    def condition_channels(latent_channels: int, sst_mask: bool = True) -> int:
+        """Number of condition channels for this latent size, with (or without) the SST-valid channel."""
+        return 2 + int(sst_mask) + 2 * latent_channels
 
     # --- saving ---------------------------------------------------------------------------------------------
 
@@ -145,7 +161,8 @@ class LatentDiffusion(nn.Module):
         optional = lambda model: None if model is None else model.config  # noqa: E731
         return {"autoencoder": self.autoencoder.config, "denoiser": self.denoiser.config,
                 "schedule": self.schedule.config, "analysis": self.analysis.config,
-                "error_model": optional(self.error_model), "covered_error_model": optional(self.covered_error_model)}
+                "error_model": optional(self.error_model), "covered_error_model": optional(self.covered_error_model),
+                "cloud_cover": self.cloud_cover}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -169,7 +186,8 @@ class LatentDiffusion(nn.Module):
                            for k in ("error_model", "covered_error_model"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    Analysis.from_saved(config["analysis"], {}), {name: arrays[name] for name in STATISTICS},
-                   errors, covered, correction_gate=arrays.get("correction_gate"))  # None: saved before gates
+                   errors, covered, correction_gate=arrays.get("correction_gate"),  # None: saved before gates
+                   cloud_cover=config.get("cloud_cover", 0.0))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -196,10 +214,30 @@ class LatentDiffusion(nn.Module):
             observed = inputs.mask.bool() & ~torch.isnan(inputs.x)
             fraction = observed.float().mean(dim=1, keepdim=True)
             z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, inputs.x, torch.nan)), 0.0)
-            surface = torch.nan_to_num((inputs.sst[:, :1] - self.surface_mean) / self.surface_std, nan=0.0)
+            valid = torch.isfinite(inputs.sst[:, :1])
+            surface = torch.where(valid, (inputs.sst[:, :1] - self.surface_mean) / self.surface_std, 0.0)
             base = self.encode_target(guess.mean)
             classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(base.device)
-        return Prepared(torch.cat([surface, z_x, fraction, base], dim=1), guess, base, classes)
+        channels = [surface, valid.to(surface)] if self.sst_mask else [surface]
+        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes)
+
+    def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
+        """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""
+        ocean = torch.ones_like(inputs.sst[:, 0], dtype=torch.bool) if inputs.ocean is None else inputs.ocean
+        missing = (torch.isnan(inputs.sst[:, 0]) & ocean).sum(dim=(-2, -1)) / ocean.sum(dim=(-2, -1)).clamp(min=1)
+        worst = float(missing.max()) if missing.numel() else 0.0
+        if worst <= self.cloud_cover + SST_GAP_TOLERANCE:
+            return
+        if not self.sst_mask:
+            reason = ("this model was trained on gap-free SST and takes a gap for the mean SST: its estimate there "
+                      "can be several times worse than its own guess (docs/performance.md, cloud gaps). Retrain it "
+                      "with this version of xdepthrecon (ObservationConfig.cloud_cover)")
+        else:
+            reason = (f"this model saw at most {self.cloud_cover:.0%} of a patch's SST hidden in training; retrain "
+                      "it with a larger ObservationConfig.cloud_cover")
+        warnings.warn(f"the SST misses {worst:.0%} of the ocean cells; {reason}, fill the SST (an L4 product), or "
+                      "reconstruct with model=model.analysis (the classical analysis, which handles gaps).",
+                      UserWarning, stacklevel=2)
 
     def residual(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's; 0 on land."""

@@ -162,17 +162,30 @@ class ObservationConfig:
         Gaussian noise of the simulated values (degC std).
     window
         Time window for gridding real profiles.
+    cloud_cover
+        Simulated clouds on the SST in diffusion training, so that the model learns SST gaps: half the patches
+        keep their SST whole, the others hide a fraction of their ocean cells drawn uniformly up to
+        ``cloud_cover`` (:func:`~xdepthrecon.training.observations.simulate_clouds`). 0: no clouds (the model
+        then expects gap-free SST). The classical analysis's fit sees no simulated clouds.
+    cloud_scale_km
+        Typical size of a simulated cloud: each patch's clouds are where white noise smoothed by a Gaussian of
+        a length drawn log-uniformly from half to twice this is highest.
     """
 
     density: tuple[float, float] = (0.005, 0.05)
     depth_max: float | None = None
     noise: float = 0.01
     window: str = "7D"
+    cloud_cover: float = 0.6
+    cloud_scale_km: float = 100.0
 
     def __post_init__(self) -> None:
         low, high = self.density
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"density must be (low, high) with 0 < low <= high <= 1, got {self.density}")
+        if not 0.0 <= self.cloud_cover < 1.0 or not self.cloud_scale_km > 0.0:
+            raise ValueError(f"cloud_cover must be in [0, 1) and cloud_scale_km > 0, got {self.cloud_cover} and "
+                             f"{self.cloud_scale_km}")
 
 
 def with_epochs(training: TrainingConfig, epochs: int | None) -> TrainingConfig:

@@ -33,7 +33,7 @@ from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, 
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
-from xdepthrecon.training.observations import batch_inputs
+from xdepthrecon.training.observations import batch_inputs, simulate_clouds
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
 
@@ -115,14 +115,19 @@ def train_diffusion(
                                                        progress=shown)
         else:
             fitted = copy.deepcopy(given).cpu()
-        model = _new_model(data, autoencoder, fitted, config).to(target)
+        model = _new_model(data, autoencoder, fitted, config, observations.cloud_cover).to(target)
     _set_trainable(model.autoencoder, config.finetune)
-    fields = {**data.fields, "background": _background_field(model.analysis, data)}
+    fields = {**data.fields, "background": _background_field(model.analysis, data, data.sst)}
+    if observations.cloud_cover > 0:  # the background where clouds hide the SST
+        fields["climate"] = _background_field(model.analysis, data, xr.full_like(data.sst, np.nan))
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
-        prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index))
+        inputs = batch_inputs(batch, observations, random, data.depth_max_index)
+        if observations.cloud_cover > 0:
+            inputs = simulate_clouds(inputs, batch["climate"], observations, random)
+        prepared = model.prepare(inputs)
         value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
@@ -144,8 +149,9 @@ def train_diffusion(
 
 
 def _new_model(data: TrainingData, autoencoder: DepthBandAutoencoder, analysis: Analysis,
-               config: DiffusionConfig) -> LatentDiffusion:
-    """An untrained model (its denoiser's head at zero: it returns the analysis's guess)."""
+               config: DiffusionConfig, cloud_cover: float) -> LatentDiffusion:
+    """An untrained model (its denoiser's head at zero: it returns the analysis's guess) that will see up to
+    ``cloud_cover`` of a patch's SST hidden."""
     latent = encode(data.fields["y"].to_dataset(name="thetao"), autoencoder).latent
     dims = ("time", "latitude", "longitude")
     latent_mean, latent_std = (np.asarray(v) for v in xr.concat([latent.mean(dims), latent.std(dims)], "s").values)
@@ -156,14 +162,15 @@ def _new_model(data: TrainingData, autoencoder: DepthBandAutoencoder, analysis: 
     denoiser = ConditionalUNet(channels, LatentDiffusion.condition_channels(channels), dim=config.dim,
                                mults=config.mults, attention=config.attention, context=config.context)
     schedule = NoiseSchedule(config.schedule, config.diffusion_steps, config.target)
-    return LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser, schedule, analysis, statistics)
+    return LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser, schedule, analysis, statistics,
+                           cloud_cover=cloud_cover)
 
 
-def _background_field(analysis: Analysis, data: TrainingData) -> xr.DataArray:
-    """The analysis's background at every time and cell of the training cube, as a field for the patches."""
+def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray) -> xr.DataArray:
+    """The analysis's background at every time and cell of the training cube with ``sst`` (time, lat, lon), as a
+    field for the patches."""
     field = data.field
-    values = analysis.background_at(field.time.values, field.latitude.values, field.longitude.values,
-                                    data.sst.values)
+    values = analysis.background_at(field.time.values, field.latitude.values, field.longitude.values, sst.values)
     return xr.DataArray(values.cpu().numpy(), dims=field.dims, coords=field.coords)
 
 

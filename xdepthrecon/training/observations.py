@@ -3,7 +3,8 @@
 With real profiles, a batch's observations are their gridded form; without, random ocean columns of the
 truth are observed at a density drawn per patch (an observing-system simulation on the fly), so a user with
 only a reanalysis can train. :func:`batch_inputs` turns a batch into the
-:class:`~xdepthrecon.analysis.classical.AnalysisInputs` the analysis and the diffusion model take.
+:class:`~xdepthrecon.analysis.classical.AnalysisInputs` the analysis and the diffusion model take;
+:func:`simulate_clouds` hides part of their SST, as clouds hide it from infrared satellites.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import numpy as np
 import torch
 
 from xdepthrecon.analysis.classical import AnalysisInputs
+from xdepthrecon.stats.smoothing import cells_per_scale, gaussian_mean
 from xdepthrecon.training.config import ObservationConfig
+
+#: Fraction of the patches whose SST :func:`simulate_clouds` leaves whole.
+CLEAR_FRACTION = 0.5
 
 
 def simulate_observations(y: torch.Tensor, observations: ObservationConfig, generator: torch.Generator,
@@ -49,3 +54,35 @@ def batch_inputs(batch: dict[str, torch.Tensor], observations: ObservationConfig
         x, mask = simulate_observations(batch["y"], observations, generator, depth_max_index)
     return AnalysisInputs(x, mask, batch["sst"], batch["background"], batch["cell_latitude"],
                           batch["cell_longitude"], ~torch.isnan(batch["y"]).all(dim=1))
+
+
+def simulate_clouds(inputs: AnalysisInputs, climate: torch.Tensor, observations: ObservationConfig,
+                    generator: torch.Generator) -> AnalysisInputs:
+    """``inputs`` with part of each patch's SST hidden under simulated clouds, and its background as the analysis
+    computes it there.
+
+    A :data:`CLEAR_FRACTION` of the patches keep their SST; each other hides a fraction of its ocean cells drawn
+    uniformly in ``[0, observations.cloud_cover]``: the cells where white noise, smoothed by a Gaussian whose
+    length is drawn log-uniformly in ``[1/2, 2] * observations.cloud_scale_km`` (on the patch's own grid), is
+    highest. Where the SST is hidden the background has no SST term (as
+    :meth:`~xdepthrecon.analysis.background.SeasonalBackground.at` makes it for a missing SST): it is ``climate``
+    (batch, levels, H, W), the background without SST. The bands' means in the cells around a cloud are left as
+    computed with the whole SST (a small difference from an analysis of the clouded field).
+    """
+    batch, _, height, width = inputs.sst.shape
+    draws = torch.rand(batch, 3, generator=generator)
+    ocean = torch.ones(batch, height, width, dtype=torch.bool) if inputs.ocean is None else inputs.ocean.cpu()
+    hidden = torch.zeros(batch, 1, height, width, dtype=torch.bool)
+    noise = torch.randn(batch, 1, height, width, generator=generator)
+    for item in range(batch):
+        cover = float(draws[item, 1]) * observations.cloud_cover
+        if draws[item, 0] < CLEAR_FRACTION or cover <= 0.0 or not ocean[item].any():
+            continue
+        scale = observations.cloud_scale_km * 2.0 ** (2.0 * float(draws[item, 2]) - 1.0)
+        sigma = cells_per_scale(scale, inputs.latitude[item].cpu(), inputs.longitude[item].cpu())
+        field = gaussian_mean(noise[item:item + 1], torch.ones_like(noise[item:item + 1]), sigma)[0, 0]
+        threshold = torch.quantile(field[ocean[item]], 1.0 - cover)
+        hidden[item, 0] = (field > threshold) & ocean[item]
+    hidden = hidden.to(inputs.sst.device)
+    return inputs._replace(sst=torch.where(hidden, torch.nan, inputs.sst),
+                           background=torch.where(hidden, climate, inputs.background))
