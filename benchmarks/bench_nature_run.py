@@ -30,7 +30,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from xdepthrecon.evaluation.bands import in_band
 from xdepthrecon.evaluation.osse import OSSECase, Method, band_scores, osse_case, score_case, standard_baselines
 from xdepthrecon.evaluation.spectra import wavenumber_spectra
 from xdepthrecon.stats.smoothing import cells_per_scale
-from xdepthrecon.training.config import ObservationConfig
+from xdepthrecon.training.config import AUTOENCODER_TRAINING, DIFFUSION_TRAINING, ObservationConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qg_nature_run.nc"
 TRAIN_YEARS = ((2001, 2010), (2016, 2025))
@@ -80,6 +80,8 @@ class Plan:
     profile_noise: float = 0.01
     sst_noise: float = 0.2
     cloud_cover: float = 0.0
+    training_cloud_cover: float | None = None
+    fast: bool | None = None
     seed: int = 0
 
     @classmethod
@@ -129,8 +131,8 @@ def clouds(shape: tuple[int, int, int], cover: float, seed: int, latitude: np.nd
     if cover <= 0:
         return np.zeros(shape, dtype=bool)
     field = np.random.default_rng(seed + 1).standard_normal(shape)
-    sigma = cells_per_scale(CLOUD_SCALE_KM, torch.from_numpy(np.asarray(latitude, np.float64)),
-                            torch.from_numpy(np.asarray(longitude, np.float64)))
+    sigma = cells_per_scale(CLOUD_SCALE_KM, torch.tensor(np.asarray(latitude, np.float64)),
+                            torch.tensor(np.asarray(longitude, np.float64)))
     field = gaussian_filter(field, (0, *sigma), mode="nearest")
     return field > np.quantile(field, 1.0 - cover, axis=(1, 2), keepdims=True)
 
@@ -163,10 +165,12 @@ def train_models(case: OSSECase, plan: Plan, progress: bool = False):
     training snapshots; one model for every density of the plan."""
     cube = training_cube(case)
     sst = case.sst.sel(time=cube.time)
-    ae = xdepthrecon.train_autoencoder(cube, epochs=plan.autoencoder_epochs, progress=progress)
-    observations = ObservationConfig(density=bracket(plan.densities), noise=plan.profile_noise)
+    ae = xdepthrecon.train_autoencoder(cube, epochs=plan.autoencoder_epochs, progress=progress,
+                                       training=replace(AUTOENCODER_TRAINING, fast=plan.fast))
+    clouds = {} if plan.training_cloud_cover is None else {"cloud_cover": plan.training_cloud_cover}
+    observations = ObservationConfig(density=bracket(plan.densities), noise=plan.profile_noise, **clouds)
     model = xdepthrecon.train_diffusion(cube, sst, ae, observations=observations, epochs=plan.diffusion_epochs,
-                                        progress=progress)
+                                        training=replace(DIFFUSION_TRAINING, fast=plan.fast), progress=progress)
     return ae, model
 
 
@@ -187,7 +191,7 @@ def diffusion_ensemble(case: OSSECase, model, plan: Plan) -> xr.Dataset:
     """The diffusion model's ensemble at the test snapshots (mean, stated std and members)."""
     grid = case.grid.isel(time=np.flatnonzero(case.test_times.values))
     cube = grid.assign(thetao=grid.ocean.where(grid.ocean) * 0.0)
-    options = SamplingOptions(members=plan.members, keep_members=True,
+    options = SamplingOptions(members=plan.members, keep_members=True, fast=plan.fast,
                               **({} if plan.steps is None else {"steps": plan.steps}))
     out = xdepthrecon.reconstruct(cube, profiles_at_test_times(case), case.sst, model, options=options, seed=plan.seed,
                                   window=WINDOW).compute()
@@ -395,7 +399,12 @@ def main() -> None:
     parser.add_argument("--keep-models", type=Path, help="folder to save the trained models in")
     parser.add_argument("--models", type=Path, help="score the models --keep-models saved instead of training")
     parser.add_argument("--cloud-cover", type=float, help="fraction of each test snapshot's SST under clouds")
+    parser.add_argument("--training-cloud-cover", type=float,
+                        help="ObservationConfig.cloud_cover of the diffusion training (default: the library's)")
+    parser.add_argument("--fast", choices=("on", "off"), help="bf16 training (default: where the device pays)")
+    parser.add_argument("--label", help="write nature_run_LABEL.json (an ablation), not nature_run.json")
     args = parser.parse_args()
+    args.fast = None if args.fast is None else args.fast == "on"
     plan = Plan.quick() if args.quick else Plan()
     given = {k: v for k, v in vars(args).items() if k in Plan.__dataclass_fields__ and v is not None}
     plan = Plan(**{**asdict(plan), **given, **({"densities": tuple(args.densities)} if args.densities else {})})
@@ -405,7 +414,8 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import write_result
 
-    write_result("nature_run" + ("_clouds" if plan.cloud_cover > 0 else "") + ("_quick" if args.quick else ""), payload)
+    write_result("nature_run" + (f"_{args.label}" if args.label else "") + ("_clouds" if plan.cloud_cover > 0 else "")
+                 + ("_quick" if args.quick else ""), payload)
 
 
 if __name__ == "__main__":
