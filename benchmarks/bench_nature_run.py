@@ -190,10 +190,9 @@ def on_test_times(method: Method, case: OSSECase) -> Method:
 def diffusion_ensemble(case: OSSECase, model, plan: Plan) -> xr.Dataset:
     """The diffusion model's ensemble at the test snapshots (mean, stated std and members)."""
     grid = case.grid.isel(time=np.flatnonzero(case.test_times.values))
-    cube = grid.assign(thetao=grid.ocean.where(grid.ocean) * 0.0)
     options = SamplingOptions(members=plan.members, keep_members=True, fast=plan.fast,
                               **({} if plan.steps is None else {"steps": plan.steps}))
-    out = xdepthrecon.reconstruct(cube, profiles_at_test_times(case), case.sst, model, options=options, seed=plan.seed,
+    out = xdepthrecon.reconstruct(grid, profiles_at_test_times(case), case.sst, model, options=options, seed=plan.seed,
                                   window=WINDOW).compute()
     return out.reindex(time=case.grid.time)
 

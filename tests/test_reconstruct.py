@@ -357,3 +357,24 @@ def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path
                     {name: getattr(model, name).numpy() for name in ("latent_mean", "latent_std", "surface_mean",
                                                                     "surface_std")}, correction_gate=np.full(6, 1.5))
 
+
+
+def test_a_grid_with_an_ocean_mask_is_reconstructed_under_sst_gaps_that_a_bare_grid_takes_for_land(setting):
+    cube, sst, model, profiles = setting
+    step = cube.isel(time=[0])
+    ocean = step.thetao.notnull()
+    gap = (step.latitude > step.latitude[10]) & (step.latitude < step.latitude[16])  # a cloud band
+    cloudy = sst.where(~gap)
+    bare = xr.Dataset(coords={name: step[name] for name in ("time", "latitude", "longitude")})
+    masked = bare.assign(ocean=ocean)
+    under = (ocean.isel(time=0, depth=0) & gap).transpose("latitude", "longitude").values
+    for estimator in (model.analysis, model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the diffusion model may warn of the gap
+            holes = xdepthrecon.reconstruct(bare, profiles, cloudy, estimator, options=SAMPLING).compute()
+            full = xdepthrecon.reconstruct(masked, profiles, cloudy, estimator, options=SAMPLING).compute()
+        assert holes.thetao.isel(time=0, depth=0).values[under].size > 0
+        assert np.isnan(holes.thetao.isel(time=0, depth=0).values[under]).all()  # taken for land
+        np.testing.assert_array_equal(full.thetao.notnull().values, ocean.values)  # the ocean, gap or not
+    with pytest.raises(TypeError, match="'ocean' must be boolean"):
+        xdepthrecon.reconstruct(bare.assign(ocean=ocean.astype(int)), profiles, cloudy, model.analysis)

@@ -56,15 +56,34 @@ def _template(grid: xr.Dataset, analysis: Analysis) -> xr.Dataset:
     for axis in ("latitude", "longitude"):
         if np.any(np.diff(grid[axis].values) <= 0):
             raise ValueError(f"the grid's {axis} must increase; use ds.sortby('{axis}') or xdepthrecon.standardize.")
-    return xr.Dataset(coords={"time": grid.time, "depth": ("depth", depth.copy(), {"units": "m", "positive": "down"}),
-                              "latitude": grid.latitude, "longitude": grid.longitude}, attrs=grid.attrs)
+    template = xr.Dataset(coords={"time": grid.time, "depth": ("depth", depth.copy(), {"units": "m",
+                                                                                      "positive": "down"}),
+                                  "latitude": grid.latitude, "longitude": grid.longitude}, attrs=grid.attrs)
+    if "ocean" in grid.data_vars:
+        template["ocean"] = _ocean_mask(grid.ocean, template)
+    return template
+
+
+def _ocean_mask(ocean: xr.DataArray, template: xr.Dataset) -> xr.DataArray:
+    """A grid's boolean ``ocean`` as (time, depth, lat, lon) on the template: kept by level where the grid has
+    the template's levels, else a column is ocean at every level where it is ocean at any."""
+    if ocean.dtype != bool:
+        raise TypeError(f"the grid's 'ocean' must be boolean (True over the ocean), got {ocean.dtype}; e.g. "
+                        "grid['ocean'] = cube.thetao.notnull()")
+    if "depth" in ocean.dims and not (ocean.sizes["depth"] == template.sizes["depth"] and np.allclose(
+            ocean.depth.values, template.depth.values)):
+        ocean = ocean.any("depth")
+    ocean = ocean.drop_vars("depth", errors="ignore").broadcast_like(template.time).broadcast_like(template.depth)
+    return ocean.transpose("time", "depth", "latitude", "longitude")
 
 
 def _valid_cells(template: xr.Dataset, surface: np.ndarray) -> np.ndarray:
-    """Valid (ocean, above the bottom) cells (depth, lat, lon) of one time step: from ``thetao``, else the SST's
-    land."""
+    """Valid (ocean, above the bottom) cells (depth, lat, lon) of one time step: from ``thetao``, else from the
+    grid's ``ocean``, else the SST's land."""
     if "thetao" in template.data_vars:
         return np.asarray(template.thetao.notnull().values[0])
+    if "ocean" in template.data_vars:
+        return np.asarray(template.ocean.values[0])
     return np.broadcast_to(~np.isnan(surface)[None], (template.sizes["depth"], *surface.shape[-2:]))
 
 
@@ -243,8 +262,9 @@ def reconstruct(
     ----------
     grid
         Where to reconstruct: a canonical cube (its NaN mark land and the bottom; e.g. the truth of an
-        observing-system simulation) or a Dataset with only ``time``, ``latitude`` and ``longitude``
-        coordinates (land then comes from the SST's NaN).
+        observing-system simulation) or a Dataset with ``time``, ``latitude`` and ``longitude`` coordinates and,
+        optionally, a boolean ``ocean`` (True over the ocean; with ``depth``, by level). Without ``thetao`` or
+        ``ocean``, land comes from the SST's NaN, so a cloud gap in the SST is taken for land and left NaN.
     profiles
         Observed profiles (:func:`xdepthrecon.read_profiles` form), gridded with ``window``.
     sst

@@ -14,8 +14,8 @@ The recipe (:func:`osse` does all of it; :func:`osse_case` and :func:`score_case
    on the grid: ``thetao`` and, for a probabilistic method, ``thetao_std`` or a ``member`` dimension.
    The baselines of :mod:`xdepthrecon.baselines` have this signature (:func:`standard_baselines` lists
    them); they grid the profiles with their own ``window``, which should be the case's. The diffusion
-   model plugs in as ``lambda profiles, sst, grid, training: xdepthrecon.reconstruct(
-   grid.assign(thetao=grid.ocean.where(grid.ocean) * 0.0), profiles, sst, model)``.
+   model plugs in as ``lambda profiles, sst, grid, training: xdepthrecon.reconstruct(grid, profiles, sst,
+   model)`` (the grid's ``ocean`` says where to reconstruct, under SST gaps too).
 4. **Scores**: :func:`xdepthrecon.evaluation.metrics.evaluate` at the test times (all times if none are held out),
    split into ``held_out`` and ``trained`` regions and into all / observed / unobserved columns, per depth.
    :func:`band_scores` pools the levels of depth bands.
