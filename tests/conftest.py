@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny GLORYS-like cubes built in milliseconds, and the real data folder."""
+"""Shared fixtures: tiny GLORYS-like cubes built in milliseconds, and the real data folder; networks in fp32."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ import pytest
 import xarray as xr
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def fp32_on_every_cpu(monkeypatch):
+    """The networks' default precision is fp32 in every test, so results do not depend on whether the CPU has
+    bfloat16 units (where it has, ``fast=None`` means bf16 autocast); tests/test_precision.py checks that choice
+    with the real detection, and tests of the bf16 path ask for it with ``fast=True``."""
+    from xdepthrecon import _precision
+
+    monkeypatch.setattr(_precision, "_cpu_has_bf16_units", lambda: False)
 
 
 def glorys_like(

@@ -10,19 +10,23 @@ import torch
 from xdepthrecon import _precision
 from xdepthrecon._precision import bf16_pays, network_precision, resolve_fast
 
+#: The CPU's real detection (conftest.py makes every other test see no bfloat16 units).
+DETECT = _precision._cpu_has_bf16_units
+
 
 @pytest.fixture
 def cpu_features(monkeypatch):
     """Pretend the CPU has the given features (names of torch.cpu.get_capabilities)."""
 
     def pretend(*names: str) -> None:
-        _precision._cpu_has_bf16_units.cache_clear()
+        monkeypatch.setattr(_precision, "_cpu_has_bf16_units", DETECT)
+        DETECT.cache_clear()
         found = {name: True for name in names} | {"avx2": True}
         monkeypatch.setattr(torch, "cpu", types.SimpleNamespace(get_capabilities=lambda: found))
 
     yield pretend
     monkeypatch.undo()
-    _precision._cpu_has_bf16_units.cache_clear()
+    DETECT.cache_clear()
 
 
 @pytest.mark.parametrize(("features", "pays"), [((), False), (("avx512_f",), False), (("amx_bf16",), True),
