@@ -14,14 +14,15 @@ import xarray as xr
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def fp32_on_every_cpu(monkeypatch):
-    """The networks' default precision is fp32 in every test, so results do not depend on whether the CPU has
-    bfloat16 units (where it has, ``fast=None`` means bf16 autocast); tests/test_precision.py checks that choice
-    with the real detection, and tests of the bf16 path ask for it with ``fast=True``."""
-    from xdepthrecon import _precision
-
-    monkeypatch.setattr(_precision, "_cpu_has_bf16_units", lambda: False)
+@pytest.fixture(autouse=True, scope="session")
+def fp32_on_every_cpu():
+    """The networks' default precision is fp32 in every test and every process the tests start (dask workers
+    included: set before any other session fixture), so results do not depend on whether the CPU has bfloat16
+    units (where it has, ``fast=None`` means bf16 autocast); tests/test_precision.py checks that choice, and tests
+    of the bf16 path ask for it with ``fast=True``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDEPTHRECON_PRECISION", "fp32")
+        yield
 
 
 def glorys_like(

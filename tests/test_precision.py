@@ -10,8 +10,6 @@ import torch
 from xdepthrecon import _precision
 from xdepthrecon._precision import bf16_pays, network_precision, resolve_fast
 
-#: The CPU's real detection (conftest.py makes every other test see no bfloat16 units).
-DETECT = _precision._cpu_has_bf16_units
 
 
 @pytest.fixture
@@ -19,14 +17,14 @@ def cpu_features(monkeypatch):
     """Pretend the CPU has the given features (names of torch.cpu.get_capabilities)."""
 
     def pretend(*names: str) -> None:
-        monkeypatch.setattr(_precision, "_cpu_has_bf16_units", DETECT)
-        DETECT.cache_clear()
+        monkeypatch.delenv(_precision.PRECISION_VARIABLE)  # conftest.py's fp32 for every other test
+        _precision._cpu_has_bf16_units.cache_clear()
         found = {name: True for name in names} | {"avx2": True}
         monkeypatch.setattr(torch, "cpu", types.SimpleNamespace(get_capabilities=lambda: found))
 
     yield pretend
     monkeypatch.undo()
-    DETECT.cache_clear()
+    _precision._cpu_has_bf16_units.cache_clear()
 
 
 @pytest.mark.parametrize(("features", "pays"), [((), False), (("avx512_f",), False), (("amx_bf16",), True),
@@ -40,6 +38,17 @@ def test_bfloat16_is_chosen_only_on_cpus_with_bfloat16_units(cpu_features, featu
         assert torch.is_autocast_enabled("cpu") is pays
     with network_precision(cpu, False):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_the_environment_can_make_the_default_fp32_on_any_device(cpu_features, monkeypatch):
+    cpu_features("amx_bf16")
+    assert bf16_pays(torch.device("cpu"))
+    monkeypatch.setenv(_precision.PRECISION_VARIABLE, "FP32")
+    assert not bf16_pays(torch.device("cpu")) and not resolve_fast(None, torch.device("cuda"))
+    assert resolve_fast(True, torch.device("cpu"))  # what a user asks is kept
+    monkeypatch.setenv(_precision.PRECISION_VARIABLE, "half")
+    with pytest.raises(ValueError, match="XDEPTHRECON_PRECISION='half': use 'fp32'"):
+        bf16_pays(torch.device("cpu"))
 
 
 def test_other_devices_keep_fp32_unless_asked():

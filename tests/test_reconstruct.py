@@ -265,12 +265,14 @@ def test_reconstruct_warns_when_the_sst_misses_more_than_the_model_saw_hidden(se
     rows = ocean.latitude < ocean.latitude[int(0.3 * cube.sizes["latitude"])]  # about 30 % under clouds
     cloudy = sst.where(~rows)
     assert 0.2 < float((cloudy.analysed_sst.isnull() & ocean).sum() / ocean.sum()) < model.cloud_cover
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the time step's task runs in this thread, where warnings are caught
         warnings.simplefilter("error")
-        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, cloudy, model, options=SAMPLING).compute()
+        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, cloudy, model, options=SAMPLING).compute(
+            scheduler="synchronous")
     overcast = sst.where(ocean.latitude > ocean.latitude[int(0.8 * cube.sizes["latitude"])])
     with pytest.warns(UserWarning, match=r"misses \d+% of the ocean cells; this model saw at most 60%"):
-        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, overcast, model, options=SAMPLING).compute()
+        xdepthrecon.reconstruct(cube.isel(time=[0]), profiles, overcast, model, options=SAMPLING).compute(
+            scheduler="synchronous")
 
 
 

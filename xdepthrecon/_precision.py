@@ -3,13 +3,16 @@ memory layout convolutions run fastest in on each device.
 
 ``fast=None`` (the default everywhere) chooses by the device the network runs on: bfloat16 autocast on CUDA GPUs
 that support it and on CPUs with bfloat16 matrix units (AMX or AVX-512 BF16), where it is faster; fp32 elsewhere,
-where bfloat16 is emulated and slower (0.3-0.4x fp32 on a 2-core AVX2 CPU, see docs/performance.md).
+where bfloat16 is emulated and slower (0.3-0.4x fp32 on a 2-core AVX2 CPU, see docs/performance.md). The
+environment variable ``XDEPTHRECON_PRECISION=fp32`` makes ``fast=None`` mean fp32 everywhere (results that do not
+depend on the machine, in every process a job starts); ``auto`` or unset: by the device.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 import torch
 
@@ -19,6 +22,8 @@ CPU_MEMORY_FORMAT = torch.channels_last
 
 #: CPU features with native bfloat16 matrix arithmetic (names of :func:`torch.cpu.get_capabilities`).
 BF16_CPU_FEATURES = ("amx_bf16", "avx512_bf16")
+#: Environment variable for the default precision: ``fp32``, or ``auto`` (by the device; also when unset).
+PRECISION_VARIABLE = "XDEPTHRECON_PRECISION"
 
 
 @functools.cache
@@ -32,7 +37,14 @@ def _cpu_has_bf16_units() -> bool:
 
 
 def bf16_pays(device: torch.device) -> bool:
-    """Whether bfloat16 autocast runs the networks faster than fp32 on ``device``."""
+    """Whether bfloat16 autocast runs the networks faster than fp32 on ``device`` (never with
+    :data:`PRECISION_VARIABLE` set to ``fp32``)."""
+    chosen = os.environ.get(PRECISION_VARIABLE, "auto").strip().lower()
+    if chosen not in ("auto", "fp32"):
+        raise ValueError(f"{PRECISION_VARIABLE}={chosen!r}: use 'fp32' (networks in fp32 unless fast=True) or "
+                         "'auto' (bf16 where the device has bfloat16 units)")
+    if chosen == "fp32":
+        return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and _cpu_has_bf16_units()
