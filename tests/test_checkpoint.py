@@ -228,7 +228,7 @@ def test_a_diffusion_model_saved_before_sst_masks_loads_without_the_channel_and_
         warnings.simplefilter("error")
         loaded.warn_sst_gaps(inputs)  # gap-free: nothing to say
     sst[..., :4] = torch.nan
-    with pytest.warns(UserWarning, match=r"misses 33% of the ocean cells; this model was trained on gap-free SST"):
+    with pytest.warns(UserWarning, match=r"misses 33% of the ocean cells; this model predates the SST-valid channel"):
         loaded.warn_sst_gaps(inputs)
 
 

@@ -229,15 +229,14 @@ class LatentDiffusion(nn.Module):
         if worst <= self.cloud_cover + SST_GAP_TOLERANCE:
             return
         if not self.sst_mask:
-            reason = ("this model was trained on gap-free SST and takes a gap for the mean SST: its estimate there "
-                      "can be several times worse than its own guess (docs/performance.md, cloud gaps). Retrain it "
-                      "with this version of xdepthrecon (ObservationConfig.cloud_cover)")
+            reason = ("this model predates the SST-valid channel and takes a gap for the mean SST; retrain it with "
+                      "this version of xdepthrecon (ObservationConfig.cloud_cover)")
         else:
             reason = (f"this model saw at most {self.cloud_cover:.0%} of a patch's SST hidden in training; retrain "
                       "it with a larger ObservationConfig.cloud_cover")
-        warnings.warn(f"the SST misses {worst:.0%} of the ocean cells; {reason}, fill the SST (an L4 product), or "
-                      "reconstruct with model=model.analysis (the classical analysis, which handles gaps).",
-                      UserWarning, stacklevel=2)
+        warnings.warn(f"the SST misses {worst:.0%} of the ocean cells; {reason}, or fill the SST (an L4 product). "
+                      "Under gaps the estimate loses much of its skill and its stated error is too small "
+                      "(docs/performance.md, cloud gaps).", UserWarning, stacklevel=2)
 
     def residual(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's; 0 on land."""
