@@ -167,8 +167,8 @@ def train_models(case: OSSECase, plan: Plan, progress: bool = False):
     sst = case.sst.sel(time=cube.time)
     ae = xdepthrecon.train_autoencoder(cube, epochs=plan.autoencoder_epochs, progress=progress,
                                        training=replace(AUTOENCODER_TRAINING, fast=plan.fast))
-    clouds = {} if plan.training_cloud_cover is None else {"cloud_cover": plan.training_cloud_cover}
-    observations = ObservationConfig(density=bracket(plan.densities), noise=plan.profile_noise, **clouds)
+    cover = {} if plan.training_cloud_cover is None else {"cloud_cover": plan.training_cloud_cover}
+    observations = ObservationConfig(density=bracket(plan.densities), noise=plan.profile_noise, **cover)
     model = xdepthrecon.train_diffusion(cube, sst, ae, observations=observations, epochs=plan.diffusion_epochs,
                                         training=replace(DIFFUSION_TRAINING, fast=plan.fast), progress=progress)
     return ae, model

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import json
 import os
 import random
+import warnings
 
 import numpy as np
 import pytest

@@ -28,12 +28,11 @@ unpickles.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import warnings
 
 import numpy as np
 import torch
@@ -119,7 +118,8 @@ class LatentDiffusion(nn.Module):
         super().__init__()
         latent = autoencoder.latent_channels
         expected = self.condition_channels(latent)
-        if denoiser.channels != latent or denoiser.condition_channels not in (expected, expected - 1):
+        accepted = (expected, self.condition_channels(latent, sst_mask=False))  # the latter: saved before 0.3
+        if denoiser.channels != latent or denoiser.condition_channels not in accepted:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
                              f"(1 SST + 1 SST valid + {latent} z_x + 1 observed fraction + {latent} guess); it "
                              f"takes {denoiser.channels} and {denoiser.condition_channels}")
@@ -225,7 +225,7 @@ class LatentDiffusion(nn.Module):
         """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""
         ocean = torch.ones_like(inputs.sst[:, 0], dtype=torch.bool) if inputs.ocean is None else inputs.ocean
         missing = (torch.isnan(inputs.sst[:, 0]) & ocean).sum(dim=(-2, -1)) / ocean.sum(dim=(-2, -1)).clamp(min=1)
-        worst = float(missing.max()) if missing.numel() else 0.0
+        worst = float(missing.max())
         if worst <= self.cloud_cover + SST_GAP_TOLERANCE:
             return
         if not self.sst_mask:
