@@ -256,7 +256,8 @@ def _step_inputs(model, cube, sst):
     coordinate = lambda name: torch.from_numpy(step[name].values.astype("float32"))[None]  # noqa: E731
     return AnalysisInputs(x, torch.zeros_like(x, dtype=torch.bool), surface.clone(), background,
                           coordinate("latitude"), coordinate("longitude"),
-                          torch.from_numpy(step.thetao.notnull().values[0, 0])[None])
+                          torch.from_numpy(step.thetao.notnull().values[0, 0])[None],
+                          model.analysis.climate_at(step.time.values, step.latitude.values, step.longitude.values))
 
 
 def test_reconstruct_warns_when_the_sst_misses_more_than_the_model_saw_hidden(setting):

@@ -111,8 +111,10 @@ def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisIn
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(device)  # noqa: E731
     sst = step.sst.reshape(-1, *step.sst.shape[-2:])[:1]
     background = analysis.background_at(step.times, step.latitude, step.longitude, sst).to(device)
+    climate = analysis.climate_at(step.times, step.latitude, step.longitude).to(device)
     return AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
-                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(step.valid.any(axis=0)) > 0)
+                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(step.valid.any(axis=0)) > 0,
+                          climate)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
 
 import xdepthrecon
 from xdepthrecon import AnalysisConfig, ObservationConfig, SamplingOptions, TrainingConfig
@@ -166,6 +167,69 @@ def test_the_analysis_keeps_the_observations_and_returns_the_background_far_away
         Analysis(analysis.background, DepartureAnalysis(4))
 
 
+def _with_gaps(analysis: Analysis) -> Analysis:
+    """``analysis`` with departures from the climate nine times those from the anchored background."""
+    analysis.gap_departures = DepartureAnalysis.from_covariances([Covariance("matern32", 400.0, 9.0, 1e-4)] * 5,
+                                                                 neighbours=8, tile=4)
+    return analysis
+
+
+def _clouded(inputs: AnalysisInputs, analysis: Analysis) -> AnalysisInputs:
+    """``inputs`` with the SST of the grid's right half hidden, the background there the climate, and the climate."""
+    latitude, longitude = analysis.background.latitude.numpy(), analysis.background.longitude.numpy()
+    climate = analysis.climate_at(np.array(["2021-03-01"], dtype="datetime64[ns]"), latitude, longitude)
+    sst = inputs.sst.clone()
+    sst[..., 8:] = torch.nan
+    background = inputs.background.clone()
+    background[..., 8:] = climate[..., 8:]
+    return inputs._replace(sst=sst, background=background, climate=climate)
+
+
+def test_where_the_sst_is_missing_the_analysis_spreads_the_departures_from_the_climate():
+    analysis = _with_gaps(_analysis())
+    clear = _one_profile(analysis)
+    clouded = _clouded(clear, analysis)
+    guess = analysis(clouded)
+    gap = torch.zeros(16, 16, dtype=torch.bool)
+    gap[:, 8:] = True
+    # the cells with SST are analysed as without the cloud: the profile at (3, 4) has SST
+    torch.testing.assert_close(guess.mean[..., ~gap], analysis(clear).mean[..., ~gap], rtol=0, atol=1e-5)
+    # under the cloud: the climate plus the profile's departure from it, spread with the gap covariances
+    departure = clouded.x[0, :3, 3, 4] - clouded.climate[0, :3, 3, 4]
+    near, far = guess.mean[0, :3, 3, 8] - clouded.climate[0, :3, 3, 8], guess.mean[0, :, 14, 15]
+    assert torch.all(near * departure > 0) and torch.all(near.abs() < departure.abs())
+    torch.testing.assert_close(far, clouded.climate[0, :, 14, 15], rtol=0, atol=1e-4)
+    variance = guess.predicted_variance[0]
+    torch.testing.assert_close(variance[3:, 14, 15], torch.full((2,), 9.0 + 1e-4), rtol=1e-4, atol=0)  # the prior
+    assert torch.all(variance[:, 14, 15] > 3.0 * variance[:, 14, 7])  # the stated error grows under the cloud
+
+
+def test_profiles_under_a_cloud_draw_the_cloud_not_the_cells_with_sst():
+    analysis = _with_gaps(_analysis())
+    inputs = _clouded(_one_profile(analysis), analysis)
+    x = torch.full_like(inputs.x, torch.nan)
+    x[0, :3, 3, 10] = inputs.climate[0, :3, 3, 10] + 2.0  # a profile 2 degC above the climate, under the cloud
+    guess = analysis(inputs._replace(x=x, mask=~torch.isnan(x)))
+    torch.testing.assert_close(guess.mean[0, :3, 3, 10], x[0, :3, 3, 10], rtol=0, atol=2e-3)
+    alone = analysis(inputs._replace(x=torch.full_like(x, torch.nan), mask=torch.zeros_like(inputs.mask)))
+    torch.testing.assert_close(guess.mean[..., :8], alone.mean[..., :8], rtol=0, atol=0)
+
+
+def test_missing_sst_needs_the_climate_and_older_analyses_analyse_it_as_before():
+    analysis = _analysis()
+    inputs = _clouded(_one_profile(analysis), analysis)
+    before = analysis(inputs)  # no gap covariances (saved before them): the cells without SST as the others
+    torch.testing.assert_close(before.mean, analysis(inputs._replace(climate=None)).mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"the SST is missing in 128 ocean cells .* pass AnalysisInputs\(climate="):
+        _with_gaps(analysis)(inputs._replace(climate=None))
+    ocean = torch.ones(1, 16, 16, dtype=torch.bool)
+    ocean[..., 8:] = False  # land where the SST is missing: no gap to fill
+    torch.testing.assert_close(analysis(inputs._replace(ocean=ocean, climate=None)).mean[..., :8],
+                               before.mean[..., :8], rtol=0, atol=1e-5)
+    config = _with_gaps(_analysis()).config
+    assert Analysis.from_saved({k: v for k, v in config.items() if k != "gap_departures"}, {}).gap_departures is None
+
+
 def test_check_levels_accepts_the_fitted_levels_and_says_how_to_match_them():
     analysis = _analysis()
     analysis.check_levels(DEPTH.astype(np.float32))
@@ -184,7 +248,7 @@ def test_the_settings_are_checked():
 
 
 def test_an_analysis_saved_and_loaded_gives_identical_outputs(tmp_path):
-    analysis = _analysis()
+    analysis = _with_gaps(_analysis())
     rng = np.random.default_rng(0)
     predicted = rng.uniform(0.01, 1.0, (300, 5))
     analysis.error_model = ErrorModel.fit(predicted, 2.0 * predicted * rng.standard_normal((300, 5)) ** 2, bins=4)
@@ -192,7 +256,7 @@ def test_an_analysis_saved_and_loaded_gives_identical_outputs(tmp_path):
     assert isinstance(loaded, Analysis) and loaded.config == analysis.config and loaded.covered_error_model is None
     assert loaded.settings == AnalysisConfig(slope_scale_km=800.0)
     torch.testing.assert_close(loaded.depth, analysis.depth, rtol=0, atol=0)
-    inputs = _one_profile(analysis)
+    inputs = _clouded(_one_profile(analysis), analysis)
     guess, again = analysis(inputs), loaded(inputs)
     torch.testing.assert_close(again.mean, guess.mean, rtol=0, atol=0)
     torch.testing.assert_close(again.predicted_variance, guess.predicted_variance, rtol=0, atol=0)
@@ -235,6 +299,9 @@ def test_fit_analysis_fits_the_departures_and_both_error_models(training_cube, f
         assert isinstance(model, ErrorModel) and model.ratio.shape == (8, 5)
         assert torch.all(torch.isfinite(model.ratio) & (model.ratio > 0))
     assert not torch.equal(fitted.error_model.ratio, fitted.covered_error_model.ratio)
+    gaps = fitted.gap_departures  # the departures from the climate, larger where the SST explains them
+    assert isinstance(gaps, DepartureAnalysis) and gaps.length_scale.shape == (3, 5)
+    assert torch.all(gaps.signal_variance[:, 0] > 2.0 * fitted.departures.signal_variance[:, 0])
     ocean = cube.thetao.notnull().any(("time", "depth")).values
     np.testing.assert_array_equal(fitted.background.covered.numpy(), ocean)
 
@@ -268,6 +335,44 @@ def test_reconstruct_with_an_analysis_gives_its_mean_and_calibrated_error(traini
         xdepthrecon.reconstruct(cube, profiles, sst, fitted, options=SamplingOptions(keep_members=True))
     with pytest.raises(ValueError, match="interpolate the data to them"):
         xdepthrecon.reconstruct(cube.isel(depth=slice(0, 4)), profiles, sst, fitted)
+
+
+def _eddying(seed: int) -> tuple[xr.Dataset, xr.Dataset]:
+    """A regional cube (half-degree cells) like ``training_cube``'s with anomalies a few cells across (1 degC at the
+    surface, fading with depth), new ones at each time step, and its surface as the SST."""
+    from scipy.ndimage import gaussian_filter
+
+    cube = glorys_like(times=6, depths=5, lats=24, lons=32, seed=3)
+    cube = cube.assign_coords(time=pd.date_range("2020-01-15", periods=6, freq="61D"),
+                              latitude=np.linspace(30.0, 41.5, 24), longitude=np.linspace(-60.0, -44.5, 32))
+    noise = np.random.default_rng(seed).standard_normal((6, 1, 24, 32))
+    anomaly = gaussian_filter(noise, (0, 0, 2.0, 2.0), mode="wrap")
+    anomaly = anomaly / anomaly.std() * np.exp(-cube.depth.values / 500.0)[:, None, None]
+    cube["thetao"] = cube.thetao + anomaly.astype("float32")
+    sst = cube.thetao.isel(depth=0).rename("sst").to_dataset()
+    sst.sst.attrs = {"units": "degC"}
+    return cube, sst
+
+
+def test_reconstruct_under_a_cloud_draws_to_the_profiles_and_states_a_larger_error():
+    analysis = xdepthrecon.fit_analysis(*_eddying(seed=0), config=SETTINGS, training=TRAINING, device="cpu",
+                                        observations=ObservationConfig(density=(0.05, 0.2)), progress=False)
+    cube, sst = _eddying(seed=1)  # new anomalies
+    profiles = cube.depthrecon.sample_profiles(per_tile=800, seed=0)  # 35 a time step, 1 in 20 columns
+    cloud = (sst.longitude >= sst.longitude[16]).broadcast_like(sst.sst)
+    clouded = xdepthrecon.reconstruct(cube, profiles, sst.where(~cloud), analysis).compute()
+    clear = xdepthrecon.reconstruct(cube, profiles, sst, analysis).compute()
+    ocean = cube.thetao.notnull()
+    assert bool(clouded.thetao.notnull().equals(ocean))  # the cloud is analysed, not left NaN
+    under = ocean & cloud
+    climate = cube.thetao.copy(data=analysis.climate_at(cube.time.values, cube.latitude.values,
+                                                        cube.longitude.values).numpy())
+    rmse = lambda field: float(np.sqrt(((field - cube.thetao) ** 2).where(under).mean()))  # noqa: E731
+    assert rmse(clouded.thetao) < 0.8 * rmse(climate)  # drawn to the profiles
+    assert rmse(clear.thetao) < rmse(clouded.thetao)  # the SST helps where it is seen
+    stated = lambda out: float(np.sqrt((out.thetao_std ** 2).where(under).mean()))  # noqa: E731
+    assert stated(clouded) > 1.5 * stated(clear)
+    assert 0.6 < stated(clouded) / rmse(clouded.thetao) < 1.6
 
 
 def test_the_stated_error_blends_smoothly_between_covered_and_uncovered_regions():

@@ -17,7 +17,7 @@ SETTINGS = AnalysisConfig(folds=2, batches=2, neighbours=16)
 TRAINING = replace(DIFFUSION_TRAINING, patch_size=16, batch_size=4, val_fraction=0.25)
 OBSERVATIONS = ObservationConfig(density=(0.05, 0.2))
 ANALYSIS_PHASES = ("background fit", "backgrounds held out in space", "backgrounds held out in time",
-                   "covariance fit", "calibration (space)", "calibration (time)")
+                   "covariance fit", "covariance fit (no SST)", "calibration (space)", "calibration (time)")
 NETWORK_PHASES = ("backgrounds held out in space", "backgrounds held out in time", "network calibration (space)",
                   "network calibration (time)")
 
@@ -41,7 +41,7 @@ def test_fitting_the_analysis_names_each_phase_and_is_silent_without_progress(se
     shown = capfd.readouterr().err
     for phase in ANALYSIS_PHASES:
         assert phase in shown
-    assert f"{2 * SETTINGS.folds + 4}/{2 * SETTINGS.folds + 4}" in shown  # every step counted
+    assert f"{2 * SETTINGS.folds + 5}/{2 * SETTINGS.folds + 5}" in shown  # every step counted
     _fit(setting, progress=False)
     assert capfd.readouterr() == ("", "")
 

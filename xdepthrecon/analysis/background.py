@@ -197,8 +197,7 @@ class SeasonalBackground(nn.Module):
         """
         design = torch.from_numpy(seasonal_design(np.asarray(times), self.harmonics)).float().to(self.field.device)
         rows, cols = self._cells(latitude, longitude)
-        field = self.field[:, :, rows][..., cols]
-        climate = torch.einsum("tp,pcyx->tcyx", design, field)
+        climate = self.climate_at(times, latitude, longitude)
         surface = torch.as_tensor(np.asarray(sst, dtype=np.float32), device=self.field.device)
         anomaly = surface - torch.einsum("tp,pyx->tyx", design, self.sst[:, rows][..., cols])
         bands = scale_bands(anomaly, torch.isfinite(anomaly), self.scales_km, latitude=latitude, longitude=longitude,
@@ -208,6 +207,13 @@ class SeasonalBackground(nn.Module):
         slope = self.slope[None, :, :, rows] + torch.einsum("tm,mjcy->tjcy", season.to(self.field.device),
                                                             self.seasonal_slope[..., rows])
         return climate + torch.einsum("tjcy,tjyx->tcyx", slope, bands)
+
+    def climate_at(self, times: Any, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
+        """The seasonal cycle alone ``(time, channel, latitude, longitude)`` on a grid: the background of cells
+        without SST (see :meth:`at`)."""
+        design = torch.from_numpy(seasonal_design(np.asarray(times), self.harmonics)).float().to(self.field.device)
+        rows, cols = self._cells(latitude, longitude)
+        return torch.einsum("tp,pcyx->tcyx", design, self.field[:, :, rows][..., cols])
 
     def covered_at(self, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
         """Whether the training data covered the stored cell nearest to each cell of a grid (latitude,
@@ -223,11 +229,17 @@ class SeasonalBackground(nn.Module):
         return rows.to(self.field.device), cols.to(self.field.device)
 
 
-def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
-                               largest_scale_km: float | None = LARGEST_SCALE_KM, slope_harmonics: int = 0,
-                               choice: SlopeChoice | None = None, block: float = 30.0, folds: int = 4, seed: int = 0,
-                               over: str = "space", on_fit: Callable[[], None] | None = None) -> xr.DataArray:
-    """Backgrounds of the training data, each fitted without its own block of the map or of the times.
+def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, **options: Any) -> xr.DataArray:
+    """The backgrounds of :func:`cross_validated_backgrounds` (same options), without their climate."""
+    return cross_validated_backgrounds(field, sst, **options).background
+
+
+def cross_validated_backgrounds(field: xr.DataArray, sst: xr.DataArray, *, harmonics: int = 1, band: float = BAND,
+                                largest_scale_km: float | None = LARGEST_SCALE_KM, slope_harmonics: int = 0,
+                                choice: SlopeChoice | None = None, block: float = 30.0, folds: int = 4, seed: int = 0,
+                                over: str = "space", on_fit: Callable[[], None] | None = None) -> xr.Dataset:
+    """Backgrounds of the training data, each fitted without its own block of the map or of the times, with and
+    without their SST term.
 
     ``over="space"``: the map is cut into ``block``-degree squares, dealt at random into ``folds`` folds;
     each fold's cells take the background :meth:`SeasonalBackground.fit` gives from the other folds (filled
@@ -238,8 +250,9 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
     data, as in-sample as :meth:`SeasonalBackground.fit`. The folds share the slope choice (each level's ridge
     and seasonal slopes): ``choice`` (e.g. the fit to all the data's :attr:`SeasonalBackground.choice`), or
     chosen once on all the data. ``on_fit`` is called once per fold (``folds``
-    calls, e.g. to advance a progress bar). Returns ``(time, channel, latitude, longitude)`` like ``field``
-    (float32, finite everywhere).
+    calls, e.g. to advance a progress bar). Returns ``background`` and ``climate`` (the same fits' seasonal cycle
+    alone, as at a cell without SST: :meth:`SeasonalBackground.climate_at`), each ``(time, channel, latitude,
+    longitude)`` like ``field`` (float32, finite everywhere).
     """
     if folds < 2:
         raise ValueError(f"folds must be at least 2 for a cross-validated background, got {folds}")
@@ -256,7 +269,7 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
         fold_of = xr.DataArray(deal[rows[:, None], cols[None, :]], dims=("latitude", "longitude"))
     else:
         fold_of = xr.DataArray(rng.permutation(field.sizes["time"]) % folds, dims=("time",))
-    out = np.zeros(field.shape, dtype=np.float32)
+    out = {name: np.zeros(field.shape, dtype=np.float32) for name in ("background", "climate")}
     settings = {"harmonics": harmonics, "band": band, "largest_scale_km": largest_scale_km,
                 "slope_harmonics": slope_harmonics}
     if choice is None:
@@ -268,12 +281,17 @@ def cross_validated_background(field: xr.DataArray, sst: xr.DataArray, *, harmon
             if not np.isfinite(others.values).any():
                 others = field  # one fold holds all the data: nothing to hold out
             fitted = SeasonalBackground.fit(others, sst, **settings, choice=choice)
-            values = fitted.at(field.time.values, latitude, longitude, sst.transpose(*dims[:1], *dims[2:]).values)
-            taken = np.broadcast_to(here[:, None], out.shape)
-            out[taken] = values.numpy()[taken]
+            times = field.time.values
+            values = {"background": fitted.at(times, latitude, longitude,
+                                              sst.transpose(*dims[:1], *dims[2:]).values),
+                      "climate": fitted.climate_at(times, latitude, longitude)}
+            taken = np.broadcast_to(here[:, None], field.shape)
+            for name, value in values.items():
+                out[name][taken] = value.numpy()[taken]
         if on_fit is not None:
             on_fit()
-    return xr.DataArray(out, dims=dims, coords={d: field[d] for d in dims if d in field.coords})
+    coords = {d: field[d] for d in dims if d in field.coords}
+    return xr.Dataset({name: (dims, value) for name, value in out.items()}, coords=coords)
 
 
 def _extended_down(coefficients: np.ndarray) -> np.ndarray:

@@ -13,7 +13,10 @@ What an oceanographer would build without a network (an ARMOR3D-style analysis),
    :data:`SLOPE_RIDGE` per column (no SST term with fewer than :data:`MIN_SLOPE_COLUMNS` observed columns);
 3. the observations' remaining departures spread level by level by optimal interpolation with fitted
    covariances (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), which also states an error
-   variance;
+   variance. Where clouds hide the SST, the background has no SST term and the departures from it are the whole
+   mesoscale, several times those the covariances were fitted to: there the analysis is the climate plus the
+   optimal interpolation of every profile's departure from the climate, with covariances fitted to those
+   (``gap_departures``), and the profiles under clouds take no part in the analysis of the cells with SST;
 4. that variance calibrated against the errors the analysis made on validation data it was not fitted
    to (:class:`~xdepthrecon.analysis.errors.ErrorModel`): one error model for regions the training data did
    not cover, one for covered regions at new times, blended by the training data's coverage smoothed over
@@ -122,7 +125,8 @@ class AnalysisInputs(NamedTuple):
     the seasonal background at these times and cells (:meth:`Analysis.background_at`, or a
     cross-validated one in training); ``latitude`` (batch, H) and ``longitude`` (batch, W) in degrees;
     ``ocean`` (batch, H, W) where the grid is ocean, which the observed fraction that picks the departures'
-    density class counts over (None: every cell).
+    density class counts over (None: every cell); ``climate`` (batch, levels, H, W) the background without its
+    SST term (:meth:`Analysis.climate_at`), which the analysis needs where the SST of an ocean cell is missing.
     """
 
     x: torch.Tensor
@@ -132,6 +136,7 @@ class AnalysisInputs(NamedTuple):
     latitude: torch.Tensor
     longitude: torch.Tensor
     ocean: torch.Tensor | None = None
+    climate: torch.Tensor | None = None
 
 
 class Guess(NamedTuple):
@@ -156,18 +161,23 @@ class Analysis(nn.Module):
     error_model, covered_error_model
         Calibration of the analysis's error against backgrounds fitted without each region, and without
         each time step (used where the training data covered the cell); None: the OI variance as is.
+    gap_departures
+        Covariances of the departures from the climate, which the analysis spreads where the SST is missing;
+        None (analyses saved before them): the cells without SST are analysed as the others.
     """
 
     def __init__(self, background: SeasonalBackground, departures: DepartureAnalysis,
                  config: AnalysisConfig | None = None, error_model: ErrorModel | None = None,
-                 covered_error_model: ErrorModel | None = None) -> None:
+                 covered_error_model: ErrorModel | None = None, gap_departures: DepartureAnalysis | None = None) -> None:
         super().__init__()
         levels = background.field.shape[1]
-        if departures.length_scale.shape[1] != levels:
-            raise ValueError(f"the background has {levels} levels; the departure analysis has "
-                             f"{departures.length_scale.shape[1]}")
+        for analysis in (departures, gap_departures):
+            if analysis is not None and analysis.length_scale.shape[1] != levels:
+                raise ValueError(f"the background has {levels} levels; the departure analysis has "
+                                 f"{analysis.length_scale.shape[1]}")
         self.background = background
         self.departures = departures
+        self.gap_departures = gap_departures
         self.settings = config or AnalysisConfig()
         self.error_model = error_model
         self.covered_error_model = covered_error_model
@@ -195,7 +205,8 @@ class Analysis(nn.Module):
         optional = lambda model: None if model is None else model.config  # noqa: E731
         return {"settings": asdict(self.settings), "background": self.background.config,
                 "departures": self.departures.config, "error_model": optional(self.error_model),
-                "covered_error_model": optional(self.covered_error_model)}
+                "covered_error_model": optional(self.covered_error_model),
+                "gap_departures": optional(self.gap_departures)}
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -209,8 +220,9 @@ class Analysis(nn.Module):
         settings = AnalysisConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
         errors, covered = (None if config[k] is None else ErrorModel(**config[k])
                            for k in ("error_model", "covered_error_model"))
+        gaps = config.get("gap_departures")  # absent: saved before the analysis of SST gaps
         return cls(SeasonalBackground(**config["background"]), DepartureAnalysis(**config["departures"]),
-                   settings, errors, covered)
+                   settings, errors, covered, None if gaps is None else DepartureAnalysis(**gaps))
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Save to one file (read back with :func:`xdepthrecon.load`)."""
@@ -224,17 +236,62 @@ class Analysis(nn.Module):
         :meth:`SeasonalBackground.at <xdepthrecon.analysis.background.SeasonalBackground.at>`)."""
         return self.background.at(times, latitude, longitude, sst)
 
+    def climate_at(self, times: Any, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
+        """The background without its SST term ``(time, levels, latitude, longitude)`` in degC on a grid (see
+        :meth:`SeasonalBackground.climate_at <xdepthrecon.analysis.background.SeasonalBackground.climate_at>`)."""
+        return self.background.climate_at(times, latitude, longitude)
+
     @torch.no_grad()
     def forward(self, inputs: AnalysisInputs, *, with_variance: bool = True) -> Guess:
         """The analysis of a batch: the anchored background plus the analysed departures, and (with
-        ``with_variance``) the optimal interpolation's error variance."""
+        ``with_variance``) the optimal interpolation's error variance; where the SST of an ocean cell is missing,
+        the climate plus the analysed departures from it (see the module docstring)."""
         if inputs.x.shape[1] != self.levels:
             raise ValueError(f"the analysis has {self.levels} levels; the observations have {inputs.x.shape[1]}")
-        anchored, departure, observed = anchor(inputs, self.settings.slope_scale_km)
+        gaps = self.sst_gaps(inputs)
+        clear = inputs if gaps is None else inputs._replace(
+            mask=inputs.mask.bool() & ~gaps[:, None], ocean=~gaps if inputs.ocean is None else inputs.ocean & ~gaps)
+        anchored, departure, observed = anchor(clear, self.settings.slope_scale_km)
         analysed, variance = self.departures(departure, observed, inputs.latitude, inputs.longitude,
-                                             ocean=inputs.ocean,
-                                             with_variance=with_variance)
-        return Guess(anchored + analysed, variance)
+                                             ocean=clear.ocean, with_variance=with_variance)
+        guess = Guess(anchored + analysed, variance)
+        return guess if gaps is None else self._fill_gaps(guess, inputs, gaps)
+
+    def sst_gaps(self, inputs: AnalysisInputs) -> torch.Tensor | None:
+        """The ocean cells (batch, H, W) whose SST is missing, which the analysis of departures from the climate
+        fills; None where there are none or the analysis has no ``gap_departures``."""
+        if self.gap_departures is None:
+            return None
+        gaps = torch.isnan(inputs.sst[:, 0])
+        if inputs.ocean is not None:
+            gaps = gaps & inputs.ocean.bool()
+        if not gaps.any():
+            return None
+        if inputs.climate is None:
+            raise ValueError(f"the SST is missing in {int(gaps.sum())} ocean cells and the inputs carry no climate to "
+                             "analyse them from: pass AnalysisInputs(climate=analysis.climate_at(times, latitude, "
+                             "longitude)), or fill the SST")
+        return gaps
+
+    def _fill_gaps(self, guess: Guess, inputs: AnalysisInputs, gaps: torch.Tensor) -> Guess:
+        """``guess`` with the cells of ``gaps`` (batch, H, W) taken from the optimal interpolation of every
+        observation's departure from the climate, in the fields that have gaps."""
+        items = torch.nonzero(gaps.flatten(1).any(dim=1))[:, 0]
+        pick = lambda t: None if t is None else t.index_select(0, items.to(t.device))  # noqa: E731
+        x, mask, climate = pick(inputs.x), pick(inputs.mask).bool(), pick(inputs.climate)
+        observed = mask & ~torch.isnan(x)
+        analysed, variance = self.gap_departures(torch.where(observed, x - climate, 0.0), observed,
+                                                 pick(inputs.latitude), pick(inputs.longitude),
+                                                 ocean=pick(inputs.ocean), with_variance=guess.predicted_variance
+                                                 is not None)
+        where = gaps[items][:, None]
+        mean = guess.mean.clone()
+        mean[items] = torch.where(where, climate + analysed, mean[items])
+        if variance is None:
+            return Guess(mean, None)
+        stated = guess.predicted_variance.clone()
+        stated[items] = torch.where(where, variance, stated[items])
+        return Guess(mean, stated)
 
     def coverage(self, latitude: np.ndarray, longitude: np.ndarray) -> torch.Tensor:
         """How much the training data covered the neighbourhood of each cell of a grid, (latitude, longitude)

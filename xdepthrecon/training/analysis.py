@@ -5,9 +5,11 @@
    new region and a new season (:func:`~xdepthrecon.training.calibration.calibration_backgrounds`).
 3. On validation patches, observations (real, or simulated from the truth) give departures from the
    new-region backgrounds; each level's covariance is fitted to them by maximum likelihood, each patch an
-   independent field.
-4. The analysis's error is measured against the truth on the same patches, with each kind of background,
-   and stored as two error models.
+   independent field; and again to the departures from the new-region backgrounds without their SST term (the
+   climate), which the analysis spreads where clouds hide the SST.
+4. The analysis's error is measured against the truth on the same patches, with each kind of background and
+   the SST under simulated clouds as :attr:`~xdepthrecon.ObservationConfig.cloud_cover` says
+   (:func:`~xdepthrecon.training.observations.simulate_clouds`), and stored as two error models.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
     """The fitted analysis and the cross-validated backgrounds it was calibrated with; ``progress`` shows one
     bar over the phases (the background fit, ``2 * config.folds`` cross-validated fits, the covariance fit
     and the two calibrations), each named as it runs."""
-    with progress_bar(2 * config.folds + 4, progress, "background fit") as bar:
+    with progress_bar(2 * config.folds + 5, progress, "background fit") as bar:
         background = SeasonalBackground.fit(data.field, data.sst, harmonics=config.harmonics, band=config.band,
                                             largest_scale_km=config.sst_largest_scale_km,
                                             slope_harmonics=config.slope_harmonics)
@@ -125,11 +127,14 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
         space = calibration_patches(data, backgrounds["space"], training)
         departures = _fit_departures(space, data, config, training, device, bar)
         bar.update()
-        analysis = Analysis(background, departures, config)
+        bar.set_description("covariance fit (no SST)")
+        gap_departures = _fit_departures(space, data, config, training, device, bar, without_sst=True)
+        bar.update()
+        analysis = Analysis(background, departures, config, gap_departures=gap_departures)
         analysis.depth.copy_(torch.tensor(data.field.channel.values, dtype=torch.float64))
 
         def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-            guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index))
+            guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True))
             return guess.mean, guess.predicted_variance
 
         errors = {}
@@ -143,18 +148,21 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
     return analysis, backgrounds
 
 
-def calibration_patches(data: TrainingData, background: xr.DataArray, training: TrainingConfig) -> PatchDataset:
-    """The calibration windows' patches (unsharded, so data-parallel replicas stay identical) with
-    ``background`` as each cell's background."""
-    return patches({**data.fields, "background": background}, training, data.windows, seed=training.seed + 2)
+def calibration_patches(data: TrainingData, held_out: xr.Dataset, training: TrainingConfig) -> PatchDataset:
+    """The calibration windows' patches (unsharded, so data-parallel replicas stay identical) with the
+    ``background`` and ``climate`` of ``held_out`` (:func:`~xdepthrecon.training.calibration.calibration_backgrounds`)
+    as each cell's."""
+    fields = {**data.fields, "background": held_out.background, "climate": held_out.climate}
+    return patches(fields, training, data.windows, seed=training.seed + 2)
 
 
 @torch.no_grad()
 def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisConfig, training: TrainingConfig,
-                    device: torch.device, bar: Any) -> DepartureAnalysis:
-    """Covariances of the observations' departures from the anchored background on ``dataset``'s patches,
-    each patch an independent field, per class of density (``config.density_classes``, simulated profiles
-    only); a prior one, with a warning, when too few columns are observed."""
+                    device: torch.device, bar: Any, *, without_sst: bool = False) -> DepartureAnalysis:
+    """Covariances of the observations' departures from the anchored background (``without_sst``: from the
+    climate, as where the SST is missing) on ``dataset``'s patches, each patch an independent field, per class of
+    density (``config.density_classes``, simulated profiles only); a prior one, with a warning, when too few
+    columns are observed."""
     random = torch.Generator().manual_seed(training.seed + 555)
     low, high = data.observations.density
     classes = config.density_classes if "x" not in data.fields and low < high else 1
@@ -165,6 +173,8 @@ def _fit_departures(dataset: PatchDataset, data: TrainingData, config: AnalysisC
         observations = replace(data.observations, density=tuple(density))
         for batch in counted(loader, min(config.batches, len(loader)), bar):
             inputs = batch_inputs(batch, observations, random, data.depth_max_index)
+            if without_sst:
+                inputs = inputs._replace(sst=torch.full_like(inputs.sst, torch.nan), background=inputs.climate)
             _, departure, observed = anchor(inputs, config.slope_scale_km)
             values = torch.where(observed, departure, torch.nan).cpu().numpy()
             fractions.extend(observed_fractions(observed, inputs.ocean))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xdepthrecon.analysis.background import SlopeChoice, cross_validated_background
+from xdepthrecon.analysis.background import SlopeChoice, cross_validated_backgrounds
 from xdepthrecon.analysis.classical import AnalysisConfig
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
@@ -52,20 +52,21 @@ def counted(items: Any, total: int, bar: Any | None) -> Iterator[Any]:
 
 
 def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: AnalysisConfig, seed: int = 0, *,
-                            choice: SlopeChoice | None = None, bar: Any | None = None) -> dict[str, xr.DataArray]:
+                            choice: SlopeChoice | None = None, bar: Any | None = None) -> dict[str, xr.Dataset]:
     """Backgrounds of the training ``field`` (time, channel, latitude, longitude) fitted without each block of
     the map (``"space"``) and without each fold of time steps (``"time"``), with the SST slopes' choice
-    ``choice`` (the analysis's background's; None: chosen anew); ``bar`` (a :func:`progress_bar`) names each and
-    counts its ``2 * settings.folds`` fits."""
+    ``choice`` (the analysis's background's; None: chosen anew), each with its ``background`` and its ``climate``
+    (:func:`~xdepthrecon.analysis.background.cross_validated_backgrounds`); ``bar`` (a :func:`progress_bar`)
+    names each and counts its ``2 * settings.folds`` fits."""
     backgrounds = {}
     for over in HELD_OUT:
         if bar is not None:
             bar.set_description(f"backgrounds held out in {over}")
-        backgrounds[over] = cross_validated_background(field, sst, harmonics=settings.harmonics, band=settings.band,
-                                                       largest_scale_km=settings.sst_largest_scale_km,
-                                                       slope_harmonics=settings.slope_harmonics, choice=choice,
-                                                       block=settings.block, folds=settings.folds, seed=seed,
-                                                       over=over, on_fit=None if bar is None else bar.update)
+        backgrounds[over] = cross_validated_backgrounds(field, sst, harmonics=settings.harmonics, band=settings.band,
+                                                        largest_scale_km=settings.sst_largest_scale_km,
+                                                        slope_harmonics=settings.slope_harmonics, choice=choice,
+                                                        block=settings.block, folds=settings.folds, seed=seed,
+                                                        over=over, on_fit=None if bar is None else bar.update)
     return backgrounds
 
 

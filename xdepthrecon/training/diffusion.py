@@ -33,7 +33,7 @@ from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, 
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
 from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_state
-from xdepthrecon.training.observations import batch_inputs, simulate_clouds
+from xdepthrecon.training.observations import batch_inputs
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
 
@@ -117,17 +117,13 @@ def train_diffusion(
             fitted = copy.deepcopy(given).cpu()
         model = _new_model(data, autoencoder, fitted, config, observations.cloud_cover).to(target)
     _set_trainable(model.autoencoder, config.finetune)
-    fields = {**data.fields, "background": _background_field(model.analysis, data, data.sst)}
-    if observations.cloud_cover > 0:  # the background where clouds hide the SST
-        fields["climate"] = _background_field(model.analysis, data, xr.full_like(data.sst, np.nan))
+    fields = {**data.fields, "background": _background_field(model.analysis, data, data.sst),
+              "climate": _background_field(model.analysis, data, None)}
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = batch["y"]
-        inputs = batch_inputs(batch, observations, random, data.depth_max_index)
-        if observations.cloud_cover > 0:
-            inputs = simulate_clouds(inputs, batch["climate"], observations, random)
-        prepared = model.prepare(inputs)
+        prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index, clouds=True))
         value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
@@ -166,15 +162,16 @@ def _new_model(data: TrainingData, autoencoder: DepthBandAutoencoder, analysis: 
                            cloud_cover=cloud_cover)
 
 
-def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray) -> xr.DataArray:
-    """The analysis's background at every time and cell of the training cube with ``sst`` (time, lat, lon), as a
-    field for the patches."""
+def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray | None) -> xr.DataArray:
+    """The analysis's background at every time and cell of the training cube with ``sst`` (time, lat, lon; None:
+    the climate, its background without SST), as a field for the patches."""
     field = data.field
-    values = analysis.background_at(field.time.values, field.latitude.values, field.longitude.values, sst.values)
+    where = (field.time.values, field.latitude.values, field.longitude.values)
+    values = analysis.climate_at(*where) if sst is None else analysis.background_at(*where, sst.values)
     return xr.DataArray(values.cpu().numpy(), dims=field.dims, coords=field.coords)
 
 
-def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.DataArray] | None,
+def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.Dataset] | None,
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
     """Set the model's correction gate and error models on the calibration patches, with the cross-validated
     ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gate
@@ -214,7 +211,7 @@ def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: to
               device: torch.device) -> tuple[Prepared, torch.Tensor]:
     """The prepared batch (simulated or real observations) and the network's clean residual from pure noise: its
     estimate of the residual's mean given the condition."""
-    prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index),
+    prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
                              with_variance=True)
     noise = torch.randn(prepared.base.shape, generator=random).to(device)
     t = torch.full((len(noise),), model.schedule.steps - 1, device=device)

@@ -45,15 +45,20 @@ def simulate_observations(y: torch.Tensor, observations: ObservationConfig, gene
 
 
 def batch_inputs(batch: dict[str, torch.Tensor], observations: ObservationConfig, generator: torch.Generator,
-                 depth_max_index: int | None = None) -> AnalysisInputs:
+                 depth_max_index: int | None = None, *, clouds: bool = False) -> AnalysisInputs:
     """The analysis inputs of a batch of patches holding ``y``, ``sst``, ``background``, the cells'
-    coordinates and, with real profiles, ``x`` and ``x_mask`` (else simulated from ``y``)."""
+    coordinates, optionally the ``climate`` (the background without SST) and, with real profiles, ``x`` and
+    ``x_mask`` (else simulated from ``y``); with ``clouds``, part of the SST hidden as
+    ``observations.cloud_cover`` says (:func:`simulate_clouds`, which needs the ``climate``)."""
     if "x" in batch:
         x, mask = batch["x"], batch["x_mask"] > 0
     else:
         x, mask = simulate_observations(batch["y"], observations, generator, depth_max_index)
-    return AnalysisInputs(x, mask, batch["sst"], batch["background"], batch["cell_latitude"],
-                          batch["cell_longitude"], ~torch.isnan(batch["y"]).all(dim=1))
+    inputs = AnalysisInputs(x, mask, batch["sst"], batch["background"], batch["cell_latitude"],
+                            batch["cell_longitude"], ~torch.isnan(batch["y"]).all(dim=1), batch.get("climate"))
+    if clouds and observations.cloud_cover > 0:
+        inputs = simulate_clouds(inputs, batch["climate"], observations, generator)
+    return inputs
 
 
 def simulate_clouds(inputs: AnalysisInputs, climate: torch.Tensor, observations: ObservationConfig,
@@ -85,4 +90,4 @@ def simulate_clouds(inputs: AnalysisInputs, climate: torch.Tensor, observations:
         hidden[item, 0] = (field > threshold) & ocean[item]
     hidden = hidden.to(inputs.sst.device)
     return inputs._replace(sst=torch.where(hidden, torch.nan, inputs.sst),
-                           background=torch.where(hidden, climate, inputs.background))
+                           background=torch.where(hidden, climate, inputs.background), climate=climate)
