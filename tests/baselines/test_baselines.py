@@ -161,6 +161,28 @@ def test_sst_regression_with_analysis_has_posterior_std():
     assert {"length_scale", "signal_std", "noise_std", "sst_coefficient"} <= set(result.data_vars)
 
 
+def test_sst_regression_under_clouds_analyses_them_about_the_climatology_from_every_profile():
+    cube = _seasonal_cube(seed=4)
+    times, _, lats, lons = cube.thetao.shape
+    anomaly = xr.DataArray(np.random.default_rng(5).normal(0.0, 0.5, (times, lats, lons)),
+                           dims=("time", "latitude", "longitude"))  # the whole column's, fading with depth
+    cube = cube.assign(thetao=(cube.thetao + anomaly * np.exp(-cube.depth / 200.0)).transpose(*DIMS))
+    sst = cube.thetao.isel(depth=0, drop=True).rename("sst").to_dataset()
+    cloud = (cube.longitude > 0).broadcast_like(sst.sst)
+    profiles = sample_profiles(cube, per_tile=4000, seed=0)
+    training = cube.where(cube.time.dt.month != 6)
+    result = sst_regression(profiles, sst.where(~cloud), grid=cube, training=training, window="1D")
+    plain = optimal_interpolation(profiles, grid=cube, training=training, window="1D")
+    ocean = cube.thetao.notnull()
+    under, seen = (ocean & cloud).values, (ocean & ~cloud).values
+    for name in ("thetao", "thetao_std"):  # under the cloud: the OI baseline about the climatology
+        np.testing.assert_allclose(result[name].values[under], plain[name].values[under], rtol=1e-5, atol=1e-5)
+    clear_profiles = profiles.isel(profile=np.flatnonzero(profiles.longitude.values <= 0))
+    alone = sst_regression(clear_profiles, sst.where(~cloud), grid=cube, training=training, window="1D")
+    for name in ("thetao", "thetao_std"):  # the profiles under the cloud take no part where the SST is seen
+        np.testing.assert_allclose(result[name].values[seen], alone[name].values[seen], rtol=1e-5, atol=1e-5)
+
+
 def test_oi_without_training_uses_the_observations_mean(cube):
     profiles = sample_profiles(cube, per_tile=4000, seed=2)
     result = optimal_interpolation(profiles, grid=cube, window="1D")

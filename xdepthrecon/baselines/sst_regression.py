@@ -13,7 +13,10 @@ The background is ``climatology(t, z, cell) + beta(z, latitude band) * SST'(t, c
   level without any pairs 0). Cells with no more training times than regressors give no pairs.
 
 With ``analysis=True`` (default) the profiles are then analysed about that background by
-:func:`~xdepthrecon.baselines.optimal_interpolation`, which also gives the posterior std.
+:func:`~xdepthrecon.baselines.optimal_interpolation`, which also gives the posterior std. Where clouds hide the
+SST of an ocean cell, the background there is the climatology and a profile's departure from it is the whole
+anomaly, not the small one the regression leaves: those cells are analysed about the climatology from every
+profile (the OI baseline), and the cells with SST from the profiles that have it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from xdepthrecon._provenance import describe_call, with_history
-from xdepthrecon.baselines._inputs import grid_of, reconstruction, training_field
+from xdepthrecon.baselines._inputs import grid_of, gridded_observations, reconstruction, training_field
 from xdepthrecon.baselines.climatology import fit_seasonal_cube, seasonal_on_grid
 from xdepthrecon.baselines.optimal_interpolation import optimal_interpolation
 from xdepthrecon.io.cube import CANONICAL_DIMS
@@ -107,15 +110,33 @@ def sst_regression(
                                attrs={"long_name": "slope of the temperature anomaly on the SST anomaly", "units": "1"})
     call = describe_call("xdepthrecon.baselines.sst_regression", harmonics=harmonics, band=band, analysis=analysis)
     if analysis:
-        on_grid = xr.Dataset({"ocean": (CANONICAL_DIMS, ocean)}, coords=coords.coords)
-        background_da = xr.DataArray(background, dims=CANONICAL_DIMS, coords=coords.coords)
-        out = optimal_interpolation(profiles, grid=on_grid, background=background_da, **options)
+        gaps = np.isnan(_sst_values(sst, coords)) & ocean.any(axis=1)
+        out = _analysed(profiles, coords, ocean, background, climate, gaps, options)
         out["sst_coefficient"] = coefficient
         out.attrs = with_history({**out.attrs, "method": "sst regression + optimal interpolation",
                                   "title": "temperature reconstructed by SST regression and optimal interpolation"},
                                  call)
         return out
     return reconstruction(coords, background, None, "sst regression", call, {"sst_coefficient": coefficient})
+
+
+def _analysed(profiles: xr.Dataset, coords: xr.Dataset, ocean: np.ndarray, background: np.ndarray,
+              climate: np.ndarray, gaps: np.ndarray, options: dict) -> xr.Dataset:
+    """OI of the profiles about ``background``; where ``gaps`` (time, latitude, longitude) hide the SST, OI of every
+    profile about ``climate`` instead, and the profiles there left out of the analysis of the cells with SST."""
+    on_grid = xr.Dataset({"ocean": (CANONICAL_DIMS, ocean)}, coords=coords.coords)
+    as_field = lambda values: xr.DataArray(values, dims=CANONICAL_DIMS, coords=coords.coords)  # noqa: E731
+    if not gaps.any():
+        return optimal_interpolation(profiles, grid=on_grid, background=as_field(background), **options)
+    x = gridded_observations(profiles, coords, ocean, options.get("window", "7D"))
+    clear = xr.Dataset({"x": as_field(np.where(gaps[:, None], np.nan, x))})
+    out = optimal_interpolation(clear, grid=on_grid, background=as_field(background), **options)
+    under = optimal_interpolation(xr.Dataset({"x": as_field(x)}), grid=on_grid, background=as_field(climate),
+                                  **options)
+    where = np.broadcast_to(gaps[:, None], x.shape)
+    for name in ("thetao", "thetao_std"):
+        out[name] = out[name].where(~where, under[name])
+    return out
 
 
 def _sst_values(sst: xr.Dataset | xr.DataArray, like: xr.Dataset | xr.DataArray) -> np.ndarray:
