@@ -166,7 +166,8 @@ class ObservationConfig:
         Simulated clouds on the SST in diffusion training, so that the model learns SST gaps: half the patches
         keep their SST whole, the others hide a fraction of their ocean cells drawn uniformly up to
         ``cloud_cover`` (:func:`~xdepthrecon.training.observations.simulate_clouds`). 0: no clouds (the model
-        then expects gap-free SST). The classical analysis's fit sees no simulated clouds.
+        then expects gap-free SST). The calibration of the stated error (the classical analysis's and the
+        network's) sees the same clouds; the analysis's covariances are fitted without them.
     cloud_scale_km
         Typical size of a simulated cloud: each patch's clouds are where white noise smoothed by a Gaussian of
         a length drawn log-uniformly from half to twice this is highest.
