@@ -235,8 +235,9 @@ class LatentDiffusion(nn.Module):
             reason = (f"this model saw at most {self.cloud_cover:.0%} of a patch's SST hidden in training; retrain "
                       "it with a larger ObservationConfig.cloud_cover")
         warnings.warn(f"the SST misses {worst:.0%} of the ocean cells; {reason}, or fill the SST (an L4 product). "
-                      "Under gaps the estimate loses much of its skill and its stated error is too small "
-                      "(docs/performance.md, cloud gaps).", UserWarning, stacklevel=2)
+                      "Where the SST is missing the estimate rests on the profiles alone, and the network's "
+                      "correction under more gaps than it saw is untested (docs/performance.md, cloud gaps).",
+                      UserWarning, stacklevel=2)
 
     def residual(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's; 0 on land."""
