@@ -107,14 +107,15 @@ class _Step(NamedTuple):
 
 
 def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisInputs:
-    """The analysis inputs of one time step (a batch of one)."""
+    """The analysis inputs of one time step (a batch of one); the climate only where the SST has gaps."""
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(device)  # noqa: E731
     sst = step.sst.reshape(-1, *step.sst.shape[-2:])[:1]
     background = analysis.background_at(step.times, step.latitude, step.longitude, sst).to(device)
-    climate = analysis.climate_at(step.times, step.latitude, step.longitude).to(device)
+    ocean = step.valid.any(axis=0)
+    gaps = analysis.gap_departures is not None and bool(np.any(np.isnan(sst[0]) & ocean))
+    climate = analysis.climate_at(step.times, step.latitude, step.longitude).to(device) if gaps else None
     return AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
-                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(step.valid.any(axis=0)) > 0,
-                          climate)
+                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(ocean) > 0, climate)
 
 
 @torch.no_grad()
