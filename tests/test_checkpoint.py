@@ -204,7 +204,24 @@ def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_co
                                                                       if k != "correction_gate"}))
     path = model.save(tmp_path / "older.safetensors")
     monkeypatch.undo()
-    torch.testing.assert_close(xdepthrecon.load(path).correction_gate, torch.ones(model.analysis.departures.classes, 5))
+    loaded = xdepthrecon.load(path)
+    for gate in (loaded.correction_gate, loaded.gap_correction_gate):
+        torch.testing.assert_close(gate, torch.ones(model.analysis.departures.classes, 5))
+
+
+def test_a_diffusion_model_saved_before_gap_gates_gates_the_cells_without_sst_alike(tmp_path, monkeypatch):
+    model = _diffusion_model()
+    model.correction_gate.fill_(0.25)
+    model.gap_correction_gate.fill_(0.75)
+    arrays = type(model).arrays
+    monkeypatch.setattr(type(model), "arrays", property(lambda self: {k: v for k, v in arrays.fget(self).items()
+                                                                      if k != "gap_correction_gate"}))
+    path = model.save(tmp_path / "older.safetensors")
+    monkeypatch.undo()
+    loaded = xdepthrecon.load(path)
+    torch.testing.assert_close(loaded.gap_correction_gate, torch.full_like(model.correction_gate, 0.25))
+    again = xdepthrecon.load(model.save(tmp_path / "now.safetensors"))
+    torch.testing.assert_close(again.gap_correction_gate, model.gap_correction_gate)
 
 
 def test_a_diffusion_model_saved_before_sst_masks_loads_without_the_channel_and_warns_of_gaps(tmp_path, monkeypatch):

@@ -330,8 +330,8 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     monkeypatch.setattr(model, "decode_residual", decode)
     monkeypatch.setattr(training_diffusion.ErrorModel, "fit", fit)
     training_diffusion._calibrate(model, data, None, TRAINING, torch.device("cpu"), progress=False)
-    torch.testing.assert_close(model.correction_gate,
-                               torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]).expand_as(model.correction_gate))
+    for gate in (model.correction_gate, model.gap_correction_gate):  # with SST, and under the simulated clouds
+        torch.testing.assert_close(gate, torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]).expand_as(gate))
     assert len(fitted) == 2 and model.error_model is not None and model.covered_error_model is not None
     for squared_error in fitted:
         assert np.nanmax(squared_error[:, :2]) < 1e-8  # gated: the truth
@@ -360,6 +360,23 @@ def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path
                     {name: getattr(model, name).numpy() for name in ("latent_mean", "latent_std", "surface_mean",
                                                                     "surface_std")}, correction_gate=np.full(6, 1.5))
 
+
+
+def test_where_the_sst_is_missing_the_gap_gate_weighs_the_correction(setting):
+    cube, sst, model, profiles = setting
+    gated = copy.deepcopy(model)
+    gated.correction_gate.fill_(1.0)
+    gated.gap_correction_gate.zero_()  # no correction under clouds
+    gap = (sst.latitude > sst.latitude[10]) & (sst.latitude < sst.latitude[16])
+    cloudy = sst.where(~gap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the model may warn of the gap
+        ensemble = xdepthrecon.reconstruct(cube, profiles, cloudy, gated, options=SAMPLING).compute()
+    analysed = xdepthrecon.reconstruct(cube, profiles, cloudy, gated.analysis).compute()
+    under = (cube.thetao.notnull() & gap).values
+    clear = (cube.thetao.notnull() & ~gap).values
+    np.testing.assert_allclose(ensemble.thetao.values[under], analysed.thetao.values[under], atol=1e-4)
+    assert np.abs(ensemble.thetao.values[clear] - analysed.thetao.values[clear]).max() > 1e-3  # corrected there
 
 
 def test_a_grid_with_an_ocean_mask_is_reconstructed_under_sst_gaps_that_a_bare_grid_takes_for_land(setting):

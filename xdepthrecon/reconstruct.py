@@ -162,7 +162,7 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
     variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
     guess = prepared.guess.mean[0].cpu().numpy()
     shift = mean - model.gated(torch.from_numpy(mean), torch.from_numpy(guess.astype(np.float64)),
-                               prepared.density_class[0]).numpy()
+                               prepared.density_class[0], prepared.gaps[0].cpu()).numpy()
     if options.replace:  # observed values stay as observed
         shift[inputs.mask[0].cpu().numpy()] = 0.0
     mean -= shift  # the gated mean; every member moves alike, so the spread is kept

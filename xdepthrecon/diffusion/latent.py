@@ -47,6 +47,8 @@ from xdepthrecon.models.unet import ConditionalUNet
 
 #: The normalisation statistics a model keeps, each a vector.
 STATISTICS = ("latent_mean", "latent_std", "surface_mean", "surface_std")
+#: The weights of the network's correction a model keeps, per density class and level: with SST, and without.
+GATES = ("correction_gate", "gap_correction_gate")
 #: Fraction of a field's ocean cells that may lack SST beyond what the model was trained with before
 #: :meth:`LatentDiffusion.warn_sst_gaps` warns (a few coastal cells do not matter).
 SST_GAP_TOLERANCE = 0.01
@@ -54,12 +56,14 @@ SST_GAP_TOLERANCE = 0.01
 
 class Prepared(NamedTuple):
     """What :meth:`LatentDiffusion.prepare` makes of a batch of observations: the condition channels, the
-    analysis's guess, its normalised latent (the base the residual is added to) and each field's density class."""
+    analysis's guess, its normalised latent (the base the residual is added to), each field's density class and its
+    ocean cells without SST (batch, H, W)."""
 
     condition: torch.Tensor
     guess: Guess
     base: torch.Tensor
     density_class: torch.Tensor
+    gaps: torch.Tensor
 
 
 def _gate(values: Any, classes: int, levels: int) -> torch.Tensor:
@@ -106,6 +110,9 @@ class LatentDiffusion(nn.Module):
     correction_gate
         Weight of the network's correction per density class of the analysis and level ``(classes, levels)``, or
         per level for every class, in [0, 1]; None: 1 (the whole correction).
+    gap_correction_gate
+        The same where the SST of an ocean cell is missing (the guess there has no SST term, and the correction
+        helps otherwise); None: ``correction_gate``.
     cloud_cover
         The largest fraction of a patch's SST hidden by simulated clouds in training
         (:class:`~xdepthrecon.ObservationConfig`); more missing SST than that makes :meth:`warn_sst_gaps` warn.
@@ -114,7 +121,7 @@ class LatentDiffusion(nn.Module):
     def __init__(self, autoencoder: DepthBandAutoencoder, denoiser: ConditionalUNet, schedule: NoiseSchedule,
                  analysis: Analysis, statistics: Mapping[str, Any], error_model: ErrorModel | None = None,
                  covered_error_model: ErrorModel | None = None, *, correction_gate: Any = None,
-                 cloud_cover: float = 0.0) -> None:
+                 gap_correction_gate: Any = None, cloud_cover: float = 0.0) -> None:
         super().__init__()
         latent = autoencoder.latent_channels
         expected = self.condition_channels(latent)
@@ -143,8 +150,9 @@ class LatentDiffusion(nn.Module):
         for name in STATISTICS:
             size = latent if name.startswith("latent") else 1
             self.register_buffer(name, _vector(statistics[name], size, name), persistent=False)
-        self.register_buffer("correction_gate", _gate(correction_gate, analysis.departures.classes, analysis.levels),
-                             persistent=False)
+        gates = (correction_gate, correction_gate if gap_correction_gate is None else gap_correction_gate)
+        for name, values in zip(GATES, gates):
+            self.register_buffer(name, _gate(values, analysis.departures.classes, analysis.levels), persistent=False)
         #: Training history (one dict per epoch), set by ``train_diffusion``.
         self.history: list[dict[str, Any]] = []
 
@@ -167,7 +175,7 @@ class LatentDiffusion(nn.Module):
     @property
     def arrays(self) -> dict[str, np.ndarray]:
         """Normalisation statistics and the autoencoder's levels and statistics, as numpy arrays."""
-        arrays = {name: getattr(self, name).detach().cpu().numpy() for name in (*STATISTICS, "correction_gate")}
+        arrays = {name: getattr(self, name).detach().cpu().numpy() for name in (*STATISTICS, *GATES)}
         arrays.update({f"autoencoder_{key}": value for key, value in self.autoencoder.arrays.items()})
         return arrays
 
@@ -186,7 +194,7 @@ class LatentDiffusion(nn.Module):
                            for k in ("error_model", "covered_error_model"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    Analysis.from_saved(config["analysis"], {}), {name: arrays[name] for name in STATISTICS},
-                   errors, covered, correction_gate=arrays.get("correction_gate"),  # None: saved before gates
+                   errors, covered, **{name: arrays.get(name) for name in GATES},  # None: saved before them
                    cloud_cover=config.get("cloud_cover", 0.0))
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
@@ -219,7 +227,8 @@ class LatentDiffusion(nn.Module):
             base = self.encode_target(guess.mean)
             classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(base.device)
         channels = [surface, valid.to(surface)] if self.sst_mask else [surface]
-        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes)
+        gaps = ~valid[:, 0] & (torch.ones_like(valid[:, 0]) if inputs.ocean is None else inputs.ocean.bool())
+        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes, gaps)
 
     def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
         """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""
@@ -264,11 +273,17 @@ class LatentDiffusion(nn.Module):
         departure of ``base + r`` from ``base`` (ungated: see :meth:`gated`)."""
         return prepared.guess.mean + self.decode_latent(prepared.base + r) - self.decode_latent(prepared.base)
 
-    def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor) -> torch.Tensor:
+    def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor,
+              gaps: torch.Tensor | None = None) -> torch.Tensor:
         """An estimate of the mean (degC, levels on axis -3) moved back towards the ``guess`` by the
         ``correction_gate`` of its ``density_class`` (one per batch item, or one value without a batch axis):
-        ``guess + gate (estimate - guess)``."""
-        gate = self.correction_gate[density_class.to(self.correction_gate.device)].to(estimate)[..., None, None]
+        ``guess + gate (estimate - guess)``; the ``gap_correction_gate`` in the cells of ``gaps`` (H, W, with the
+        batch axis if any: :attr:`Prepared.gaps`)."""
+        index = density_class.to(self.correction_gate.device)
+        gate = self.correction_gate[index].to(estimate)[..., None, None]
+        if gaps is not None:
+            gap_gate = self.gap_correction_gate[index].to(estimate)[..., None, None]
+            gate = torch.where(gaps.to(estimate.device).unsqueeze(-3), gap_gate, gate)
         return guess + gate * (estimate - guess)
 
     def error_variance(self, prepared: Prepared, coverage: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -173,9 +173,10 @@ def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray 
 
 def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.Dataset] | None,
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
-    """Set the model's correction gate and error models on the calibration patches, with the cross-validated
-    ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gate
-    per density class from its correction against the truth (:func:`_correction_gate`), then the errors of the
+    """Set the model's correction gates and error models on the calibration patches, with the cross-validated
+    ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gates
+    per density class from its correction against the truth (:func:`_correction_gate`), one from the cells with
+    SST and one from the cells under simulated clouds (the first where there were none), then the errors of the
     gated estimate; ``progress`` shows one bar over the phases."""
     model.eval()
     settings = model.analysis.settings
@@ -185,7 +186,7 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
         guess = prepared.guess.mean
         classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
         return (prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess,
-                batch["y"] - guess, classes)
+                batch["y"] - guess, classes, prepared.gaps[:, None].to(guess))
 
     samples = {}
     with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
@@ -199,11 +200,17 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                                           training.batch_size, device=device, seed=training.seed,
                                           batches=settings.batches, bar=bar)
             bar.update()
-    found = {over: (*part[:3], part[3][:, 0].astype(int)) for over, part in samples.items() if part is not None}
-    gate = _correction_gate([part[1:] for part in found.values()], *model.correction_gate.shape)
+    found = {over: (*part[:3], part[3][:, 0].astype(int), part[4][:, 0] > 0.5)
+             for over, part in samples.items() if part is not None}
+    where = lambda part, kept: tuple(values[kept] for values in part[1:4])  # noqa: E731
+    gate = _correction_gate([where(part, ~part[4]) for part in found.values()], *model.correction_gate.shape)
+    gap_gate = _correction_gate([where(part, part[4]) for part in found.values()], *model.correction_gate.shape) \
+        if any(part[4].any() for part in found.values()) else gate
     model.correction_gate.copy_(torch.from_numpy(gate))
-    errors = {over: ErrorModel.fit(variance, np.square(gate[classes] * correction - miss))
-              for over, (variance, correction, miss, classes) in found.items()}
+    model.gap_correction_gate.copy_(torch.from_numpy(gap_gate))
+    errors = {over: ErrorModel.fit(variance, np.square(np.where(gaps[:, None], gap_gate[classes], gate[classes])
+                                                       * correction - miss))
+              for over, (variance, correction, miss, classes, gaps) in found.items()}
     model.error_model, model.covered_error_model = errors.get("space"), errors.get("time")
 
 
