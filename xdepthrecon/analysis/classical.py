@@ -280,10 +280,10 @@ class Analysis(nn.Module):
         pick = lambda t: None if t is None else t.index_select(0, items.to(t.device))  # noqa: E731
         x, mask, climate = pick(inputs.x), pick(inputs.mask).bool(), pick(inputs.climate)
         observed = mask & ~torch.isnan(x)
+        with_variance = guess.predicted_variance is not None
         analysed, variance = self.gap_departures(torch.where(observed, x - climate, 0.0), observed,
                                                  pick(inputs.latitude), pick(inputs.longitude),
-                                                 ocean=pick(inputs.ocean), with_variance=guess.predicted_variance
-                                                 is not None)
+                                                 ocean=pick(inputs.ocean), with_variance=with_variance)
         where = gaps[items][:, None]
         mean = guess.mean.clone()
         mean[items] = torch.where(where, climate + analysed, mean[items])
