@@ -196,15 +196,20 @@ def test_a_diffusion_model_and_its_analysis_round_trip(tmp_path):
     assert isinstance(analysis, xdepthrecon.Analysis) and analysis.config == model.analysis.config
 
 
+def _saved_without(model, name: str, path, monkeypatch):
+    """``model`` saved to ``path`` as a version without the array ``name`` would have saved it."""
+    arrays = type(model).arrays
+    monkeypatch.setattr(type(model), "arrays", property(lambda self: {k: v for k, v in arrays.fget(self).items()
+                                                                      if k != name}))
+    model.save(path)
+    monkeypatch.undo()
+    return path
+
+
 def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_correction(tmp_path, monkeypatch):
     model = _diffusion_model()
     model.correction_gate.fill_(0.25)
-    arrays = type(model).arrays
-    monkeypatch.setattr(type(model), "arrays", property(lambda self: {k: v for k, v in arrays.fget(self).items()
-                                                                      if k != "correction_gate"}))
-    path = model.save(tmp_path / "older.safetensors")
-    monkeypatch.undo()
-    loaded = xdepthrecon.load(path)
+    loaded = xdepthrecon.load(_saved_without(model, "correction_gate", tmp_path / "older.safetensors", monkeypatch))
     for gate in (loaded.correction_gate, loaded.gap_correction_gate):
         torch.testing.assert_close(gate, torch.ones(model.analysis.departures.classes, 5))
 
@@ -213,12 +218,8 @@ def test_a_diffusion_model_saved_before_gap_gates_gates_the_cells_without_sst_al
     model = _diffusion_model()
     model.correction_gate.fill_(0.25)
     model.gap_correction_gate.fill_(0.75)
-    arrays = type(model).arrays
-    monkeypatch.setattr(type(model), "arrays", property(lambda self: {k: v for k, v in arrays.fget(self).items()
-                                                                      if k != "gap_correction_gate"}))
-    path = model.save(tmp_path / "older.safetensors")
-    monkeypatch.undo()
-    loaded = xdepthrecon.load(path)
+    loaded = xdepthrecon.load(_saved_without(model, "gap_correction_gate", tmp_path / "older.safetensors",
+                                             monkeypatch))
     torch.testing.assert_close(loaded.gap_correction_gate, torch.full_like(model.correction_gate, 0.25))
     again = xdepthrecon.load(model.save(tmp_path / "now.safetensors"))
     torch.testing.assert_close(again.gap_correction_gate, model.gap_correction_gate)

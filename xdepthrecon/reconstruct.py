@@ -25,7 +25,7 @@ from xdepthrecon import checkpoint
 from xdepthrecon._allocator import relax_heap_trimming
 from xdepthrecon._provenance import describe_call, with_history
 from xdepthrecon.io.cube import CANONICAL_DIMS, as_cube, is_global, is_undated
-from xdepthrecon.analysis.classical import Analysis, AnalysisInputs
+from xdepthrecon.analysis.classical import Analysis, AnalysisInputs, missing_sst
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser, Replacement
 from xdepthrecon.diffusion.latent import LatentDiffusion
 from xdepthrecon.diffusion.samplers import SamplingOptions, sample
@@ -111,11 +111,11 @@ def _inputs(analysis: Analysis, step: _Step, device: torch.device) -> AnalysisIn
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(device)  # noqa: E731
     sst = step.sst.reshape(-1, *step.sst.shape[-2:])[:1]
     background = analysis.background_at(step.times, step.latitude, step.longitude, sst).to(device)
-    ocean = step.valid.any(axis=0)
-    gaps = analysis.gap_departures is not None and bool(np.any(np.isnan(sst[0]) & ocean))
-    climate = analysis.climate_at(step.times, step.latitude, step.longitude).to(device) if gaps else None
-    return AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
-                          as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(ocean) > 0, climate)
+    inputs = AnalysisInputs(as_tensor(step.x), as_tensor(step.x_mask) > 0, as_tensor(sst), background,
+                            as_tensor(step.latitude), as_tensor(step.longitude), as_tensor(step.valid.any(axis=0)) > 0)
+    if analysis.gap_departures is None or not missing_sst(inputs).any():
+        return inputs
+    return inputs._replace(climate=analysis.climate_at(step.times, step.latitude, step.longitude).to(device))
 
 
 @torch.no_grad()

@@ -168,7 +168,8 @@ class Analysis(nn.Module):
 
     def __init__(self, background: SeasonalBackground, departures: DepartureAnalysis,
                  config: AnalysisConfig | None = None, error_model: ErrorModel | None = None,
-                 covered_error_model: ErrorModel | None = None, gap_departures: DepartureAnalysis | None = None) -> None:
+                 covered_error_model: ErrorModel | None = None,
+                 gap_departures: DepartureAnalysis | None = None) -> None:
         super().__init__()
         levels = background.field.shape[1]
         for analysis in (departures, gap_departures):
@@ -262,9 +263,7 @@ class Analysis(nn.Module):
         fills; None where there are none or the analysis has no ``gap_departures``."""
         if self.gap_departures is None:
             return None
-        gaps = torch.isnan(inputs.sst[:, 0])
-        if inputs.ocean is not None:
-            gaps = gaps & inputs.ocean.bool()
+        gaps = missing_sst(inputs)
         if not gaps.any():
             return None
         if inputs.climate is None:
@@ -311,6 +310,12 @@ class Analysis(nn.Module):
         if guess.predicted_variance is None:
             raise ValueError("the guess carries no variance: call the analysis with with_variance=True")
         return calibrated_variance(guess.predicted_variance, self.error_model, self.covered_error_model, coverage)
+
+
+def missing_sst(inputs: AnalysisInputs) -> torch.Tensor:
+    """The ocean cells (batch, H, W) of ``inputs`` whose SST is missing (every cell is ocean without ``ocean``)."""
+    missing = torch.isnan(inputs.sst[:, 0])
+    return missing if inputs.ocean is None else missing & inputs.ocean.to(missing.device).bool()
 
 
 def calibrated_variance(predicted: torch.Tensor, error_model: ErrorModel | None,

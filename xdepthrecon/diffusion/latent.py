@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
-from xdepthrecon.analysis.classical import Analysis, AnalysisInputs, Guess, calibrated_variance
+from xdepthrecon.analysis.classical import Analysis, AnalysisInputs, Guess, calibrated_variance, missing_sst
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -227,13 +227,13 @@ class LatentDiffusion(nn.Module):
             base = self.encode_target(guess.mean)
             classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(base.device)
         channels = [surface, valid.to(surface)] if self.sst_mask else [surface]
-        gaps = ~valid[:, 0] & (torch.ones_like(valid[:, 0]) if inputs.ocean is None else inputs.ocean.bool())
-        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes, gaps)
+        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes,
+                        missing_sst(inputs))
 
     def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
         """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""
         ocean = torch.ones_like(inputs.sst[:, 0], dtype=torch.bool) if inputs.ocean is None else inputs.ocean
-        missing = (torch.isnan(inputs.sst[:, 0]) & ocean).sum(dim=(-2, -1)) / ocean.sum(dim=(-2, -1)).clamp(min=1)
+        missing = missing_sst(inputs).sum(dim=(-2, -1)) / ocean.sum(dim=(-2, -1)).clamp(min=1)
         worst = float(missing.max())
         if worst <= self.cloud_cover + SST_GAP_TOLERANCE:
             return
