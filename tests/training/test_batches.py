@@ -7,7 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader, collate, interior
 
 from tests.conftest import glorys_like
 
@@ -48,6 +48,40 @@ def test_cell_coordinates_are_flipped_with_the_patch():
         np.testing.assert_allclose(item["cell_longitude"].numpy(), cube.longitude.values[columns[0]], rtol=1e-6)
         flipped |= {("rows", rows[0, 0] > rows[-1, 0]), ("columns", columns[0, 0] > columns[0, -1])}
     assert ("rows", True) in flipped and ("columns", True) in flipped
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_halo_surrounds_the_patch_within_its_window(augment):
+    cube, fields = _fields(chunked=True)  # windows of 20 x 24 cells: a box of 8 + 2 * 6 = 20 fits every window
+    dataset = PatchDataset(fields, patch_size=8, max_land_fraction=1.0, halo=6, augment=augment, seed=4)
+    items = list(dataset)
+    offsets = set()
+    for item in items:
+        rows, columns = (item["index"][0] // 1000).long().numpy(), (item["index"][0] % 1000).long().numpy()
+        assert item["y"].shape == (4, 20, 20) and item["cell_latitude"].shape == (20,)
+        np.testing.assert_allclose(item["cell_latitude"].numpy(), cube.latitude.values[rows[:, 0]], rtol=1e-6)
+        top, left, height, width = item["interior"].tolist()
+        assert (height, width) == (8, 8) and 0 <= top <= 12 and 0 <= left <= 12
+        offsets.add((top, left))
+        patch_rows, patch_columns = rows[top:top + 8, 0], columns[0, left:left + 8]
+        # the patch's centre is its own, and the box never crosses a window (chunk) edge
+        assert float(item["latitude"]) == pytest.approx(cube.latitude.values[min(patch_rows) + 4])
+        assert float(item["longitude"]) == pytest.approx(cube.longitude.values[min(patch_columns) + 4])
+        assert len({r // 20 for r in rows[:, 0]}) == 1 and len({c // 24 for c in columns[0]}) == 1
+        # the halo reaches 6 cells beyond the patch wherever the window lets it
+        assert min(top, 12 - top) == min(6, min(patch_rows) % 20, 19 - max(patch_rows) % 20)
+    assert len(offsets) > 1
+    batch = collate(items[:5])
+    cut = interior(batch["index"], batch)
+    assert cut.shape == (5, 1, 8, 8)
+    for box, patch, (top, left, _, _) in zip(batch["index"], cut, batch["interior"].tolist()):
+        assert torch.equal(patch, box[:, top:top + 8, left:left + 8])
+
+
+def test_without_a_halo_the_box_is_the_patch():
+    _, fields = _fields()
+    batch = collate(list(PatchDataset(fields, patch_size=8, max_land_fraction=1.0)))
+    assert batch["y"].shape[-2:] == (8, 8) and torch.equal(interior(batch["index"], batch), batch["index"])
 
 
 def test_same_seed_and_epoch_give_the_same_batches_twice():

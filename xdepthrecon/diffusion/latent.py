@@ -29,7 +29,7 @@ unpickles.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -215,20 +215,27 @@ class LatentDiffusion(nn.Module):
         """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
         return self.normalize_latent(self.autoencoder.encode(y))
 
-    def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False) -> Prepared:
-        """The condition, the analysis's guess and its latent for a batch of observations."""
+    def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False,
+                crop: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Prepared:
+        """The condition, the analysis's guess and its latent for a batch of observations; with ``crop`` (a
+        function that cuts fields of ``inputs``' shape to a part of them, e.g. patches out of the boxes that hold
+        them with a halo), the analysis and the density class see the whole of ``inputs``, the rest is of the
+        part."""
         guess = self.analysis(inputs, with_variance=with_variance)
         with torch.no_grad():
             observed = inputs.mask.bool() & ~torch.isnan(inputs.x)
+            classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(guess.mean.device)
+            x, sst, gaps = inputs.x, inputs.sst[:, :1], missing_sst(inputs)
+            if crop is not None:
+                guess = Guess(*(None if values is None else crop(values) for values in guess))
+                observed, x, sst, gaps = crop(observed), crop(x), crop(sst), crop(gaps)
             fraction = observed.float().mean(dim=1, keepdim=True)
-            z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, inputs.x, torch.nan)), 0.0)
-            valid = torch.isfinite(inputs.sst[:, :1])
-            surface = torch.where(valid, (inputs.sst[:, :1] - self.surface_mean) / self.surface_std, 0.0)
+            z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, x, torch.nan)), 0.0)
+            valid = torch.isfinite(sst)
+            surface = torch.where(valid, (sst - self.surface_mean) / self.surface_std, 0.0)
             base = self.encode_target(guess.mean)
-            classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(base.device)
         channels = [surface, valid.to(surface)] if self.sst_mask else [surface]
-        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes,
-                        missing_sst(inputs))
+        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes, gaps)
 
     def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
         """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""

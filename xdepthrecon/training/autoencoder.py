@@ -8,6 +8,7 @@ every epoch atomically with ``checkpoint=``, and a later call resumes where it s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 
@@ -77,8 +78,8 @@ def train_autoencoder(
                          "depth levels; pass AutoencoderConfig(latent_channels=...) with at most that many")
     target = pick_device(device)
     replicas = _replicas.join(target)
-    train_set, val_set, held_out = datasets_for({"y": thetao}, training, (replicas.rank, replicas.world),
-                                                in_space=True)
+    train_set, val_set, held_out = datasets_for({"y": thetao}, replace(training, halo=0),
+                                                (replicas.rank, replicas.world), in_space=True)
     path = None if checkpoint is None else Path(checkpoint)
     settings = {"model": as_record(config), "training": resumable_record(training)}
     state = resume_state(path, settings)

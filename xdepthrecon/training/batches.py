@@ -101,14 +101,19 @@ class PatchDataset(torch.utils.data.IterableDataset):
     shard
         ``(rank, world)``: in data-parallel training each of the ``world`` processes reads its own
         share of every epoch's windows, so the processes draw distinct patches.
+    halo
+        Cells of context read around each patch on every side, as far as its window reaches: each item is the
+        patch within a box of ``patch_size + 2 * halo`` cells (at most the smallest window), the patch off centre
+        where the box meets a window's edge (:func:`interior` cuts the patch out of it).
 
     Notes
     -----
-    Each item is a dict of float32 tensors ``{name: (channels, patch, patch)}`` (views of the window
+    Each item is a dict of float32 tensors ``{name: (channels, box, box)}`` (views of the window
     read, so not necessarily contiguous) with NaN left in place (land, below the bottom), plus ``latitude``
-    and ``longitude`` of the patch centre (degrees), ``cell_latitude`` and ``cell_longitude`` ``(patch,)`` of
-    its rows and columns (flipped with the patch), and ``day_of_year`` of its time step (NaN where the time
-    axis has no dates).
+    and ``longitude`` of the patch centre (degrees), ``cell_latitude`` and ``cell_longitude`` ``(box,)`` of
+    the box's rows and columns (flipped with it), ``day_of_year`` of its time step (NaN where the time
+    axis has no dates) and ``interior`` (int64: first row, first column, rows and columns of the patch in the
+    box). Without a halo the box is the patch.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         seed: int = 0,
         windows: list[Window] | None = None,
         shard: tuple[int, int] = (0, 1),
+        halo: int = 0,
     ) -> None:
         super().__init__()
         if not fields:
@@ -140,6 +146,11 @@ class PatchDataset(torch.utils.data.IterableDataset):
         self._windows = windows if windows is not None else self.all_windows()
         if not self._windows:
             raise ValueError("no windows to draw patches from")
+        if halo < 0:
+            raise ValueError(f"halo must be >= 0 cells, got {halo}")
+        self.halo = halo
+        self._box = tuple(min(patch_size + 2 * halo, min(stop - start for start, stop in spans))
+                          for spans in ([w.rows for w in self._windows], [w.columns for w in self._windows]))
         area = np.mean([(w.latitude.stop - w.latitude.start) * (w.longitude.stop - w.longitude.start)
                         for w in self._windows])
         self.patches_per_window = patches_per_window or max(1, int(round(area / patch_size**2)))
@@ -234,6 +245,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         height, width = first.shape[-2:]
         land = np.isnan(first[0])
         size = self.patch_size
+        box_rows, box_columns = self._box
         for _ in range(self.patches_per_window):
             for _attempt in range(10):
                 top = int(rng.integers(0, height - size + 1))
@@ -244,19 +256,39 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 continue
             flips = tuple(axis for axis, flip in ((-2, rng.random() < 0.5), (-1, rng.random() < 0.5))
                           if self.augment and flip)
+            box_top = min(max(top - self.halo, 0), height - box_rows)
+            box_left = min(max(left - self.halo, 0), width - box_columns)
             item = {}
             for name, values in block.items():
-                patch = values[:, top:top + size, left:left + size]
+                box = values[:, box_top:box_top + box_rows, box_left:box_left + box_columns]
                 # a view of the window (copied once, when batches are stacked); flips need their own copy
-                item[name] = torch.from_numpy(np.flip(patch, flips).copy() if flips else patch)
+                item[name] = torch.from_numpy(np.flip(box, flips).copy() if flips else box)
+            offsets = [top - box_top, left - box_left]
+            for index, (axis, extent) in enumerate(((-2, box_rows), (-1, box_columns))):
+                if axis in flips:
+                    offsets[index] = extent - size - offsets[index]
+            item["interior"] = torch.tensor([*offsets, size, size], dtype=torch.int64)
             row, column = window.latitude.start + top, window.longitude.start + left
             item["latitude"] = torch.tensor(float(self._latitude[row + size // 2]))
             item["longitude"] = torch.tensor(float(self._longitude[column + size // 2]))
-            for name, axis, cells in (("cell_latitude", -2, self._latitude[row:row + size]),
-                                      ("cell_longitude", -1, self._longitude[column:column + size])):
+            row, column = window.latitude.start + box_top, window.longitude.start + box_left
+            for name, axis, cells in (("cell_latitude", -2, self._latitude[row:row + box_rows]),
+                                      ("cell_longitude", -1, self._longitude[column:column + box_columns])):
                 item[name] = torch.from_numpy(np.array(cells[::-1] if axis in flips else cells, dtype=np.float32))
             item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
             yield item
+
+
+def interior(values: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``values`` (batch, ..., box rows, box columns) over the boxes of a batch of :class:`PatchDataset` items cut
+    to their patches (each item's ``interior``): (batch, ..., patch rows, patch columns)."""
+    spans = batch["interior"].tolist()
+    rows, columns = spans[0][2:]
+    if all(span[:2] == spans[0][:2] for span in spans):
+        top, left = spans[0][:2]
+        return values[..., top:top + rows, left:left + columns]
+    return torch.stack([item[..., top:top + rows, left:left + columns]
+                        for item, (top, left, _, _) in zip(values, spans)])
 
 
 def _held_out(val_fraction: float, windows: int) -> int:

@@ -110,6 +110,11 @@ class TrainingConfig:
         Fraction of the cube's windows held out for validation.
     patches_per_window, max_land_fraction, augment
         Passed to :class:`~xdepthrecon.training.batches.PatchDataset`.
+    halo
+        Cells around each patch that the classical analysis sees in the diffusion model's training and
+        calibration and in :func:`~xdepthrecon.fit_analysis` (its guess near a patch's edges then uses the
+        profiles beyond them, as :func:`~xdepthrecon.reconstruct`'s analysis of the whole field does); the
+        network and the scores see the patch alone. The autoencoder ignores it.
     seed
         Seeds weights, patch order, crops and noise: the same seed gives the same model on the CPU.
     fast
@@ -128,6 +133,7 @@ class TrainingConfig:
     patches_per_window: int | None = None
     max_land_fraction: float = 0.9
     augment: bool = True
+    halo: int = 0
     seed: int = 0
     fast: bool | None = None
 
@@ -136,16 +142,16 @@ class TrainingConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) or None, got {self.ema}")
-        if self.epochs < 0 or self.batch_size < 1 or self.patch_size < 1:
-            raise ValueError(f"epochs must be >= 0, batch_size and patch_size >= 1, got {self.epochs}, "
-                             f"{self.batch_size}, {self.patch_size}")
+        if self.epochs < 0 or self.batch_size < 1 or self.patch_size < 1 or self.halo < 0:
+            raise ValueError(f"epochs and halo must be >= 0, batch_size and patch_size >= 1, got {self.epochs}, "
+                             f"{self.halo}, {self.batch_size}, {self.patch_size}")
 
 
 #: The autoencoder's training recipe: a cosine learning rate, no weight decay or average, a fifth of the
 #: regions held out (to gate the correction).
 AUTOENCODER_TRAINING = TrainingConfig(epochs=15, weight_decay=0.0, lr_schedule="cosine", ema=None, val_fraction=0.2)
-#: The diffusion model's training recipe: no flips of the patches.
-DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False)
+#: The diffusion model's training recipe: no flips of the patches; the analysis sees 16 cells around each.
+DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False, halo=16)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ their region (and without their time steps). The autoencoder is frozen (or only 
 from __future__ import annotations
 
 import copy
+from functools import partial
 from os import PathLike
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
+from xdepthrecon.training.batches import interior
 from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, ocean_samples, progress_bar
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
@@ -122,8 +124,9 @@ def train_diffusion(
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
-        y = batch["y"]
-        prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index, clouds=True))
+        y = interior(batch["y"], batch)
+        prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index, clouds=True),
+                                 crop=partial(interior, batch=batch))
         value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
@@ -186,7 +189,7 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
         guess = prepared.guess.mean
         classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
         return (prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess,
-                batch["y"] - guess, classes, prepared.gaps[:, None].to(guess))
+                interior(batch["y"], batch) - guess, classes, prepared.gaps[:, None].to(guess))
 
     samples = {}
     with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
@@ -216,10 +219,11 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
 
 def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: torch.Generator, data: TrainingData,
               device: torch.device) -> tuple[Prepared, torch.Tensor]:
-    """The prepared batch (simulated or real observations) and the network's clean residual from pure noise: its
-    estimate of the residual's mean given the condition."""
+    """The prepared batch (simulated or real observations; the analysis over the patches' boxes, the rest over
+    the patches) and the network's clean residual from pure noise: its estimate of the residual's mean given the
+    condition."""
     prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
-                             with_variance=True)
+                             with_variance=True, crop=partial(interior, batch=batch))
     noise = torch.randn(prepared.base.shape, generator=random).to(device)
     t = torch.full((len(noise),), model.schedule.steps - 1, device=device)
     output = ConditionedDenoiser(model, prepared.condition, {k: batch[k] for k in _CONTEXT})(noise, t)

@@ -238,6 +238,7 @@ def datasets_for(fields: Mapping[str, Any], training: TrainingConfig, shard: tup
 
 def patches(fields: Mapping[str, Any], training: TrainingConfig, windows: list, *, augment: bool = False,
             seed: int | None = None, shard: tuple[int, int] = (0, 1)) -> PatchDataset:
-    """Patches of ``fields`` from ``windows`` with the sizes of ``training``."""
+    """Patches of ``fields`` from ``windows`` with the sizes (and halo) of ``training``."""
     return PatchDataset(fields, training.patch_size, training.patches_per_window, training.max_land_fraction,
-                        augment, training.seed if seed is None else seed, windows=windows, shard=shard)
+                        augment, training.seed if seed is None else seed, windows=windows, shard=shard,
+                        halo=training.halo)
