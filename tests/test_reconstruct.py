@@ -307,7 +307,7 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     import xdepthrecon.training.diffusion as training_diffusion
     from xdepthrecon.analysis.errors import ErrorModel
     from xdepthrecon.training.analysis import training_data
-    from xdepthrecon.training.batches import interior
+    from xdepthrecon._halo import interior_of
 
     cube, sst, model, _ = setting
     model = copy.deepcopy(model)
@@ -318,7 +318,7 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
 
     def scaled_miss(model_, batch, random, data_, device):
         prepared, _ = one_step(model_, batch, random, data_, device)
-        return prepared, interior(batch["y"], batch)  # stands in for r0: decode_residual below reads the truth
+        return prepared, interior_of(batch["y"], batch["interior"])  # stands in for r0: decode_residual reads it
 
     def decode(r, prepared):
         return prepared.guess.mean + factor * (r - prepared.guess.mean)

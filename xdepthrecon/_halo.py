@@ -3,7 +3,8 @@
 The function sees spatial tiles extended by a halo wide enough for its receptive field, so the
 result does not depend on how the array is chunked or tiled: no seams at chunk or tile edges. On a
 global grid the longitude axis wraps, so there is no seam at the dateline either. Tiles of one shape
-are stacked into batches before they reach the function.
+are stacked into batches before they reach the function. :func:`interior_of` cuts a batch of fields read
+with a halo (as training patches are) down to their interiors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 import numpy as np
+import torch
 
 #: A batch function: (batch, channels, height, width) float32 -> (batch, out_channels, height, width).
 BatchFunction = Callable[[np.ndarray], np.ndarray]
@@ -160,3 +162,17 @@ def map_columns(
     graph = HighLevelGraph.from_collections(name, tasks, dependencies=[array, shipped])
     chunks = (array.chunks[0], (out_channels,), array.chunks[2], array.chunks[3])
     return dsa.Array(graph, name, chunks, meta=np.empty((0, 0, 0, 0), dtype=np.float32))
+
+
+def interior_of(values: torch.Tensor, spans: torch.Tensor | None) -> torch.Tensor:
+    """``values`` (batch, ..., H, W) cut to each item's interior, ``spans`` (batch, 4) holding its first row,
+    first column, rows and columns (the same size for every item): (batch, ..., rows, columns); None: all of
+    ``values``."""
+    if spans is None:
+        return values
+    spans = spans.tolist()
+    rows, columns = spans[0][2:]
+    if all(span[:2] == spans[0][:2] for span in spans):
+        top, left = spans[0][:2]
+        return values[..., top:top + rows, left:left + columns]
+    return torch.stack([item[..., top:top + rows, left:left + columns] for item, (top, left, _, _) in zip(values, spans)])

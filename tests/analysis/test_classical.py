@@ -215,6 +215,29 @@ def test_profiles_under_a_cloud_draw_the_cloud_not_the_cells_with_sst():
     torch.testing.assert_close(guess.mean[..., :8], alone.mean[..., :8], rtol=0, atol=0)
 
 
+def test_the_analysis_of_a_fields_interior_uses_the_profiles_beyond_it():
+    """A training patch within its halo: the analysis of the interior from every profile of the field is the
+    analysis of the whole field cut to the interior (exactly so with fewer profiles than neighbours, one tile),
+    with SST and under a cloud, for fields whose interiors lie at different places."""
+    analysis = _with_gaps(_analysis())
+    inputs = _clouded(_one_profile(analysis), analysis)
+    x = inputs.x.clone()
+    x[0, :3, 12, 12] = inputs.climate[0, :3, 12, 12] - 1.0  # a second profile, under the cloud
+    inputs = inputs._replace(x=x, mask=~torch.isnan(x))
+    batch = AnalysisInputs(*(None if v is None else torch.cat([v, v]) for v in inputs))
+    spans = torch.tensor([[5, 6, 8, 8], [0, 8, 8, 8]])
+    whole, part = analysis(batch), analysis(batch, interior=spans)
+    assert part.mean.shape == part.predicted_variance.shape == (2, 5, 8, 8)
+    for item, (top, left, rows, columns) in enumerate(spans.tolist()):
+        for field in ("mean", "predicted_variance"):
+            torch.testing.assert_close(getattr(part, field)[item], getattr(whole, field)[item, :, top:top + rows,
+                                                                                         left:left + columns])
+    # the profile at (3, 4), outside the first interior, still draws it
+    alone = analysis(batch._replace(x=torch.where(batch.mask & (torch.arange(16) > 6)[:, None], batch.x, torch.nan),
+                                    mask=batch.mask & (torch.arange(16) > 6)[:, None]), interior=spans)
+    assert (part.mean[0, :3, 0, 0] - alone.mean[0, :3, 0, 0]).abs().min() > 1e-3
+
+
 def test_missing_sst_needs_the_climate_and_older_analyses_analyse_it_as_before():
     analysis = _analysis()
     inputs = _clouded(_one_profile(analysis), analysis)

@@ -7,7 +7,8 @@ import pytest
 import torch
 import xarray as xr
 
-from xdepthrecon.training.batches import PatchDataset, PrefetchLoader, collate, interior
+from xdepthrecon._halo import interior_of
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader, collate
 
 from tests.conftest import glorys_like
 
@@ -72,7 +73,7 @@ def test_a_halo_surrounds_the_patch_within_its_window(augment):
         assert min(top, 12 - top) == min(6, min(patch_rows) % 20, 19 - max(patch_rows) % 20)
     assert len(offsets) > 1
     batch = collate(items[:5])
-    cut = interior(batch["index"], batch)
+    cut = interior_of(batch["index"], batch["interior"])
     assert cut.shape == (5, 1, 8, 8)
     for box, patch, (top, left, _, _) in zip(batch["index"], cut, batch["interior"].tolist()):
         assert torch.equal(patch, box[:, top:top + 8, left:left + 8])
@@ -81,7 +82,7 @@ def test_a_halo_surrounds_the_patch_within_its_window(augment):
 def test_without_a_halo_the_box_is_the_patch():
     _, fields = _fields()
     batch = collate(list(PatchDataset(fields, patch_size=8, max_land_fraction=1.0)))
-    assert batch["y"].shape[-2:] == (8, 8) and torch.equal(interior(batch["index"], batch), batch["index"])
+    assert batch["y"].shape[-2:] == (8, 8) and torch.equal(interior_of(batch["index"], batch["interior"]), batch["index"])
 
 
 def test_same_seed_and_epoch_give_the_same_batches_twice():

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon._halo import interior_of
 from xdepthrecon.analysis.background import SeasonalBackground
 from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
@@ -243,10 +244,13 @@ class Analysis(nn.Module):
         return self.background.climate_at(times, latitude, longitude)
 
     @torch.no_grad()
-    def forward(self, inputs: AnalysisInputs, *, with_variance: bool = True) -> Guess:
+    def forward(self, inputs: AnalysisInputs, *, with_variance: bool = True,
+                interior: torch.Tensor | None = None) -> Guess:
         """The analysis of a batch: the anchored background plus the analysed departures, and (with
         ``with_variance``) the optimal interpolation's error variance; where the SST of an ocean cell is missing,
-        the climate plus the analysed departures from it (see the module docstring)."""
+        the climate plus the analysed departures from it (see the module docstring). With ``interior`` ((batch,
+        4): first row, first column, rows and columns of each field's part, the same size in every field), the
+        analysis of that part from the observations of the whole field (a training patch within its halo)."""
         if inputs.x.shape[1] != self.levels:
             raise ValueError(f"the analysis has {self.levels} levels; the observations have {inputs.x.shape[1]}")
         gaps = self.sst_gaps(inputs)
@@ -254,9 +258,9 @@ class Analysis(nn.Module):
             mask=inputs.mask.bool() & ~gaps[:, None], ocean=~gaps if inputs.ocean is None else inputs.ocean & ~gaps)
         anchored, departure, observed = anchor(clear, self.settings.slope_scale_km)
         analysed, variance = self.departures(departure, observed, inputs.latitude, inputs.longitude,
-                                             ocean=clear.ocean, with_variance=with_variance)
-        guess = Guess(anchored + analysed, variance)
-        return guess if gaps is None else self._fill_gaps(guess, inputs, gaps)
+                                             ocean=clear.ocean, with_variance=with_variance, interior=interior)
+        guess = Guess(interior_of(anchored, interior) + analysed, variance)
+        return guess if gaps is None else self._fill_gaps(guess, inputs, gaps, interior)
 
     def sst_gaps(self, inputs: AnalysisInputs) -> torch.Tensor | None:
         """The ocean cells (batch, H, W) whose SST is missing, which the analysis of departures from the climate
@@ -272,9 +276,11 @@ class Analysis(nn.Module):
                              "longitude)), or fill the SST")
         return gaps
 
-    def _fill_gaps(self, guess: Guess, inputs: AnalysisInputs, gaps: torch.Tensor) -> Guess:
-        """``guess`` with the cells of ``gaps`` (batch, H, W) taken from the optimal interpolation of every
-        observation's departure from the climate, in the fields that have gaps."""
+    def _fill_gaps(self, guess: Guess, inputs: AnalysisInputs, gaps: torch.Tensor,
+                   interior: torch.Tensor | None) -> Guess:
+        """``guess`` (of each field's ``interior``) with the cells of ``gaps`` (batch, H, W) taken from the optimal
+        interpolation of every observation's departure from the climate, in the fields whose part has gaps."""
+        gaps = interior_of(gaps, interior)
         items = torch.nonzero(gaps.flatten(1).any(dim=1))[:, 0]
         pick = lambda t: None if t is None else t.index_select(0, items.to(t.device))  # noqa: E731
         x, mask, climate = pick(inputs.x), pick(inputs.mask).bool(), pick(inputs.climate)
@@ -282,10 +288,11 @@ class Analysis(nn.Module):
         with_variance = guess.predicted_variance is not None
         analysed, variance = self.gap_departures(torch.where(observed, x - climate, 0.0), observed,
                                                  pick(inputs.latitude), pick(inputs.longitude),
-                                                 ocean=pick(inputs.ocean), with_variance=with_variance)
+                                                 ocean=pick(inputs.ocean), with_variance=with_variance,
+                                                 interior=pick(interior))
         where = gaps[items][:, None]
         mean = guess.mean.clone()
-        mean[items] = torch.where(where, climate + analysed, mean[items])
+        mean[items] = torch.where(where, interior_of(climate, pick(interior)) + analysed, mean[items])
         if variance is None:
             return Guess(mean, None)
         stated = guess.predicted_variance.clone()

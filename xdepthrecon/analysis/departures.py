@@ -196,9 +196,9 @@ class DepartureAnalysis(nn.Module):
         self.density_edges.copy_(torch.as_tensor(density_edges, dtype=torch.float64))
 
     def forward(self, departure: torch.Tensor, observed: torch.Tensor, latitude: torch.Tensor,
-                longitude: torch.Tensor, *, ocean: torch.Tensor | None = None,
-                with_variance: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Analysed departures and their error variance on the whole grid.
+                longitude: torch.Tensor, *, ocean: torch.Tensor | None = None, with_variance: bool = True,
+                interior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Analysed departures and their error variance on the whole grid (or each field's ``interior``).
 
         Parameters
         ----------
@@ -213,28 +213,36 @@ class DepartureAnalysis(nn.Module):
             counted over; None: every cell.
         with_variance
             False skips the variance (returned as None), most of the work.
+        interior
+            (batch, 4): first row, first column, rows and columns of the part of each field to analyse, from
+            the observations of the whole field (the same size for every field); None: the whole field.
 
         Returns
         -------
         tuple of torch.Tensor
-            Mean and variance (batch, levels, H, W), float32 on ``departure``'s device: 0 and the prior
-            variance far from observations.
+            Mean and variance (batch, levels, H, W; the interior's rows and columns with ``interior``), float32
+            on ``departure``'s device: 0 and the prior variance far from observations.
         """
         if departure.shape[1] != self.length_scale.shape[1]:
             raise ValueError(f"the analysis has {self.length_scale.shape[1]} levels; the departures have "
                              f"{departure.shape[1]}")
         values = torch.where(observed.bool(), departure.detach(), torch.nan).double().cpu().numpy()
         latitude, longitude = latitude.double().cpu().numpy(), longitude.double().cpu().numpy()
-        batch, levels, height, width = values.shape
+        batch, levels = values.shape[:2]
+        spans = [[0, 0, *values.shape[2:]]] * batch if interior is None else interior.tolist()
+        height, width = spans[0][2:]
         (tiles, weights), covariances = blended_tiles(height, width, self.tile, self.overlap), self.covariances
-        mean, variance = np.empty(values.shape), np.empty(values.shape) if with_variance else None
+        shape = (batch, levels, height, width)
+        mean, variance = np.empty(shape), np.empty(shape) if with_variance else None
         classes = self.classes_of(torch.from_numpy(np.isfinite(values)), ocean)
-        for item in range(batch):
+        for item, (top, left, _, _) in enumerate(spans):
             lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
             cells = unit_vectors(lat.ravel(), lon.ravel())
+            targets = unit_vectors(lat[top:top + height, left:left + width].ravel(),
+                                   lon[top:top + height, left:left + width].ravel())
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
-            m, v = predict(cells[columns], field[:, columns], cells, tiles, cov=covariances[classes[item]],
+            m, v = predict(cells[columns], field[:, columns], targets, tiles, cov=covariances[classes[item]],
                            neighbours=self.neighbours, with_variance=with_variance, weights=weights)
             mean[item] = m.reshape(levels, height, width)
             if variance is not None:

@@ -29,7 +29,7 @@ unpickles.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from xdepthrecon import checkpoint
+from xdepthrecon._halo import interior_of
 from xdepthrecon.analysis.classical import Analysis, AnalysisInputs, Guess, calibrated_variance, missing_sst
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.diffusion.schedule import NoiseSchedule
@@ -216,19 +217,16 @@ class LatentDiffusion(nn.Module):
         return self.normalize_latent(self.autoencoder.encode(y))
 
     def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False,
-                crop: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Prepared:
-        """The condition, the analysis's guess and its latent for a batch of observations; with ``crop`` (a
-        function that cuts fields of ``inputs``' shape to a part of them, e.g. patches out of the boxes that hold
-        them with a halo), the analysis and the density class see the whole of ``inputs``, the rest is of the
-        part."""
-        guess = self.analysis(inputs, with_variance=with_variance)
+                interior: torch.Tensor | None = None) -> Prepared:
+        """The condition, the analysis's guess and its latent for a batch of observations; with ``interior``
+        ((batch, 4): first row, first column, rows and columns of each field's part, e.g. a training patch within
+        its halo), the analysis and the density class use the whole of ``inputs``, the rest is of the part."""
+        guess = self.analysis(inputs, with_variance=with_variance, interior=interior)
         with torch.no_grad():
             observed = inputs.mask.bool() & ~torch.isnan(inputs.x)
             classes = self.analysis.departures.classes_of(observed, inputs.ocean).to(guess.mean.device)
-            x, sst, gaps = inputs.x, inputs.sst[:, :1], missing_sst(inputs)
-            if crop is not None:
-                guess = Guess(*(None if values is None else crop(values) for values in guess))
-                observed, x, sst, gaps = crop(observed), crop(x), crop(sst), crop(gaps)
+            observed, x, sst, gaps = (interior_of(values, interior)
+                                      for values in (observed, inputs.x, inputs.sst[:, :1], missing_sst(inputs)))
             fraction = observed.float().mean(dim=1, keepdim=True)
             z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, x, torch.nan)), 0.0)
             valid = torch.isfinite(sst)

@@ -134,7 +134,8 @@ def fit_with_backgrounds(data: TrainingData, config: AnalysisConfig, training: T
         analysis.depth.copy_(torch.tensor(data.field.channel.values, dtype=torch.float64))
 
         def estimate(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-            guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True))
+            guess = analysis(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
+                             interior=batch["interior"])
             return guess.mean, guess.predicted_variance
 
         errors = {}

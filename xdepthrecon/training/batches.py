@@ -104,7 +104,8 @@ class PatchDataset(torch.utils.data.IterableDataset):
     halo
         Cells of context read around each patch on every side, as far as its window reaches: each item is the
         patch within a box of ``patch_size + 2 * halo`` cells (at most the smallest window), the patch off centre
-        where the box meets a window's edge (:func:`interior` cuts the patch out of it).
+        where the box meets a window's edge (``xdepthrecon._halo.interior_of(values, batch["interior"])`` cuts the
+        patch out).
 
     Notes
     -----
@@ -277,18 +278,6 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 item[name] = torch.from_numpy(np.array(cells[::-1] if axis in flips else cells, dtype=np.float32))
             item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
             yield item
-
-
-def interior(values: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``values`` (batch, ..., box rows, box columns) over the boxes of a batch of :class:`PatchDataset` items cut
-    to their patches (each item's ``interior``): (batch, ..., patch rows, patch columns)."""
-    spans = batch["interior"].tolist()
-    rows, columns = spans[0][2:]
-    if all(span[:2] == spans[0][:2] for span in spans):
-        top, left = spans[0][:2]
-        return values[..., top:top + rows, left:left + columns]
-    return torch.stack([item[..., top:top + rows, left:left + columns]
-                        for item, (top, left, _, _) in zip(values, spans)])
 
 
 def _held_out(val_fraction: float, windows: int) -> int:

@@ -22,9 +22,11 @@ import xarray as xr
 from xdepthrecon.analysis.background import SlopeChoice, cross_validated_backgrounds
 from xdepthrecon.analysis.classical import AnalysisConfig
 from xdepthrecon.analysis.errors import ErrorModel
-from xdepthrecon.training.batches import PatchDataset, PrefetchLoader, interior
+from xdepthrecon._halo import interior_of
+from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
 
-#: ``estimate(batch, generator) -> (estimate, predicted variance)``, each (batch, levels, H, W) over the boxes.
+#: ``estimate(batch, generator) -> (estimate, predicted variance)``, each (batch, levels, H, W) over the patches
+#: (without their halo).
 Estimate = Callable[[dict[str, torch.Tensor], torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 #: ``sample(batch, generator) -> tensors``, each (batch, levels, H, W) over the patches (without their halo).
 Sample = Callable[[dict[str, torch.Tensor], torch.Generator], tuple[torch.Tensor, ...]]
@@ -74,13 +76,13 @@ def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: An
 def ocean_samples(sample: Sample, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
                   batches: int, bar: Any | None = None) -> tuple[np.ndarray, ...] | None:
     """The tensors ``sample`` returns on ``dataset``'s first ``batches`` batches (over the patches, without their
-    halo: :func:`~xdepthrecon.training.batches.interior`), each ``(columns, levels)`` at the ocean columns (None
+    halo), each ``(columns, levels)`` at the ocean columns (None
     when no patch comes); ``bar`` shows the batches done."""
     random = torch.Generator().manual_seed(seed + 777)
     parts = []
     loader = PrefetchLoader(dataset, batch_size, device=device)
     for batch in counted(loader, min(batches, len(loader)), bar):
-        ocean = ~torch.isnan(interior(batch["y"], batch)).all(dim=1)
+        ocean = ~torch.isnan(interior_of(batch["y"], batch["interior"])).all(dim=1)
         parts.append([values.permute(0, 2, 3, 1)[ocean].cpu().numpy() for values in sample(batch, random)])
     if not parts:
         return None
@@ -89,13 +91,12 @@ def ocean_samples(sample: Sample, dataset: PatchDataset, batch_size: int, *, dev
 
 def calibrate(estimate: Estimate, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
               batches: int, bar: Any | None = None) -> ErrorModel | None:
-    """The error model of ``estimate`` (over the patches' boxes) against the truth ``y`` on ``dataset``'s
-    patches: squared errors by level, binned by the predicted variance (None when no patch comes); ``bar``
-    shows the batches done."""
+    """The error model of ``estimate`` against the truth ``y`` on ``dataset``'s patches: squared errors by
+    level, binned by the predicted variance (None when no patch comes); ``bar`` shows the batches done."""
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        value, variance = (interior(values, batch) for values in estimate(batch, random))
-        return variance, (value - interior(batch["y"], batch)).square()
+        value, variance = estimate(batch, random)
+        return variance, (value - interior_of(batch["y"], batch["interior"])).square()
 
     samples = ocean_samples(sample, dataset, batch_size, device=device, seed=seed, batches=batches, bar=bar)
     return None if samples is None else ErrorModel.fit(*samples)

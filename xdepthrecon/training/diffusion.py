@@ -10,7 +10,6 @@ their region (and without their time steps). The autoencoder is frozen (or only 
 from __future__ import annotations
 
 import copy
-from functools import partial
 from os import PathLike
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon import checkpoint as _checkpoint
+from xdepthrecon._halo import interior_of
 from xdepthrecon.analysis.classical import Analysis, AnalysisConfig
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser
@@ -30,7 +30,6 @@ from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
-from xdepthrecon.training.batches import interior
 from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, ocean_samples, progress_bar
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
@@ -124,9 +123,9 @@ def train_diffusion(
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
-        y = interior(batch["y"], batch)
+        y = interior_of(batch["y"], batch["interior"])
         prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index, clouds=True),
-                                 crop=partial(interior, batch=batch))
+                                 interior=batch["interior"])
         value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
@@ -189,7 +188,7 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
         guess = prepared.guess.mean
         classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
         return (prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess,
-                interior(batch["y"], batch) - guess, classes, prepared.gaps[:, None].to(guess))
+                interior_of(batch["y"], batch["interior"]) - guess, classes, prepared.gaps[:, None].to(guess))
 
     samples = {}
     with progress_bar((2 * settings.folds if backgrounds is None else 0) + len(HELD_OUT), progress,
@@ -223,7 +222,7 @@ def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: to
     the patches) and the network's clean residual from pure noise: its estimate of the residual's mean given the
     condition."""
     prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
-                             with_variance=True, crop=partial(interior, batch=batch))
+                             with_variance=True, interior=batch["interior"])
     noise = torch.randn(prepared.base.shape, generator=random).to(device)
     t = torch.full((len(noise),), model.schedule.steps - 1, device=device)
     output = ConditionedDenoiser(model, prepared.condition, {k: batch[k] for k in _CONTEXT})(noise, t)
