@@ -69,3 +69,24 @@ def test_replacement_puts_the_observations_back_where_observed_only():
     corrected = torch.where(inputs.mask, inputs.x, decoded)
     expected = model.encode_target(corrected) - prepared.base
     torch.testing.assert_close(projected[columns], expected[columns])
+
+
+def test_a_patch_within_its_halo_is_conditioned_on_the_analysis_of_the_whole_field():
+    """``prepare(interior=)``, as in training: the guess and the density class from every profile of the field (the
+    profile at (3, 5) lies outside the patch), the SST, observed fraction and gaps of the patch."""
+    model, inputs = _model(), _inputs()
+    inputs.sst[..., 10:, :] = torch.nan  # a cloud over the last rows (no gap covariances: analysed as the rest)
+    whole = model.prepare(inputs)
+    patch = model.prepare(inputs, interior=torch.tensor([[4, 8, 8, 8]]))
+    cut = (..., slice(4, 12), slice(8, 16))
+    torch.testing.assert_close(patch.guess.mean, whole.guess.mean[cut])
+    assert (patch.guess.mean - model.prepare(inputs._replace(x=inputs.x[cut], mask=inputs.mask[cut],
+                                                             sst=inputs.sst[cut], background=inputs.background[cut],
+                                                             latitude=inputs.latitude[:, 4:12],
+                                                             longitude=inputs.longitude[:, 8:16])).guess.mean
+            ).abs().max() > 1e-3  # the patch alone does not see the profile at (3, 5)
+    torch.testing.assert_close(patch.condition[:, :2], whole.condition[:, :2][cut])  # SST and where it is valid
+    torch.testing.assert_close(patch.condition[:, 4], whole.condition[:, 4][cut])  # the observed fraction
+    assert torch.equal(patch.gaps, whole.gaps[cut]) and patch.gaps.any()
+    assert torch.equal(patch.density_class, whole.density_class)
+    assert patch.condition.shape[-2:] == patch.base.shape[-2:] == (8, 8)
