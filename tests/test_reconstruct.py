@@ -292,12 +292,30 @@ def test_the_correction_gate_is_the_least_squares_weight_of_the_correction():
         correction = factor * miss * scale  # class 2: half the correction, so twice the gate (clipped to 1)
         miss[::3, 1] = np.nan  # below the bottom, or a gap
         correction[:, 6] = np.nan
-        samples.append((correction.astype(np.float32), miss.astype(np.float32), np.full(columns, member)))
+        samples.append((correction.astype(np.float32), correction.astype(np.float32), miss.astype(np.float32),
+                        np.full(columns, member)))
     gate = _correction_gate(samples, 3, 7)
     np.testing.assert_allclose(gate[0], [0.5, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
     np.testing.assert_allclose(gate[2], [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0], rtol=1e-6)
     assert gate[1, 2] == 0.0 and 0.5 < gate[1, 0] < 1.0  # every class's weight: between the two
     np.testing.assert_array_equal(_correction_gate([], 2, 3), np.ones((2, 3)))
+
+
+def test_the_gate_and_error_are_those_of_the_members_mean_not_of_one_noisy_correction():
+    """Two one-step corrections whose noise (twice the signal's size) is independent: the gate is the least-squares
+    weight of the mean of CALIBRATED_MEMBERS members (signal^2 / (signal^2 + noise^2 / members)), not the diluted
+    weight of one correction (1 / 5), and the error estimate is the members' mean's, not one correction's."""
+    from xdepthrecon.training.diffusion import CALIBRATED_MEMBERS, _correction_gate, _mean_square
+
+    rng = np.random.default_rng(5)
+    miss = rng.normal(size=(200_000, 1))
+    first, second = (miss + 2.0 * rng.normal(size=miss.shape) for _ in range(2))
+    gate = _correction_gate([(first, second, miss, np.zeros(len(miss), dtype=int))], 1, 1)
+    expected = 1.0 / (1.0 + 4.0 / CALIBRATED_MEMBERS)
+    np.testing.assert_allclose(gate, [[expected]], atol=0.02)
+    members = miss + 2.0 * rng.normal(size=(CALIBRATED_MEMBERS, *miss.shape)).mean(axis=0)
+    np.testing.assert_allclose(_mean_square(first, second, miss, expected).mean(),
+                               np.square(expected * members - miss).mean(), rtol=0.03)
 
 
 def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatch):
@@ -318,7 +336,8 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
 
     def scaled_miss(model_, batch, random, data_, device):
         prepared, _ = one_step(model_, batch, random, data_, device)
-        return prepared, interior_of(batch["y"], batch["interior"])  # stands in for r0: decode_residual reads it
+        truth = interior_of(batch["y"], batch["interior"])  # stands in for r0: decode_residual reads it
+        return prepared, [truth, truth]
 
     def decode(r, prepared):
         return prepared.guess.mean + factor * (r - prepared.guess.mean)

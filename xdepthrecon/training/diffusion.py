@@ -23,6 +23,7 @@ from xdepthrecon.analysis.classical import Analysis, AnalysisConfig
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser
 from xdepthrecon.diffusion.latent import LatentDiffusion, Prepared
+from xdepthrecon.diffusion.samplers import SamplingOptions
 from xdepthrecon.diffusion.schedule import NoiseSchedule
 from xdepthrecon.encoding import encode
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
@@ -37,6 +38,13 @@ from xdepthrecon.training.loop import datasets_for, fit, pick_device, resume_sta
 from xdepthrecon.training.observations import batch_inputs
 
 _CONTEXT = ("latitude", "longitude", "day_of_year")
+#: Members of the ensemble (:class:`~xdepthrecon.SamplingOptions`' default) whose gated mean the correction
+#: gates and the error models are calibrated for: the network's one-step corrections are noisy, and a mean of
+#: this many members keeps a part of that noise; one correction alone would take the noise for error.
+CALIBRATED_MEMBERS = SamplingOptions().members
+#: Smallest ratio of the network's error variance to the analysis's predicted one (a guard: the products the
+#: errors are estimated from are not squares).
+MIN_ERROR_RATIO = 1e-3
 
 
 def train_diffusion(
@@ -176,18 +184,19 @@ def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray 
 def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str, xr.Dataset] | None,
                training: TrainingConfig, device: torch.device, progress: bool) -> None:
     """Set the model's correction gates and error models on the calibration patches, with the cross-validated
-    ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimate over them: the gates
-    per density class from its correction against the truth (:func:`_correction_gate`), one from the cells with
-    SST and one from the cells under simulated clouds (the first where there were none), then the errors of the
-    gated estimate; ``progress`` shows one bar over the phases."""
+    ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimates (from two noises)
+    over them: the gates per density class from its correction against the truth (:func:`_correction_gate`), one
+    from the cells with SST and one from the cells under simulated clouds (the first where there were none), then
+    the errors of the gated mean of :data:`CALIBRATED_MEMBERS` members (:func:`_mean_square`); ``progress`` shows
+    one bar over the phases."""
     model.eval()
     settings = model.analysis.settings
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, ...]:
-        prepared, r0 = _one_step(model, batch, random, data, device)
+        prepared, residuals = _one_step(model, batch, random, data, device)
         guess = prepared.guess.mean
         classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
-        return (prepared.guess.predicted_variance, model.decode_residual(r0, prepared) - guess,
+        return (prepared.guess.predicted_variance, *(model.decode_residual(r0, prepared) - guess for r0 in residuals),
                 interior_of(batch["y"], batch["interior"]) - guess, classes, prepared.gaps[:, None].to(guess))
 
     samples = {}
@@ -202,50 +211,65 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
                                           training.batch_size, device=device, seed=training.seed,
                                           batches=settings.batches, bar=bar)
             bar.update()
-    found = {over: (*part[:3], part[3][:, 0].astype(int), part[4][:, 0] > 0.5)
+    found = {over: (*part[:4], part[4][:, 0].astype(int), part[5][:, 0] > 0.5)
              for over, part in samples.items() if part is not None}
-    where = lambda part, kept: tuple(values[kept] for values in part[1:4])  # noqa: E731
-    gate = _correction_gate([where(part, ~part[4]) for part in found.values()], *model.correction_gate.shape)
-    gap_gate = _correction_gate([where(part, part[4]) for part in found.values()], *model.correction_gate.shape) \
-        if any(part[4].any() for part in found.values()) else gate
+    where = lambda part, kept: tuple(values[kept] for values in part[1:5])  # noqa: E731
+    gate = _correction_gate([where(part, ~part[5]) for part in found.values()], *model.correction_gate.shape)
+    gap_gate = _correction_gate([where(part, part[5]) for part in found.values()], *model.correction_gate.shape) \
+        if any(part[5].any() for part in found.values()) else gate
     model.correction_gate.copy_(torch.from_numpy(gate))
     model.gap_correction_gate.copy_(torch.from_numpy(gap_gate))
-    errors = {over: ErrorModel.fit(variance, np.square(np.where(gaps[:, None], gap_gate[classes], gate[classes])
-                                                       * correction - miss))
-              for over, (variance, correction, miss, classes, gaps) in found.items()}
+    errors = {over: ErrorModel.fit(variance, _mean_square(first, second, miss,
+                                                          np.where(gaps[:, None], gap_gate[classes], gate[classes])))
+              for over, (variance, first, second, miss, classes, gaps) in found.items()}
+    for error in errors.values():  # a sum of products (not squares) stays positive over any bin's columns; but:
+        error.ratio.clamp_(min=MIN_ERROR_RATIO)
     model.error_model, model.covered_error_model = errors.get("space"), errors.get("time")
 
 
 def _one_step(model: LatentDiffusion, batch: dict[str, torch.Tensor], random: torch.Generator, data: TrainingData,
-              device: torch.device) -> tuple[Prepared, torch.Tensor]:
+              device: torch.device) -> tuple[Prepared, list[torch.Tensor]]:
     """The prepared batch (simulated or real observations; the analysis over the patches' boxes, the rest over
-    the patches) and the network's clean residual from pure noise: its estimate of the residual's mean given the
-    condition."""
+    the patches) and the network's clean residuals from two draws of pure noise: each its estimate of the
+    residual's mean given the condition, with the network's own noise, independent between the draws."""
     prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
                              with_variance=True, interior=batch["interior"])
-    noise = torch.randn(prepared.base.shape, generator=random).to(device)
-    t = torch.full((len(noise),), model.schedule.steps - 1, device=device)
-    output = ConditionedDenoiser(model, prepared.condition, {k: batch[k] for k in _CONTEXT})(noise, t)
-    return prepared, model.schedule.predict_x0(output, noise, t)
+    denoiser = ConditionedDenoiser(model, prepared.condition, {k: batch[k] for k in _CONTEXT})
+    t = torch.full((len(prepared.base),), model.schedule.steps - 1, device=device)
+    residuals = []
+    for _ in range(2):
+        noise = torch.randn(prepared.base.shape, generator=random).to(device)
+        residuals.append(model.schedule.predict_x0(denoiser(noise, t), noise, t))
+    return prepared, residuals
 
 
-def _correction_gate(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], classes: int,
-                     levels: int) -> np.ndarray:
-    """Per density class and level ``(classes, levels)``, the least-squares weight in [0, 1] of the network's
-    correction of its guess against the truth's departure from the guess, over ``samples`` of ``(correction,
-    departure, class)`` (``(columns, levels)`` twice and ``(columns,)``): 0 where the correction does not help,
-    below 1 where it overshoots. A class that saw nothing at a level takes the weight over every class; 1 where
-    nothing was seen at all."""
+def _correction_gate(samples: list[tuple[np.ndarray, ...]], classes: int, levels: int) -> np.ndarray:
+    """Per density class and level ``(classes, levels)``, the least-squares weight in [0, 1] of the correction of
+    the mean of :data:`CALIBRATED_MEMBERS` members against the truth's departure from the guess, over ``samples``
+    of ``(first, second, departure, class)``: two one-step corrections of the guess from independent noises, and
+    the departure (``(columns, levels)`` each), and ``(columns,)``. The corrections' mean against the departure
+    over their product (the square of the correction's signal, free of the network's noise) plus the noise's
+    variance left in the members' mean; 0 where the correction does not help, below 1 where it overshoots. A class
+    that saw nothing at a level takes the weight over every class; 1 where nothing was seen at all."""
     along, power = np.zeros((classes, levels)), np.zeros((classes, levels))
-    for correction, miss, member in samples:
-        valid = np.isfinite(correction) & np.isfinite(miss)
-        correction, miss = np.where(valid, correction, 0.0).astype(np.float64), np.where(valid, miss, 0.0)
-        np.add.at(along, member, correction * miss)
-        np.add.at(power, member, np.square(correction))
+    for first, second, miss, member in samples:
+        valid = np.isfinite(first) & np.isfinite(second) & np.isfinite(miss)
+        first, second, miss = (np.where(valid, values, 0.0).astype(np.float64) for values in (first, second, miss))
+        np.add.at(along, member, 0.5 * (first + second) * miss)
+        np.add.at(power, member, _mean_square(first, second, 0.0, 1.0))
     every_along, every_power = along.sum(axis=0), power.sum(axis=0)
     pooled = np.divide(every_along, every_power, out=np.ones(levels), where=every_power > 0)
     gate = np.divide(along, power, out=np.broadcast_to(pooled, (classes, levels)).copy(), where=power > 0)
     return gate.clip(0.0, 1.0).astype(np.float32)
+
+
+def _mean_square(first: np.ndarray, second: np.ndarray, miss: np.ndarray | float, weight: np.ndarray | float
+                 ) -> np.ndarray:
+    """An unbiased estimate of the square of ``weight`` x the mean of :data:`CALIBRATED_MEMBERS` corrections less
+    ``miss``, from two corrections ``first`` and ``second`` whose noises are independent: the product of their
+    errors (its expectation is the square of the signal's error) plus the noise's variance the mean keeps."""
+    spread = np.square(weight * (first - second)) / (2.0 * CALIBRATED_MEMBERS)
+    return (weight * first - miss) * (weight * second - miss) + spread
 
 
 def _set_trainable(autoencoder: DepthBandAutoencoder, finetune: str | None) -> None:
