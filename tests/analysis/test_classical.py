@@ -232,6 +232,8 @@ def test_the_analysis_of_a_fields_interior_uses_the_profiles_beyond_it():
         for field in ("mean", "predicted_variance"):
             torch.testing.assert_close(getattr(part, field)[item], getattr(whole, field)[item, :, top:top + rows,
                                                                                          left:left + columns])
+    clear_part = analysis(inputs, interior=torch.tensor([[0, 0, 8, 8]]))  # the cloud in the field, not the part
+    torch.testing.assert_close(clear_part.mean, whole.mean[:1, :, :8, :8])
     # the profile at (3, 4), outside the first interior, still draws it
     alone = analysis(batch._replace(x=torch.where(batch.mask & (torch.arange(16) > 6)[:, None], batch.x, torch.nan),
                                     mask=batch.mask & (torch.arange(16) > 6)[:, None]), interior=spans)

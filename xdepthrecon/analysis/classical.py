@@ -282,6 +282,8 @@ class Analysis(nn.Module):
         interpolation of every observation's departure from the climate, in the fields whose part has gaps."""
         gaps = interior_of(gaps, interior)
         items = torch.nonzero(gaps.flatten(1).any(dim=1))[:, 0]
+        if items.numel() == 0:  # the gaps lie outside every field's part
+            return guess
         pick = lambda t: None if t is None else t.index_select(0, items.to(t.device))  # noqa: E731
         x, mask, climate = pick(inputs.x), pick(inputs.mask).bool(), pick(inputs.climate)
         observed = mask & ~torch.isnan(x)

@@ -105,7 +105,7 @@ class LatentDiffusion(nn.Module):
         ``latent_mean``, ``latent_std`` (per latent channel, over the ocean) and ``surface_mean``,
         ``surface_std`` (of the SST, one value each) that normalise the latent and the SST.
     error_model, covered_error_model
-        The network's one-step validation error against the analysis's predicted variance
+        The validation error of the members' mean against the analysis's predicted variance
         (:class:`~xdepthrecon.analysis.errors.ErrorModel`), in new regions and, for cells the training data
         covered, at new times; they floor the spread ``reconstruct`` reports. None: the ensemble's alone.
     correction_gate
