@@ -237,12 +237,12 @@ class DepartureAnalysis(nn.Module):
         classes = self.classes_of(torch.from_numpy(np.isfinite(values)), ocean)
         for item, (top, left, _, _) in enumerate(spans):
             lat, lon = np.meshgrid(latitude[item], longitude[item], indexing="ij")
-            cells = unit_vectors(lat.ravel(), lon.ravel())
-            targets = unit_vectors(lat[top:top + height, left:left + width].ravel(),
-                                   lon[top:top + height, left:left + width].ravel())
+            part = (slice(top, top + height), slice(left, left + width))
             field = values[item].reshape(levels, -1)
             columns = np.flatnonzero(np.isfinite(field).any(axis=0))
-            m, v = predict(cells[columns], field[:, columns], targets, tiles, cov=covariances[classes[item]],
+            sources = unit_vectors(lat.ravel()[columns], lon.ravel()[columns])
+            targets = unit_vectors(lat[part].ravel(), lon[part].ravel())
+            m, v = predict(sources, field[:, columns], targets, tiles, cov=covariances[classes[item]],
                            neighbours=self.neighbours, with_variance=with_variance, weights=weights)
             mean[item] = m.reshape(levels, height, width)
             if variance is not None:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xdepthrecon._halo import interior_of
 from xdepthrecon.analysis.background import SlopeChoice, cross_validated_backgrounds
 from xdepthrecon.analysis.classical import AnalysisConfig
 from xdepthrecon.analysis.errors import ErrorModel
-from xdepthrecon._halo import interior_of
 from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
 
 #: ``estimate(batch, generator) -> (estimate, predicted variance)``, each (batch, levels, H, W) over the patches
@@ -76,8 +76,8 @@ def calibration_backgrounds(field: xr.DataArray, sst: xr.DataArray, settings: An
 def ocean_samples(sample: Sample, dataset: PatchDataset, batch_size: int, *, device: torch.device, seed: int,
                   batches: int, bar: Any | None = None) -> tuple[np.ndarray, ...] | None:
     """The tensors ``sample`` returns on ``dataset``'s first ``batches`` batches (over the patches, without their
-    halo), each ``(columns, levels)`` at the ocean columns (None
-    when no patch comes); ``bar`` shows the batches done."""
+    halo), each ``(columns, levels)`` at the ocean columns (None when no patch comes); ``bar`` shows the batches
+    done."""
     random = torch.Generator().manual_seed(seed + 777)
     parts = []
     loader = PrefetchLoader(dataset, batch_size, device=device)

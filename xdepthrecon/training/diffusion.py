@@ -222,7 +222,7 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
     errors = {over: ErrorModel.fit(variance, _mean_square(first, second, miss,
                                                           np.where(gaps[:, None], gap_gate[classes], gate[classes])))
               for over, (variance, first, second, miss, classes, gaps) in found.items()}
-    for error in errors.values():  # a sum of products (not squares) stays positive over any bin's columns; but:
+    for error in errors.values():  # each bin sums products, not squares: positive over many columns, not surely
         error.ratio.clamp_(min=MIN_ERROR_RATIO)
     model.error_model, model.covered_error_model = errors.get("space"), errors.get("time")
 
