@@ -81,6 +81,6 @@ def untrained_diffusion(depth, mean, std, background, latitude, longitude):
     denoiser = ConditionalUNet(latent, LatentDiffusion.condition_channels(latent), dim=diffusion.dim,
                                mults=diffusion.mults, attention=diffusion.attention, context=diffusion.context)
     schedule = NoiseSchedule(diffusion.schedule, diffusion.diffusion_steps, diffusion.target)
-    statistics = {"latent_mean": np.zeros(latent), "latent_std": np.ones(latent), "surface_mean": [15.0],
-                  "surface_std": [10.0]}
+    statistics = {"latent_mean": np.zeros(latent), "latent_std": np.ones(latent), "residual_std": np.ones(latent),
+                  "surface_departure_std": [0.5]}
     return LatentDiffusion(ae, denoiser, schedule, analysis, statistics)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import warnings
 
 import numpy as np
 import pytest
@@ -173,7 +172,7 @@ def test_training_state_is_optional_and_never_pickled(tmp_path):
     assert checkpoint.load(path).identity == _model().identity
 
 
-def _diffusion_model(sst_mask: bool = True) -> xdepthrecon.LatentDiffusion:
+def _diffusion_model() -> xdepthrecon.LatentDiffusion:
     from xdepthrecon.analysis.background import SeasonalBackground
     from xdepthrecon.analysis.departures import DepartureAnalysis
     from xdepthrecon.diffusion import NoiseSchedule
@@ -183,8 +182,9 @@ def _diffusion_model(sst_mask: bool = True) -> xdepthrecon.LatentDiffusion:
     ae = _model()
     departures = DepartureAnalysis.from_covariances([Covariance("matern32", 300.0, 1.0, 0.1)] * 5)
     analysis = xdepthrecon.Analysis(SeasonalBackground(1, 5, 4, 6), departures)
-    statistics = {"latent_mean": np.zeros(3), "latent_std": np.ones(3), "surface_mean": [15.0], "surface_std": [5.0]}
-    denoiser = ConditionalUNet(3, xdepthrecon.LatentDiffusion.condition_channels(3, sst_mask), dim=8, mults=(1,))
+    statistics = {"latent_mean": np.zeros(3), "latent_std": np.ones(3), "residual_std": np.full(3, 0.5),
+                  "surface_departure_std": [0.2]}
+    denoiser = ConditionalUNet(3, xdepthrecon.LatentDiffusion.condition_channels(3), dim=8, mults=(1,))
     return xdepthrecon.LatentDiffusion(ae, denoiser, NoiseSchedule("cosine", 50), analysis, statistics)
 
 
@@ -206,47 +206,11 @@ def _saved_without(model, name: str, path, monkeypatch):
     return path
 
 
-def test_a_diffusion_model_saved_before_correction_gates_loads_with_the_whole_correction(tmp_path, monkeypatch):
-    model = _diffusion_model()
-    model.correction_gate.fill_(0.25)
-    loaded = xdepthrecon.load(_saved_without(model, "correction_gate", tmp_path / "older.safetensors", monkeypatch))
-    for gate in (loaded.correction_gate, loaded.gap_correction_gate):
-        torch.testing.assert_close(gate, torch.ones(model.analysis.departures.classes, 5))
-
-
-def test_a_diffusion_model_saved_before_gap_gates_gates_the_cells_without_sst_alike(tmp_path, monkeypatch):
-    model = _diffusion_model()
-    model.correction_gate.fill_(0.25)
-    model.gap_correction_gate.fill_(0.75)
-    loaded = xdepthrecon.load(_saved_without(model, "gap_correction_gate", tmp_path / "older.safetensors",
-                                             monkeypatch))
-    torch.testing.assert_close(loaded.gap_correction_gate, torch.full_like(model.correction_gate, 0.25))
-    again = xdepthrecon.load(model.save(tmp_path / "now.safetensors"))
-    torch.testing.assert_close(again.gap_correction_gate, model.gap_correction_gate)
-
-
-def test_a_diffusion_model_saved_before_sst_masks_loads_without_the_channel_and_warns_of_gaps(tmp_path, monkeypatch):
-    from xdepthrecon.analysis.classical import AnalysisInputs
-
-    model = _diffusion_model(sst_mask=False)
-    config = type(model).config
-    monkeypatch.setattr(type(model), "config", property(lambda self: {k: v for k, v in config.fget(self).items()
-                                                                      if k != "cloud_cover"}))
-    path = model.save(tmp_path / "older.safetensors")
-    monkeypatch.undo()
-    loaded = xdepthrecon.load(path)
-    assert not loaded.sst_mask and loaded.cloud_cover == 0.0
-    sst = torch.full((1, 1, 8, 12), 15.0)
-    x = torch.full((1, 5, 8, 12), torch.nan)
-    inputs = AnalysisInputs(x, torch.zeros_like(x, dtype=torch.bool), sst, torch.full_like(x, 10.0),
-                            torch.linspace(30, 33, 8)[None], torch.linspace(-40, -36, 12)[None])
-    assert loaded.prepare(inputs).condition.shape[1] == 2 + 2 * 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        loaded.warn_sst_gaps(inputs)  # gap-free: nothing to say
-    sst[..., :4] = torch.nan
-    with pytest.warns(UserWarning, match=r"misses 33% of the ocean cells; this model predates the SST-valid channel"):
-        loaded.warn_sst_gaps(inputs)
+def test_a_diffusion_model_conditioned_on_absolute_fields_is_refused_with_the_fix(tmp_path, monkeypatch):
+    path = _saved_without(_diffusion_model(), "residual_std", tmp_path / "older.safetensors", monkeypatch)
+    with pytest.raises(ValueError, match=r"conditioned on the absolute SST and observations.*Retrain it with "
+                                         r"xdepthrecon.train_diffusion"):
+        xdepthrecon.load(path)
 
 
 def test_a_diffusion_model_saved_with_one_gate_per_level_loads_it_for_every_density_class(tmp_path, monkeypatch):

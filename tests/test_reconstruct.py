@@ -16,6 +16,7 @@ import xdepthrecon
 from xdepthrecon import _precision
 from xdepthrecon import DiffusionConfig, ObservationConfig, SamplingOptions
 from xdepthrecon.evaluation.predictions import CALIBRATED_MEMBERS, MEMBERS_ATTRIBUTE
+from xdepthrecon.diffusion.latent import STATISTICS
 from xdepthrecon.training.config import DIFFUSION_TRAINING
 from xdepthrecon.reconstruct import _rescaled
 from xdepthrecon.training.observations import simulate_observations
@@ -47,6 +48,10 @@ def test_training_records_history_and_freezes_the_autoencoder(setting):
     assert [h["epoch"] for h in model.history] == [0, 1]
     assert all(np.isfinite(h["loss"]) and np.isfinite(h["val_loss"]) for h in model.history)
     assert not any(p.requires_grad for p in model.parameters())
+    # the departures' spreads, measured on the training patches: the SST's about the guess's surface is a part of
+    # the SST's own
+    assert torch.all(model.residual_std > 0) and not torch.all(model.residual_std == 1)
+    assert 0 < float(model.surface_departure_std) < float(sst.analysed_sst.std())
 
 
 def test_reconstruction_shape_land_and_reproducibility(setting):
@@ -234,7 +239,7 @@ def test_the_condition_has_the_documented_channels(setting):
     cube, sst, model, _ = setting
     latent = model.autoencoder.latent_channels
     assert model.denoiser.condition_channels == model.condition_channels(latent) == 3 + 2 * latent
-    assert model.sst_mask and model.cloud_cover == ObservationConfig().cloud_cover
+    assert model.cloud_cover == ObservationConfig().cloud_cover
     inputs = _step_inputs(model, cube, sst)
     inputs.sst[..., :5, :] = torch.nan  # a cloud over the first rows
     condition = model.prepare(inputs).condition
@@ -242,6 +247,31 @@ def test_the_condition_has_the_documented_channels(setting):
     assert not valid[:, :5].any() and valid[:, 5:].float().mean() > 0.5  # the cloud and the land
     torch.testing.assert_close(condition[:, 1], valid.float())  # where the SST is valid
     assert torch.all(condition[:, 0][~valid] == 0) and condition[:, 0][valid].abs().sum() > 0
+    guess = model.prepare(inputs).guess.mean
+    departure = (inputs.sst[:, 0] - guess[:, 0]) / model.surface_departure_std  # the SST's departure
+    torch.testing.assert_close(condition[:, 0][valid], departure[valid])
+    assert torch.all(condition[:, 2:2 + latent] == 0)  # no profile: no observed departure
+
+
+def test_the_condition_holds_the_observed_columns_departure_from_the_guess(setting):
+    cube, sst, model, _ = setting
+    latent = model.autoencoder.latent_channels
+    inputs = _step_inputs(model, cube, sst)
+    truth = torch.from_numpy(cube.thetao.isel(time=[0]).values.astype("float32"))
+    (row, column), (other_row, other_column) = torch.nonzero(~torch.isnan(truth[0, 0]))[[0, -1]].tolist()
+    columns = torch.zeros_like(inputs.mask[:, :1])
+    columns[..., row, column] = columns[..., other_row, other_column] = True  # two ocean columns
+    observed_inputs = inputs._replace(x=torch.where(columns, truth, torch.nan), mask=columns.expand_as(inputs.mask))
+    prepared = model.prepare(observed_inputs)
+    observed = prepared.condition[:, 2:2 + latent]
+    with torch.no_grad():  # the departure of the observed columns' latent from the guess's, in the residual's units
+        latent_of_columns = model.encode_target(torch.where(observed_inputs.mask, observed_inputs.x,
+                                                            prepared.guess.mean))
+    expected = (latent_of_columns - prepared.base) / model.residual_std[:, None, None]
+    torch.testing.assert_close(observed[..., row, column], expected[..., row, column])
+    assert observed[..., other_row, other_column].abs().max() > 0
+    assert torch.all(observed.abs().sum(dim=1)[~columns[:, 0]] == 0)  # only where a column is observed
+    torch.testing.assert_close(prepared.condition[:, 2 + latent], columns[:, 0].float())  # the observed fraction
 
 
 def _step_inputs(model, cube, sst):
@@ -377,8 +407,7 @@ def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path
                                closed.correction_gate)
     with pytest.raises(ValueError, match=r"correction_gate must hold 6 values or .* in \[0, 1\]"):
         type(model)(model.autoencoder, model.denoiser, model.schedule, model.analysis,
-                    {name: getattr(model, name).numpy() for name in ("latent_mean", "latent_std", "surface_mean",
-                                                                    "surface_std")}, correction_gate=np.full(6, 1.5))
+                    {name: getattr(model, name).numpy() for name in STATISTICS}, correction_gate=np.full(6, 1.5))
 
 
 

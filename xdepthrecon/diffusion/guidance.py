@@ -83,6 +83,7 @@ class Replacement:
         self.columns = self.mask.any(dim=1, keepdim=True)
 
     def __call__(self, r0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        decoded = self.model.decode_latent(self.prepared.base + r0)
-        corrected = self.model.encode_target(torch.where(self.mask, self.x, decoded)) - self.prepared.base
+        decoded = self.model.decode_latent(self.model.latent_of(r0, self.prepared))
+        corrected = self.model.residual_of(self.model.encode_target(torch.where(self.mask, self.x, decoded)),
+                                           self.prepared)
         return torch.where(self.columns, corrected, r0)

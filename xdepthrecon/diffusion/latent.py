@@ -6,16 +6,21 @@ optimal interpolation, in degC) is the mean, and the denoiser generates the resi
 
 ``r = normalize(encode(truth)) - normalize(encode(guess))``,
 
-conditioned on (:meth:`LatentDiffusion.prepare`, the one function that builds the condition for
-training, calibration, reconstruction and tests)
+in units of its own spread (``residual_std``, per latent channel), conditioned on
+(:meth:`LatentDiffusion.prepare`, the one function that builds the condition for training, calibration,
+reconstruction and tests) what the guess has not yet used, as departures from it in the residual's units:
 
-- the SST, normalised, 0 where missing, and where it is valid (models saved before 0.3 lack this channel and
-  were trained on gap-free SST only);
-- ``z_x``: the normalised latent of the observed columns, 0 where no column is observed;
+- the SST's departure from the guess's surface level, in units of its spread (``surface_departure_std``), 0
+  where missing, and where it is valid;
+- the observed columns' latent departure from the guess's, 0 where no column is observed;
 - the observed fraction of each column's levels;
-- the normalised latent of the guess.
+- the normalised latent of the guess (where the fronts and eddies it holds are).
 
-A sample ``r`` decodes to ``guess + decode(base + r) - decode(base)`` with ``base`` the guess's latent
+Departures, not the absolute SST and observations: what the guess missed is a few hundredths of the absolute
+fields' range, and a network conditioned on them had to learn to subtract them with that precision (on the
+nature run its correction gained 1-2 % over the guess where a regression on the departures gained 12-16 %).
+A sample ``r`` decodes to ``guess + decode(base + s r) - decode(base)`` with ``base`` the guess's latent and
+``s`` the ``residual_std``
 (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at zero) returns the
 guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
 class of observation density and level, fitted by ``train_diffusion`` on validation patches) keeps the mean's
@@ -47,7 +52,7 @@ from xdepthrecon.models.autoencoder import DepthBandAutoencoder
 from xdepthrecon.models.unet import ConditionalUNet
 
 #: The normalisation statistics a model keeps, each a vector.
-STATISTICS = ("latent_mean", "latent_std", "surface_mean", "surface_std")
+STATISTICS = ("latent_mean", "latent_std", "residual_std", "surface_departure_std")
 #: The weights of the network's correction a model keeps, per density class and level: with SST, and without.
 GATES = ("correction_gate", "gap_correction_gate")
 #: Fraction of a field's ocean cells that may lack SST beyond what the model was trained with before
@@ -95,15 +100,15 @@ class LatentDiffusion(nn.Module):
         The depth-band autoencoder whose latent is generated.
     denoiser
         The backbone; ``channels`` the latent channels, ``condition_channels``
-        :meth:`condition_channels` ``(latent_channels)`` (or, for a model without the SST-valid channel,
-        ``(latent_channels, sst_mask=False)``).
+        :meth:`condition_channels` ``(latent_channels)``.
     schedule
         Noise schedule (and prediction target) the denoiser is trained with.
     analysis
         The classical analysis whose guess the model corrects.
     statistics
-        ``latent_mean``, ``latent_std`` (per latent channel, over the ocean) and ``surface_mean``,
-        ``surface_std`` (of the SST, one value each) that normalise the latent and the SST.
+        ``latent_mean``, ``latent_std`` (per latent channel, over the ocean) that normalise the latent,
+        ``residual_std`` (per latent channel) the spread of the truth's normalised latent about the guess's, and
+        ``surface_departure_std`` (one value) that of the SST about the guess's surface level.
     error_model, covered_error_model
         The validation error of the members' mean against the analysis's predicted variance
         (:class:`~xdepthrecon.analysis.errors.ErrorModel`), in new regions and, for cells the training data
@@ -126,8 +131,7 @@ class LatentDiffusion(nn.Module):
         super().__init__()
         latent = autoencoder.latent_channels
         expected = self.condition_channels(latent)
-        accepted = (expected, self.condition_channels(latent, sst_mask=False))  # the latter: saved before 0.3
-        if denoiser.channels != latent or denoiser.condition_channels not in accepted:
+        if denoiser.channels != latent or denoiser.condition_channels != expected:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
                              f"(1 SST + 1 SST valid + {latent} z_x + 1 observed fraction + {latent} guess); it "
                              f"takes {denoiser.channels} and {denoiser.condition_channels}")
@@ -145,11 +149,9 @@ class LatentDiffusion(nn.Module):
         self.analysis = analysis
         self.error_model = error_model
         self.covered_error_model = covered_error_model
-        #: Whether the condition marks where the SST is valid (models saved before 0.3 do not).
-        self.sst_mask = denoiser.condition_channels == expected
         self.cloud_cover = float(cloud_cover)
         for name in STATISTICS:
-            size = latent if name.startswith("latent") else 1
+            size = 1 if name.startswith("surface") else latent
             self.register_buffer(name, _vector(statistics[name], size, name), persistent=False)
         gates = (correction_gate, correction_gate if gap_correction_gate is None else gap_correction_gate)
         for name, values in zip(GATES, gates):
@@ -158,9 +160,9 @@ class LatentDiffusion(nn.Module):
         self.history: list[dict[str, Any]] = []
 
     @staticmethod
-    def condition_channels(latent_channels: int, sst_mask: bool = True) -> int:
-        """Number of condition channels for this latent size, with (or without) the SST-valid channel."""
-        return 2 + int(sst_mask) + 2 * latent_channels
+    def condition_channels(latent_channels: int) -> int:
+        """Number of condition channels for this latent size."""
+        return 3 + 2 * latent_channels
 
     # --- saving ---------------------------------------------------------------------------------------------
 
@@ -188,6 +190,11 @@ class LatentDiffusion(nn.Module):
             raise ValueError("this checkpoint holds a diffusion model of xdepthrecon 0.1, whose network corrects a "
                              "latent background and first guess; xdepthrecon 0.2 models correct a classical "
                              "analysis (xdepthrecon.fit_analysis). Retrain it with xdepthrecon.train_diffusion")
+        if "residual_std" not in arrays:
+            raise ValueError("this checkpoint holds a diffusion model whose network is conditioned on the absolute "
+                             "SST and observations; this version conditions it on their departures from the "
+                             "analysis's guess, which the saved network cannot read. Retrain it with "
+                             "xdepthrecon.train_diffusion (the autoencoder and analysis can be reused)")
         prefix = "autoencoder_"
         autoencoder = DepthBandAutoencoder(**config["autoencoder"],
                                            **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
@@ -195,8 +202,7 @@ class LatentDiffusion(nn.Module):
                            for k in ("error_model", "covered_error_model"))
         return cls(autoencoder, ConditionalUNet(**config["denoiser"]), NoiseSchedule(**config["schedule"]),
                    Analysis.from_saved(config["analysis"], {}), {name: arrays[name] for name in STATISTICS},
-                   errors, covered, **{name: arrays.get(name) for name in GATES},  # None: saved before them
-                   cloud_cover=config.get("cloud_cover", 0.0))
+                   errors, covered, **{name: arrays[name] for name in GATES}, cloud_cover=config["cloud_cover"])
 
     def save(self, path: str | PathLike[str], training_state: Mapping[str, Any] | None = None) -> Path:
         """Save the model (and optional training state) to one file; see :func:`xdepthrecon.checkpoint.save`."""
@@ -216,6 +222,14 @@ class LatentDiffusion(nn.Module):
         """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
         return self.normalize_latent(self.autoencoder.encode(y))
 
+    def latent_of(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+        """The normalised latent ``base + residual_std * r`` of residuals ``r`` (in the residual's units)."""
+        return prepared.base + r * self.residual_std[:, None, None]
+
+    def residual_of(self, z: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+        """The residual (in its own units) of normalised latents ``z``: the inverse of :meth:`latent_of`."""
+        return (z - prepared.base) / self.residual_std[:, None, None]
+
     def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False,
                 interior: torch.Tensor | None = None) -> Prepared:
         """The condition, the analysis's guess and its latent for a batch of observations; with ``interior``
@@ -228,12 +242,13 @@ class LatentDiffusion(nn.Module):
             observed, x, sst, gaps = (interior_of(values, interior)
                                       for values in (observed, inputs.x, inputs.sst[:, :1], missing_sst(inputs)))
             fraction = observed.float().mean(dim=1, keepdim=True)
-            z_x = torch.where(fraction > 0, self.encode_target(torch.where(observed, x, torch.nan)), 0.0)
-            valid = torch.isfinite(sst)
-            surface = torch.where(valid, (sst - self.surface_mean) / self.surface_std, 0.0)
             base = self.encode_target(guess.mean)
-        channels = [surface, valid.to(surface)] if self.sst_mask else [surface]
-        return Prepared(torch.cat([*channels, z_x, fraction, base], dim=1), guess, base, classes, gaps)
+            observed_latent = self.encode_target(torch.where(observed, x, guess.mean))
+            z_x = torch.where(fraction > 0, (observed_latent - base) / self.residual_std[:, None, None], 0.0)
+            valid = torch.isfinite(sst)
+            surface = torch.where(valid, (sst - guess.mean[:, :1]) / self.surface_departure_std, 0.0)
+        condition = torch.cat([surface, valid.to(surface), z_x, fraction, base], dim=1)
+        return Prepared(condition, guess, base, classes, gaps)
 
     def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
         """Warn when the SST of a batch misses more of its ocean cells than the model was trained to miss."""
@@ -242,21 +257,18 @@ class LatentDiffusion(nn.Module):
         worst = float(missing.max())
         if worst <= self.cloud_cover + SST_GAP_TOLERANCE:
             return
-        if not self.sst_mask:
-            reason = ("this model predates the SST-valid channel and takes a gap for the mean SST; retrain it with "
-                      "this version of xdepthrecon (ObservationConfig.cloud_cover)")
-        else:
-            reason = (f"this model saw at most {self.cloud_cover:.0%} of a patch's SST hidden in training; retrain "
-                      "it with a larger ObservationConfig.cloud_cover")
+        reason = (f"this model saw at most {self.cloud_cover:.0%} of a patch's SST hidden in training; retrain it "
+                  "with a larger ObservationConfig.cloud_cover")
         warnings.warn(f"the SST misses {worst:.0%} of the ocean cells; {reason}, or fill the SST (an L4 product). "
                       "Where the SST is missing the estimate rests on the profiles alone, and the network's "
                       "correction under more gaps than it saw is untested (docs/performance.md, cloud gaps).",
                       UserWarning, stacklevel=2)
 
     def residual(self, y: torch.Tensor, prepared: Prepared) -> torch.Tensor:
-        """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's; 0 on land."""
+        """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's, in its own units; 0 on
+        land."""
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
-        return torch.where(ocean, self.encode_target(y) - prepared.base, 0.0)
+        return torch.where(ocean, self.residual_of(self.encode_target(y), prepared), 0.0)
 
     def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor], *,
              generator: torch.Generator | None = None, levels: str = "uniform") -> torch.Tensor:
@@ -275,8 +287,8 @@ class LatentDiffusion(nn.Module):
 
     def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded
-        departure of ``base + r`` from ``base`` (ungated: see :meth:`gated`)."""
-        return prepared.guess.mean + self.decode_latent(prepared.base + r) - self.decode_latent(prepared.base)
+        departure of :meth:`latent_of` ``r`` from ``base`` (ungated: see :meth:`gated`)."""
+        return prepared.guess.mean + self.decode_latent(self.latent_of(r, prepared)) - self.decode_latent(prepared.base)
 
     def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor,
               gaps: torch.Tensor | None = None) -> torch.Tensor:

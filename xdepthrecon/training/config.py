@@ -71,8 +71,8 @@ class DiffusionConfig:
         None: the autoencoder stays frozen; ``"decoder"``: its decoder keeps learning the reconstruction.
     """
 
-    dim: int = 16
-    mults: tuple[int, ...] = (1, 2)
+    dim: int = 32
+    mults: tuple[int, ...] = (1, 2, 2)
     attention: bool = True
     context: bool = True
     schedule: str = "cosine"

@@ -31,6 +31,7 @@ from xdepthrecon.models.losses import reconstruction_loss
 from xdepthrecon.models.unet import ConditionalUNet
 from xdepthrecon.training import _replicas
 from xdepthrecon.training.analysis import TrainingData, calibration_patches, fit_with_backgrounds, training_data
+from xdepthrecon.training.batches import PatchDataset
 from xdepthrecon.training.calibration import HELD_OUT, calibration_backgrounds, ocean_samples, progress_bar
 from xdepthrecon.training.config import (DIFFUSION_TRAINING, DiffusionConfig, ObservationConfig, TrainingConfig,
                                          as_record, resumable_record, with_epochs)
@@ -45,6 +46,12 @@ CALIBRATED_MEMBERS = SamplingOptions().members
 #: Smallest ratio of the network's error variance to the analysis's predicted one (a guard: the products the
 #: errors are estimated from are not squares).
 MIN_ERROR_RATIO = 1e-3
+#: Batches of training patches whose departures set a new model's ``residual_std`` and
+#: ``surface_departure_std``.
+STATISTICS_BATCHES = 32
+#: Smallest spread of a departure (normalised latent units, or degC for the SST): a guess that matches the
+#: truth exactly somewhere must not make the network's inputs infinite.
+MIN_SPREAD = 1e-6
 
 
 def train_diffusion(
@@ -129,6 +136,8 @@ def train_diffusion(
     fields = {**data.fields, "background": _background_field(model.analysis, data, data.sst),
               "climate": _background_field(model.analysis, data, None)}
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
+    if state is None:
+        _set_departure_statistics(model, train_set, data, training, target)
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = interior_of(batch["y"], batch["interior"])
@@ -157,19 +166,43 @@ def train_diffusion(
 def _new_model(data: TrainingData, autoencoder: DepthBandAutoencoder, analysis: Analysis,
                config: DiffusionConfig, cloud_cover: float) -> LatentDiffusion:
     """An untrained model (its denoiser's head at zero: it returns the analysis's guess) that will see up to
-    ``cloud_cover`` of a patch's SST hidden."""
+    ``cloud_cover`` of a patch's SST hidden; its departures' spreads are set by :func:`_set_departure_statistics`."""
     latent = encode(data.fields["y"].to_dataset(name="thetao"), autoencoder).latent
     dims = ("time", "latitude", "longitude")
     latent_mean, latent_std = (np.asarray(v) for v in xr.concat([latent.mean(dims), latent.std(dims)], "s").values)
     statistics = {"latent_mean": latent_mean, "latent_std": np.maximum(latent_std, 1e-6),
-                  "surface_mean": np.array([float(data.sst.mean())]),
-                  "surface_std": np.array([max(float(data.sst.std()), 1e-6)])}
+                  "residual_std": np.ones_like(latent_mean), "surface_departure_std": np.ones(1)}
     channels = autoencoder.latent_channels
     denoiser = ConditionalUNet(channels, LatentDiffusion.condition_channels(channels), dim=config.dim,
                                mults=config.mults, attention=config.attention, context=config.context)
     schedule = NoiseSchedule(config.schedule, config.diffusion_steps, config.target)
     return LatentDiffusion(copy.deepcopy(autoencoder).cpu(), denoiser, schedule, analysis, statistics,
                            cloud_cover=cloud_cover)
+
+
+@torch.no_grad()
+def _set_departure_statistics(model: LatentDiffusion, dataset: PatchDataset, data: TrainingData,
+                              training: TrainingConfig, device: torch.device) -> None:
+    """Set the model's ``residual_std`` and ``surface_departure_std`` to the spreads, over the ocean cells of
+    :data:`STATISTICS_BATCHES` batches of training patches, of the truth's latent about the guess's and of the
+    SST about the guess's surface level (floored at :data:`MIN_SPREAD`)."""
+    model.residual_std.fill_(1.0)
+
+    def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
+                                 interior=batch["interior"])
+        y = interior_of(batch["y"], batch["interior"])
+        sst = interior_of(batch["sst"][:, :1], batch["interior"])
+        return model.residual(y, prepared), sst - prepared.guess.mean[:, :1]
+
+    found = ocean_samples(sample, dataset, training.batch_size, device=device, seed=training.seed,
+                          batches=STATISTICS_BATCHES)
+    if found is None:
+        raise ValueError("no training patch holds ocean: the departures' spreads cannot be measured")
+    residual, surface = found
+    model.residual_std.copy_(torch.from_numpy(np.maximum(residual.std(axis=0), MIN_SPREAD)))
+    departure = surface[np.isfinite(surface)]
+    model.surface_departure_std.fill_(max(float(departure.std()) if departure.size else 1.0, MIN_SPREAD))
 
 
 def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray | None) -> xr.DataArray:
