@@ -20,9 +20,8 @@ Departures, not the absolute SST and observations: what the guess missed is a fe
 fields' range, and a network conditioned on them had to learn to subtract them with that precision (on the
 nature run its correction gained 1-2 % over the guess where a regression on the departures gained 12-16 %).
 A sample ``r`` decodes to ``guess + decode(base + s r) - decode(base)`` with ``base`` the guess's latent and
-``s`` the ``residual_std``
-(:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at zero) returns the
-guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
+``s`` the ``residual_std`` (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at
+zero) returns the guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
 class of observation density and level, fitted by ``train_diffusion`` on validation patches) keeps the mean's
 correction only as far as it helps there (:meth:`LatentDiffusion.gated`); the density classes are the analysis's
 (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), since a correction that helps where profiles are

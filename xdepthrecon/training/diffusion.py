@@ -137,7 +137,7 @@ def train_diffusion(
               "climate": _background_field(model.analysis, data, None)}
     train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
     if state is None:
-        _set_departure_statistics(model, train_set, data, training, target)
+        _set_departure_statistics(model, train_set, data, training, target, replicas)
 
     def loss(batch: dict[str, torch.Tensor], random: torch.Generator) -> torch.Tensor:
         y = interior_of(batch["y"], batch["interior"])
@@ -182,10 +182,10 @@ def _new_model(data: TrainingData, autoencoder: DepthBandAutoencoder, analysis: 
 
 @torch.no_grad()
 def _set_departure_statistics(model: LatentDiffusion, dataset: PatchDataset, data: TrainingData,
-                              training: TrainingConfig, device: torch.device) -> None:
+                              training: TrainingConfig, device: torch.device, replicas: _replicas.Replicas) -> None:
     """Set the model's ``residual_std`` and ``surface_departure_std`` to the spreads, over the ocean cells of
-    :data:`STATISTICS_BATCHES` batches of training patches, of the truth's latent about the guess's and of the
-    SST about the guess's surface level (floored at :data:`MIN_SPREAD`)."""
+    :data:`STATISTICS_BATCHES` batches of training patches (pooled over the replicas' shards), of the truth's latent
+    about the guess's and of the SST about the guess's surface level (floored at :data:`MIN_SPREAD`)."""
     model.residual_std.fill_(1.0)
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,12 +197,23 @@ def _set_departure_statistics(model: LatentDiffusion, dataset: PatchDataset, dat
 
     found = ocean_samples(sample, dataset, training.batch_size, device=device, seed=training.seed,
                           batches=STATISTICS_BATCHES)
-    if found is None:
-        raise ValueError("no training patch holds ocean: the departures' spreads cannot be measured")
-    residual, surface = found
-    model.residual_std.copy_(torch.from_numpy(np.maximum(residual.std(axis=0), MIN_SPREAD)))
-    departure = surface[np.isfinite(surface)]
-    model.surface_departure_std.fill_(max(float(departure.std()) if departure.size else 1.0, MIN_SPREAD))
+    channels = model.residual_std.numel() + 1  # the residual's, then the SST's departure
+    moments = [0.0] * 3 * channels if found is None else _moments(np.concatenate(found, axis=1))
+    count, total, squares = np.array(_replicas.sums(moments, replicas)).reshape(3, channels)
+    if count[0] < 2:
+        raise ValueError("the training patches hold too little ocean to measure the departures' spreads")
+    mean = total / np.maximum(count, 1.0)
+    spread = np.sqrt(np.maximum(squares / np.maximum(count, 1.0) - mean**2, 0.0))
+    spread = np.maximum(np.where(count > 1, spread, 1.0), MIN_SPREAD)  # no SST at all: the spread is moot
+    model.residual_std.copy_(torch.from_numpy(spread[:-1]))
+    model.surface_departure_std.fill_(float(spread[-1]))
+
+
+def _moments(values: np.ndarray) -> list[float]:
+    """Count, sum and sum of squares of the finite ``values (samples, channels)``, channel by channel."""
+    valid = np.isfinite(values)
+    values = np.where(valid, values, 0.0).astype(np.float64)
+    return [*valid.sum(axis=0), *values.sum(axis=0), *np.square(values).sum(axis=0)]
 
 
 def _background_field(analysis: Analysis, data: TrainingData, sst: xr.DataArray | None) -> xr.DataArray:
