@@ -25,7 +25,8 @@ def _model() -> xdepthrecon.LatentDiffusion:
                                           mean=np.full(LEVELS, 10.0), std=np.ones(LEVELS))
     departures = DepartureAnalysis.from_covariances([Covariance("matern32", 500.0, 1.0, 0.01)] * LEVELS)
     analysis = xdepthrecon.Analysis(SeasonalBackground(1, LEVELS, 4, 4), departures)
-    statistics = {"latent_mean": np.zeros(2), "latent_std": np.ones(2), "residual_std": np.ones(2), "surface_departure_std": [1.0]}
+    statistics = {"latent_mean": np.zeros(2), "latent_std": np.ones(2), "residual_std": np.ones(2),
+                  "surface_departure_std": [1.0]}
     unet = ConditionalUNet(2, xdepthrecon.LatentDiffusion.condition_channels(2), dim=8, mults=(1,), attention=False,
                            context=False)
     for parameter in unet.parameters():  # a network whose output depends on its inputs

@@ -21,13 +21,13 @@ fields' range, and a network conditioned on them had to learn to subtract them w
 nature run its correction gained 1-2 % over the guess where a regression on the departures gained 12-16 %).
 A sample ``r`` decodes to ``guess + decode(base + s r) - decode(base)`` with ``base`` the guess's latent and
 ``s`` the ``residual_std`` (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at
-zero) returns the guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one weight in [0, 1] per
-class of observation density and level, fitted by ``train_diffusion`` on validation patches) keeps the mean's
-correction only as far as it helps there (:meth:`LatentDiffusion.gated`); the density classes are the analysis's
-(:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), since a correction that helps where profiles are
-sparse may not where they are dense. ``reconstruct`` shifts all members alike, so their spread is kept.
-Everything a user needs to reconstruct travels with the model (``save``/``xdepthrecon.load``); loading never
-unpickles.
+zero) returns the guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one
+weight in [0, 1] per class of observation density and level, fitted by ``train_diffusion`` on validation patches)
+keeps the mean's correction only as far as it helps there (:meth:`LatentDiffusion.gated`); the density classes
+are the analysis's (:class:`~xdepthrecon.analysis.departures.DepartureAnalysis`), since a correction that helps
+where profiles are sparse may not where they are dense. ``reconstruct`` shifts all members alike, so their spread
+is kept. Everything a user needs to reconstruct travels with the model (``save``/``xdepthrecon.load``); loading
+never unpickles.
 """
 
 from __future__ import annotations
@@ -287,7 +287,8 @@ class LatentDiffusion(nn.Module):
     def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded
         departure of :meth:`latent_of` ``r`` from ``base`` (ungated: see :meth:`gated`)."""
-        return prepared.guess.mean + self.decode_latent(self.latent_of(r, prepared)) - self.decode_latent(prepared.base)
+        departure = self.decode_latent(self.latent_of(r, prepared)) - self.decode_latent(prepared.base)
+        return prepared.guess.mean + departure
 
     def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor,
               gaps: torch.Tensor | None = None) -> torch.Tensor:

@@ -185,15 +185,15 @@ def _set_departure_statistics(model: LatentDiffusion, dataset: PatchDataset, dat
                               training: TrainingConfig, device: torch.device, replicas: _replicas.Replicas) -> None:
     """Set the model's ``residual_std`` and ``surface_departure_std`` to the spreads, over the ocean cells of
     :data:`STATISTICS_BATCHES` batches of training patches (pooled over the replicas' shards), of the truth's latent
-    about the guess's and of the SST about the guess's surface level (floored at :data:`MIN_SPREAD`)."""
+    about the guess's and of the SST about the guess's surface level where the network sees it (not under the
+    simulated clouds, where the guess has no SST term), floored at :data:`MIN_SPREAD`."""
     model.residual_std.fill_(1.0)
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        prepared = model.prepare(batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True),
-                                 interior=batch["interior"])
-        y = interior_of(batch["y"], batch["interior"])
-        sst = interior_of(batch["sst"][:, :1], batch["interior"])
-        return model.residual(y, prepared), sst - prepared.guess.mean[:, :1]
+        inputs = batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True)
+        prepared = model.prepare(inputs, interior=batch["interior"])
+        y, sst = (interior_of(values, batch["interior"]) for values in (batch["y"], inputs.sst[:, :1]))
+        return model.residual(y, prepared), sst - prepared.guess.mean[:, :1]  # NaN under the clouds
 
     found = ocean_samples(sample, dataset, training.batch_size, device=device, seed=training.seed,
                           batches=STATISTICS_BATCHES)
