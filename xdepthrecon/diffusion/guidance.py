@@ -83,7 +83,7 @@ class Replacement:
         self.columns = self.mask.any(dim=1, keepdim=True)
 
     def __call__(self, r0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        decoded = self.model.decode_latent(self.model.latent_of(r0, self.prepared))
+        decoded = self.model.decode_latent(self.model.latent_of(r0, self.prepared.base))
         corrected = self.model.residual_of(self.model.encode_target(torch.where(self.mask, self.x, decoded)),
-                                           self.prepared)
+                                           self.prepared.base)
         return torch.where(self.columns, corrected, r0)

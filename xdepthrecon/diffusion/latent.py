@@ -18,7 +18,7 @@ reconstruction and tests) what the guess has not yet used, as departures from it
 
 Departures, not the absolute SST and observations: what the guess missed is a few hundredths of the absolute
 fields' range, and a network conditioned on them had to learn to subtract them with that precision (on the
-nature run its correction gained 1-2 % over the guess where a regression on the departures gained 12-16 %).
+nature run its correction gained 1-2 % over the guess in the upper 300 m, a regression on the departures 14-16 %).
 A sample ``r`` decodes to ``guess + decode(base + s r) - decode(base)`` with ``base`` the guess's latent and
 ``s`` the ``residual_std`` (:meth:`LatentDiffusion.decode_residual`): an untrained network (its head starts at
 zero) returns the guess exactly, and the autoencoder's error does not blur it. The ``correction_gate`` (one
@@ -132,8 +132,8 @@ class LatentDiffusion(nn.Module):
         expected = self.condition_channels(latent)
         if denoiser.channels != latent or denoiser.condition_channels != expected:
             raise ValueError(f"the denoiser must take {latent} sample channels and {expected} condition channels "
-                             f"(1 SST + 1 SST valid + {latent} z_x + 1 observed fraction + {latent} guess); it "
-                             f"takes {denoiser.channels} and {denoiser.condition_channels}")
+                             f"(1 SST departure + 1 SST valid + {latent} observed departure + 1 observed fraction + "
+                             f"{latent} guess); it takes {denoiser.channels} and {denoiser.condition_channels}")
         if not 0.0 <= cloud_cover < 1.0:
             raise ValueError(f"cloud_cover must be in [0, 1), got {cloud_cover}")
         if analysis.levels != autoencoder.in_channels:
@@ -221,13 +221,15 @@ class LatentDiffusion(nn.Module):
         """Normalised latent of a full cube ``y`` (batch, levels, H, W) in degC."""
         return self.normalize_latent(self.autoencoder.encode(y))
 
-    def latent_of(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
-        """The normalised latent ``base + residual_std * r`` of residuals ``r`` (in the residual's units)."""
-        return prepared.base + r * self.residual_std[:, None, None]
+    def latent_of(self, r: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """The normalised latent ``base + residual_std * r`` of residuals ``r`` (in the residual's units) about
+        the guess's normalised latent ``base``."""
+        return base + r * self.residual_std[:, None, None]
 
-    def residual_of(self, z: torch.Tensor, prepared: Prepared) -> torch.Tensor:
-        """The residual (in its own units) of normalised latents ``z``: the inverse of :meth:`latent_of`."""
-        return (z - prepared.base) / self.residual_std[:, None, None]
+    def residual_of(self, z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """The residual (in its own units) of normalised latents ``z`` about ``base``: the inverse of
+        :meth:`latent_of`."""
+        return (z - base) / self.residual_std[:, None, None]
 
     def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False,
                 interior: torch.Tensor | None = None) -> Prepared:
@@ -243,10 +245,10 @@ class LatentDiffusion(nn.Module):
             fraction = observed.float().mean(dim=1, keepdim=True)
             base = self.encode_target(guess.mean)
             observed_latent = self.encode_target(torch.where(observed, x, guess.mean))
-            z_x = torch.where(fraction > 0, (observed_latent - base) / self.residual_std[:, None, None], 0.0)
+            observed_departure = torch.where(fraction > 0, self.residual_of(observed_latent, base), 0.0)
             valid = torch.isfinite(sst)
             surface = torch.where(valid, (sst - guess.mean[:, :1]) / self.surface_departure_std, 0.0)
-        condition = torch.cat([surface, valid.to(surface), z_x, fraction, base], dim=1)
+        condition = torch.cat([surface, valid.to(surface), observed_departure, fraction, base], dim=1)
         return Prepared(condition, guess, base, classes, gaps)
 
     def warn_sst_gaps(self, inputs: AnalysisInputs) -> None:
@@ -267,7 +269,7 @@ class LatentDiffusion(nn.Module):
         """The residual latent of full cubes ``y`` (degC, NaN on land) from the guess's, in its own units; 0 on
         land."""
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
-        return torch.where(ocean, self.residual_of(self.encode_target(y), prepared), 0.0)
+        return torch.where(ocean, self.residual_of(self.encode_target(y), prepared.base), 0.0)
 
     def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor], *,
              generator: torch.Generator | None = None, levels: str = "uniform") -> torch.Tensor:
@@ -287,7 +289,7 @@ class LatentDiffusion(nn.Module):
     def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded
         departure of :meth:`latent_of` ``r`` from ``base`` (ungated: see :meth:`gated`)."""
-        departure = self.decode_latent(self.latent_of(r, prepared)) - self.decode_latent(prepared.base)
+        departure = self.decode_latent(self.latent_of(r, prepared.base)) - self.decode_latent(prepared.base)
         return prepared.guess.mean + departure
 
     def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor,
