@@ -231,6 +231,11 @@ class LatentDiffusion(nn.Module):
         :meth:`latent_of`."""
         return (z - base) / self.residual_std[:, None, None]
 
+    @staticmethod
+    def sst_departure(sst: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+        """The SST ``(batch, 1, H, W)``'s departure (degC) from the surface level of the ``guess``."""
+        return sst - guess[:, :1]
+
     def prepare(self, inputs: AnalysisInputs, *, with_variance: bool = False,
                 interior: torch.Tensor | None = None) -> Prepared:
         """The condition, the analysis's guess and its latent for a batch of observations; with ``interior``
@@ -247,7 +252,7 @@ class LatentDiffusion(nn.Module):
             observed_latent = self.encode_target(torch.where(observed, x, guess.mean))
             observed_departure = torch.where(fraction > 0, self.residual_of(observed_latent, base), 0.0)
             valid = torch.isfinite(sst)
-            surface = torch.where(valid, (sst - guess.mean[:, :1]) / self.surface_departure_std, 0.0)
+            surface = torch.where(valid, self.sst_departure(sst, guess.mean) / self.surface_departure_std, 0.0)
         condition = torch.cat([surface, valid.to(surface), observed_departure, fraction, base], dim=1)
         return Prepared(condition, guess, base, classes, gaps)
 

@@ -193,7 +193,7 @@ def _set_departure_statistics(model: LatentDiffusion, dataset: PatchDataset, dat
         inputs = batch_inputs(batch, data.observations, random, data.depth_max_index, clouds=True)
         prepared = model.prepare(inputs, interior=batch["interior"])
         y, sst = (interior_of(values, batch["interior"]) for values in (batch["y"], inputs.sst[:, :1]))
-        return model.residual(y, prepared), sst - prepared.guess.mean[:, :1]  # NaN under the clouds
+        return model.residual(y, prepared), model.sst_departure(sst, prepared.guess.mean)  # NaN under the clouds
 
     found = ocean_samples(sample, dataset, training.batch_size, device=device, seed=training.seed,
                           batches=STATISTICS_BATCHES)
