@@ -72,6 +72,46 @@ def tiny_autoencoder(cube: xr.Dataset, epochs: int = 1):
                                          epochs=epochs, progress=False)
 
 
+def toy_diffusion():
+    """An untrained 2-channel latent diffusion model over 4 levels, its 8-wide denoiser's weights drawn so
+    that its output depends on its inputs (eval mode)."""
+    import torch
+
+    import xdepthrecon
+    from xdepthrecon.analysis.background import SeasonalBackground
+    from xdepthrecon.analysis.departures import DepartureAnalysis
+    from xdepthrecon.diffusion import NoiseSchedule
+    from xdepthrecon.models.unet import ConditionalUNet
+    from xdepthrecon.stats.covariance import Covariance
+
+    levels = 4
+    torch.manual_seed(0)
+    ae = xdepthrecon.DepthBandAutoencoder(levels, 2, (8,), (8,), depth=np.arange(levels) * 10.0,
+                                          mean=np.full(levels, 10.0), std=np.ones(levels))
+    departures = DepartureAnalysis.from_covariances([Covariance("matern32", 500.0, 1.0, 0.01)] * levels)
+    analysis = xdepthrecon.Analysis(SeasonalBackground(1, levels, 4, 4), departures)
+    statistics = {"latent_mean": np.zeros(2), "latent_std": np.ones(2), "residual_std": np.ones(2),
+                  "surface_departure_std": [1.0]}
+    unet = ConditionalUNet(2, xdepthrecon.LatentDiffusion.condition_channels(2), dim=8, mults=(1,), attention=False,
+                           context=False)
+    for parameter in unet.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    return xdepthrecon.LatentDiffusion(ae, unet, NoiseSchedule("cosine", 50), analysis, statistics).eval()
+
+
+def toy_inputs(height: int = 12, width: int = 20):
+    """Observations for :func:`toy_diffusion`: two profiles (one of two levels) and a uniform SST of 11 degC."""
+    import torch
+
+    from xdepthrecon.analysis.classical import AnalysisInputs
+
+    x = torch.full((1, 4, height, width), torch.nan)
+    x[0, :, 3, 5], x[0, :2, 8, 14] = torch.tensor([12.0, 11.0, 10.5, 9.0]), torch.tensor([13.0, 12.5])
+    return AnalysisInputs(x, ~torch.isnan(x), torch.full((1, 1, height, width), 11.0),
+                          torch.full((1, 4, height, width), 10.0), torch.linspace(-10, 10, height)[None],
+                          torch.linspace(-30, 30, width)[None])
+
+
 def single_threaded(compute):
     """``compute()`` with dask's sync scheduler and torch on one thread, as dask workers run torch
     (dask sets OMP_NUM_THREADS=1): the reference a cluster's result is compared with."""

@@ -3,47 +3,15 @@ the observed values."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-import xdepthrecon
-from xdepthrecon.analysis.background import SeasonalBackground
-from xdepthrecon.analysis.classical import AnalysisInputs
-from xdepthrecon.analysis.departures import DepartureAnalysis
-from xdepthrecon.diffusion import NoiseSchedule
 from xdepthrecon.diffusion.guidance import ConditionedDenoiser, Replacement
-from xdepthrecon.models.unet import ConditionalUNet
-from xdepthrecon.stats.covariance import Covariance
 from xdepthrecon.tiling import Tiling
 
-LEVELS = 4
-
-
-def _model() -> xdepthrecon.LatentDiffusion:
-    torch.manual_seed(0)
-    ae = xdepthrecon.DepthBandAutoencoder(LEVELS, 2, (8,), (8,), depth=np.arange(LEVELS) * 10.0,
-                                          mean=np.full(LEVELS, 10.0), std=np.ones(LEVELS))
-    departures = DepartureAnalysis.from_covariances([Covariance("matern32", 500.0, 1.0, 0.01)] * LEVELS)
-    analysis = xdepthrecon.Analysis(SeasonalBackground(1, LEVELS, 4, 4), departures)
-    statistics = {"latent_mean": np.zeros(2), "latent_std": np.ones(2), "residual_std": np.ones(2),
-                  "surface_departure_std": [1.0]}
-    unet = ConditionalUNet(2, xdepthrecon.LatentDiffusion.condition_channels(2), dim=8, mults=(1,), attention=False,
-                           context=False)
-    for parameter in unet.parameters():  # a network whose output depends on its inputs
-        torch.nn.init.normal_(parameter, std=0.1)
-    return xdepthrecon.LatentDiffusion(ae, unet, NoiseSchedule("cosine", 50), analysis, statistics).eval()
-
-
-def _inputs(height: int = 12, width: int = 20) -> AnalysisInputs:
-    x = torch.full((1, LEVELS, height, width), torch.nan)
-    x[0, :, 3, 5], x[0, :2, 8, 14] = torch.tensor([12.0, 11.0, 10.5, 9.0]), torch.tensor([13.0, 12.5])
-    return AnalysisInputs(x, ~torch.isnan(x), torch.full((1, 1, height, width), 11.0),
-                          torch.full((1, LEVELS, height, width), 10.0), torch.linspace(-10, 10, height)[None],
-                          torch.linspace(-30, 30, width)[None])
-
+from tests.conftest import toy_diffusion, toy_inputs
 
 def test_one_tile_covering_the_grid_is_the_network_itself_and_chunks_do_not_matter():
-    model, inputs = _model(), _inputs()
+    model, inputs = toy_diffusion(), toy_inputs()
     prepared = model.prepare(inputs)
     condition = prepared.condition.expand(3, -1, -1, -1)
     r_t = torch.randn(3, 2, 12, 20, generator=torch.Generator().manual_seed(1))
@@ -58,7 +26,7 @@ def test_one_tile_covering_the_grid_is_the_network_itself_and_chunks_do_not_matt
 
 
 def test_replacement_puts_the_observations_back_where_observed_only():
-    model, inputs = _model(), _inputs()
+    model, inputs = toy_diffusion(), toy_inputs()
     prepared = model.prepare(inputs)
     replacement = Replacement(model, prepared, inputs.x, inputs.mask)
     r0 = 0.3 * torch.randn(2, 2, 12, 20, generator=torch.Generator().manual_seed(2))
@@ -75,7 +43,7 @@ def test_replacement_puts_the_observations_back_where_observed_only():
 def test_a_patch_within_its_halo_is_conditioned_on_the_analysis_of_the_whole_field():
     """``prepare(interior=)``, as in training: the guess and the density class from every profile of the field (the
     profile at (3, 5) lies outside the patch), the SST, observed fraction and gaps of the patch."""
-    model, inputs = _model(), _inputs()
+    model, inputs = toy_diffusion(), toy_inputs()
     inputs.sst[..., 10:, :] = torch.nan  # a cloud over the last rows (no gap covariances: analysed as the rest)
     whole = model.prepare(inputs)
     patch = model.prepare(inputs, interior=torch.tensor([[4, 8, 8, 8]]))

@@ -277,19 +277,32 @@ class LatentDiffusion(nn.Module):
         return torch.where(ocean, self.residual_of(self.encode_target(y), prepared.base), 0.0)
 
     def loss(self, y: torch.Tensor, prepared: Prepared, context: Mapping[str, torch.Tensor], *,
-             generator: torch.Generator | None = None, levels: str = "uniform") -> torch.Tensor:
+             generator: torch.Generator | None = None, levels: str = "uniform", mean_weight: float = 0.0
+             ) -> torch.Tensor:
         """Denoising loss on the ocean pixels of a batch of full cubes ``y`` (degC, NaN on land), at noise
-        levels drawn as ``levels`` says (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`)."""
+        levels drawn as ``levels`` says (:meth:`~xdepthrecon.diffusion.schedule.NoiseSchedule.draw_levels`); with
+        ``mean_weight`` > 0 each item is drawn a second time at the noisiest level, where the denoiser's output
+        is its estimate of the residual's conditional mean from the condition alone (what the gates are fitted
+        on and the ensemble's mean rests on), and that draw's loss is added with this weight: more training of
+        the mean for one more pass of the network, without another analysis."""
         ocean = ~torch.isnan(y).all(dim=1, keepdim=True)
         trainable = any(p.requires_grad for p in self.autoencoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
             r0 = self.residual(y, prepared)
+        draws = 2 if mean_weight > 0 else 1
+        repeat = lambda values: torch.cat([values] * draws)  # noqa: E731
+        r0 = repeat(r0)
         noise = torch.randn(r0.shape, generator=generator).to(r0.device)
-        t = self.schedule.draw_levels(r0.shape[0], generator, levels).to(r0.device)
-        output = self.denoiser(self.schedule.add_noise(r0, noise, t), t, prepared.condition, **context)
-        weight = ocean.expand_as(output).float()
+        t = self.schedule.draw_levels(len(ocean), generator, levels)
+        if draws == 2:
+            t = torch.cat([t, torch.full_like(t, self.schedule.steps - 1)])
+        t = t.to(r0.device)
+        output = self.denoiser(self.schedule.add_noise(r0, noise, t), t, repeat(prepared.condition),
+                               **{name: repeat(values) for name, values in context.items()})
         target = self.schedule.training_target(r0, noise, t)
-        return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+        weight = repeat(ocean.expand(-1, output.shape[1], -1, -1).float())
+        squares = ((output - target) ** 2 * weight).unflatten(0, (draws, -1)).flatten(1).sum(dim=1)
+        return (squares[0] + mean_weight * squares[1:].sum()) / weight[:len(ocean)].sum().clamp(min=1.0)
 
     def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded

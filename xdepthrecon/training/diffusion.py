@@ -143,7 +143,8 @@ def train_diffusion(
         y = interior_of(batch["y"], batch["interior"])
         prepared = model.prepare(batch_inputs(batch, observations, random, data.depth_max_index, clouds=True),
                                  interior=batch["interior"])
-        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels)
+        value = model.loss(y, prepared, {k: batch[k] for k in _CONTEXT}, generator=random, levels=config.noise_levels,
+                           mean_weight=config.mean_weight)
         if config.finetune is not None:
             valid = ~torch.isnan(y)
             target_values = torch.where(valid, model.autoencoder.normalize(y), 0.0)
