@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import copy
+import importlib
 import warnings
 
 import numpy as np
@@ -386,6 +387,34 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     for squared_error in fitted:
         assert np.nanmax(squared_error[:, :2]) < 1e-8  # gated: the truth
         assert np.nanmin(np.nanmean(squared_error[:, 2:], axis=0)) > 1e-4  # the guess's miss, or half of it
+
+
+def test_the_estimate_is_the_members_first_estimate_and_the_members_move_onto_it(setting, monkeypatch):
+    """thetao is the gated, decoded mean of the members' first clean estimates (the network's one-step estimate of
+    the mean, which the gates and error models are calibrated for), not the sampled members' mean: with first
+    estimates of zero residual it is the guess (where the members' mean is not), and the members move onto it."""
+    module = importlib.import_module("xdepthrecon.reconstruct")  # the package's name is the function
+    cube, sst, model, profiles = setting
+    loud = _without_error_model(model)  # a network whose draws depart from the guess, its correction ungated
+    torch.manual_seed(0)
+    for parameter in loud.denoiser.parameters():
+        parameter.data.normal_(std=0.05)
+    for gate in (loud.correction_gate, loud.gap_correction_gate):
+        gate.fill_(1.0)
+    options = replace(SAMPLING, keep_members=True)
+    analysed = xdepthrecon.reconstruct(cube, profiles, sst, model.analysis).compute()
+    drawn = module.sample
+    assert np.nanmax(np.abs(xdepthrecon.reconstruct(cube, profiles, sst, loud, options=options).thetao.values
+                            - analysed.thetao.values)) > 1e-2
+
+    def first_at_zero(*arguments, **options):
+        samples, first = drawn(*arguments, **options)
+        return samples, torch.zeros_like(first)
+
+    monkeypatch.setattr(module, "sample", first_at_zero)  # in this process: a cluster's workers would not see it
+    ensemble = xdepthrecon.reconstruct(cube, profiles, sst, loud, options=options).compute(scheduler="sync")
+    np.testing.assert_allclose(ensemble.thetao.values, analysed.thetao.values, atol=1e-4)
+    np.testing.assert_allclose(ensemble.thetao_members.mean("member").values, ensemble.thetao.values, atol=1e-4)
 
 
 def test_a_closed_gate_returns_the_guess_and_the_gate_is_saved(setting, tmp_path):

@@ -3,8 +3,11 @@
 For each time step, the gridded profiles and the aligned SST become the condition; an ensemble of
 latents is sampled over the whole domain at once, the denoiser running on overlapping tiles (all
 tiles and members batched) whose outputs are blended at every step, so tiles share one coherent
-sample and no seam shows; global grids wrap in longitude. The decoded members give the ensemble mean
-and spread. Time steps are computed lazily, one dask task each.
+sample and no seam shows; global grids wrap in longitude. The estimate is the members' first clean estimate
+(from the noisiest level: the network's estimate of the mean given the condition, which its training draws
+every patch at and the model's gates and error models are calibrated for), its correction of the guess gated;
+the decoded members, moved alike onto it and scaled to the calibrated error, give the spread. Time steps are
+computed lazily, one dask task each.
 """
 
 from __future__ import annotations
@@ -144,8 +147,9 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
     denoiser = ConditionedDenoiser(model, prepared.condition.expand(members, -1, -1, -1), context, tiling=tiling,
                                    batch_size=options.batch_size, fast=options.fast)
     project = Replacement(model, prepared, inputs.x, inputs.mask) if options.replace else None
-    residuals = sample(denoiser, (members, *prepared.base.shape[1:]), model.schedule, steps=options.steps,
-                       sampler=options.sampler, eta=options.eta, generator=generator, device=device, project=project)
+    residuals, first = sample(denoiser, (members, *prepared.base.shape[1:]), model.schedule, steps=options.steps,
+                              sampler=options.sampler, eta=options.eta, generator=generator, device=device,
+                              project=project, return_first=True)
     mean = np.zeros(step.valid.shape, dtype=np.float64)
     squares = np.zeros(step.valid.shape, dtype=np.float64)
     kept = []
@@ -161,11 +165,13 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
             kept.append(values)
     variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
     guess = prepared.guess.mean[0].cpu().numpy()
-    shift = mean - model.gated(torch.from_numpy(mean), torch.from_numpy(guess.astype(np.float64)),
+    estimate = model.decode_residual(first.mean(dim=0, keepdim=True), prepared)[0].cpu().numpy()
+    estimate = np.where(step.valid, estimate, np.nan).astype(np.float64)  # the network's one-step mean
+    shift = mean - model.gated(torch.from_numpy(estimate), torch.from_numpy(guess.astype(np.float64)),
                                prepared.density_class[0], prepared.gaps[0].cpu()).numpy()
     if options.replace:  # observed values stay as observed
         shift[inputs.mask[0].cpu().numpy()] = 0.0
-    mean -= shift  # the gated mean; every member moves alike, so the spread is kept
+    mean -= shift  # the gated one-step mean; every member moves alike, so the spread is kept
     kept = [member - shift for member in kept]  # float64 until widened: float32 rounding would be stretched
     floor = model.error_variance(prepared, model.analysis.coverage(step.latitude, step.longitude))
     if floor is not None:  # the model's calibrated error, and the members spread as much
@@ -289,12 +295,13 @@ def reconstruct(
     Returns
     -------
     xarray.Dataset
-        ``thetao`` (ensemble mean, its correction of the guess weighted by the model's ``correction_gate``) and
+        ``thetao`` (the network's estimate of the mean: the mean of the members' first clean estimates, from the
+        noisiest level, decoded, its correction of the guess weighted by the model's ``correction_gate``) and
         ``thetao_std`` (the model's calibrated error, see :class:`~xdepthrecon.analysis.errors.ErrorModel`;
         without one, the ensemble's standard deviation, ddof 1) in degC, ``observed(time, latitude,
         longitude)`` (columns with a profile), and with ``keep_members``
         ``thetao_members(member, time, depth, latitude, longitude)``, lazily computed per time step: the
-        network's draws, shifted alike to the gated mean and their departures from it scaled so that their
+        network's draws, shifted alike onto ``thetao`` and their departures from it scaled so that their
         spread is ``thetao_std``. Being centred and scaled, they are not independent draws (their attribute
         ``member_construction`` says so): their fair CRPS is optimistic, about 4 % with 16 members; the stated
         error's CRPS is the honest score (:func:`~xdepthrecon.evaluate` without ``thetao_members``).

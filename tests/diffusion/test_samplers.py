@@ -75,6 +75,22 @@ def test_projection_keeps_known_values():
     assert torch.all(out[known] == -3.0) and torch.all(out[~known] != -3.0)
 
 
+@pytest.mark.parametrize("target", ["x0", "eps"])
+def test_the_first_estimate_is_the_clean_estimate_at_the_noisiest_level(target):
+    schedule = NoiseSchedule(steps=100, target=target)
+
+    def level_as_x0(x, t):  # a denoiser whose clean estimate is its noise level, whatever the sample
+        x0 = t.float().reshape(-1, 1).expand_as(x)
+        return x0 if target == "x0" else schedule.predict_eps(x0, x, t)
+
+    samples, first = sample(level_as_x0, (3, 2), schedule, steps=5, generator=torch.Generator().manual_seed(0),
+                            return_first=True)
+    torch.testing.assert_close(first, torch.full((3, 2), 99.0), rtol=1e-4, atol=0)  # eps: divided by a small signal
+    torch.testing.assert_close(samples, torch.zeros(3, 2), atol=1e-3, rtol=0)
+    alone = sample(level_as_x0, (3, 2), schedule, steps=5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(alone, samples)
+
+
 def test_timesteps_and_errors():
     schedule = NoiseSchedule(steps=1000)
     levels = timesteps(schedule, 50)

@@ -86,7 +86,8 @@ def sample(
     device: str | torch.device = "cpu",
     project: Projection | None = None,
     x_T: torch.Tensor | None = None,
-) -> torch.Tensor:
+    return_first: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Draw samples by reverse diffusion.
 
     Parameters
@@ -111,11 +112,15 @@ def sample(
         Optional correction of each clean estimate, ``project(x0, t) -> x0``.
     x_T
         Starting noise; default drawn from ``generator``.
+    return_first
+        Also return the first step's clean estimate (projected, if ``project``): from the noisiest level, where
+        the sample holds almost nothing of ``x0``, it is the denoiser's estimate of the mean of ``x0`` given its
+        conditioning, one per sample.
 
     Returns
     -------
     torch.Tensor
-        The samples, shaped ``shape``.
+        The samples, shaped ``shape``; with ``return_first``, ``(samples, first estimates)``.
     """
     if sampler == "ddpm":
         levels, eta = timesteps(schedule, schedule.steps), 1.0
@@ -130,8 +135,10 @@ def sample(
         x0 = schedule.predict_x0(denoiser(x, t).to(x.dtype), x, t)
         if project is not None:
             x0 = project(x0, t)
+        if index == 0:
+            first = x0
         if index == len(levels) - 1:
-            return x0
+            break
         eps = schedule.predict_eps(x0, x, t)
         now = alpha_bar[level]
         previous = alpha_bar[levels[index + 1]]
@@ -141,7 +148,7 @@ def sample(
         if sigma > 0:
             noise = _noise(shape, generator, device, x.dtype)
             x = x + sigma.to(x.dtype) * noise
-    return x
+    return (x0, first) if return_first else x0
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None,
