@@ -10,6 +10,7 @@ from xdepthrecon.tiling import Tiling
 
 from tests.conftest import toy_diffusion, toy_inputs
 
+
 def test_one_tile_covering_the_grid_is_the_network_itself_and_chunks_do_not_matter():
     model, inputs = toy_diffusion(), toy_inputs()
     prepared = model.prepare(inputs)

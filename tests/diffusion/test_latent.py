@@ -33,4 +33,3 @@ def test_the_mean_draw_adds_the_noisiest_level_at_its_weight(weight):
         torch.testing.assert_close(value, squares[0] + weight * squares[1])
     else:
         torch.testing.assert_close(value, squares[0])
-
