@@ -126,10 +126,22 @@ def test_split_holds_out_whole_windows():
         dataset.split(0.99)
 
 
+def test_a_grid_smaller_than_the_patch_gives_patches_of_its_smaller_side():
+    cube, fields = _fields()
+    side = min(cube.sizes["latitude"], cube.sizes["longitude"])
+    dataset = PatchDataset(fields, patch_size=side + 40)
+    assert dataset.patch_size == side
+    assert all(item["y"].shape[-2:] == (side, side) for item in dataset)
+    one = {name: field.isel(time=[0]) for name, field in fields.items()}  # one window, too small to cut in patches
+    train, val = PatchDataset(one, patch_size=side + 40).split(0.1)  # so: blocks of half a patch
+    assert len(val) >= 1 and len(train) >= 2
+    blocks = PatchDataset(one, patch_size=side + 40, windows=train)
+    assert blocks.patch_size == min(min(b - a for a, b in (w.rows, w.columns)) for w in train) < side
+    assert all(item["y"].shape[-2:] == (blocks.patch_size,) * 2 for item in blocks)
+
+
 def test_errors_are_clear():
     cube, fields = _fields()
-    with pytest.raises(ValueError, match="fewer than the patch size"):
-        PatchDataset(fields, patch_size=64)
     with pytest.raises(ValueError, match="not on the grid of the first field"):
         PatchDataset({"y": cube.thetao, "z": cube.thetao.isel(latitude=slice(0, 10))}, patch_size=8)
 

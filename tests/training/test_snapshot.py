@@ -45,13 +45,18 @@ def test_one_snapshot_is_cut_into_whole_blocks_so_a_fraction_can_be_held_out():
     np.testing.assert_array_equal(_covered(train + val, (1, 90, 180)), 1)
 
 
-def test_a_snapshot_with_room_for_two_blocks_holds_one_out_and_one_block_is_a_clear_error():
+def test_a_snapshot_with_room_for_two_blocks_holds_one_out_and_one_block_is_cut_in_half_patches():
     cube, _ = _snapshot(lats=40, lons=72)
     train, val = PatchDataset({"y": cube.thetao}, patch_size=32).split(0.1)
     assert len(train) == 1 and len(val) == 1
     np.testing.assert_array_equal(_covered(train + val, (1, 40, 72)), 1)
-    with pytest.raises(ValueError, match="leaves no training windows out of 1.*smaller patch_size"):
-        PatchDataset({"y": cube.thetao.isel(longitude=slice(0, 40))}, patch_size=32).split(0.1)
+    square = {"y": cube.thetao.isel(longitude=slice(0, 40))}  # room for one patch: blocks of half a patch
+    train, val = PatchDataset(square, patch_size=32).split(0.1)
+    assert len(val) == 1 and len(train) >= 3
+    assert min(b - a for w in train + val for a, b in (w.rows, w.columns)) >= 16
+    np.testing.assert_array_equal(_covered(train + val, (1, 40, 40)), 1)
+    with pytest.raises(ValueError, match="leaves no training windows out of .*smaller patch_size"):
+        PatchDataset(square, patch_size=32).split(0.9)
 
 
 def test_blocks_aligned_with_chunks_never_overlap():

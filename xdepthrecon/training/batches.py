@@ -44,9 +44,6 @@ class Window:
 def _starts(size: int, window: int, patch: int) -> list[tuple[int, int]]:
     """Window (start, stop) along one axis: blocks of ``window`` that tile the axis without overlap, a last
     block shorter than ``patch`` joined to the one before it (so every block holds a patch)."""
-    if size < patch:
-        raise ValueError(f"the grid has {size} cells along an axis, fewer than the patch size {patch}; "
-                         "use a smaller patch_size.")
     stops = list(range(window, size, window)) + [size]
     if len(stops) > 1 and stops[-1] - stops[-2] < patch:
         del stops[-2]
@@ -86,7 +83,8 @@ class PatchDataset(torch.utils.data.IterableDataset):
         Named DataArrays on one grid, each with dims ``(time, [channel], latitude, longitude)``
         (e.g. ``{"y": cube.thetao}``); they may be dask-backed.
     patch_size
-        Patch height and width in grid cells.
+        Patch height and width in grid cells, at most the smallest window's side (a grid smaller than the patch
+        gives patches of its smaller side).
     patches_per_window
         Patches drawn from each window read; default: the window area over the patch area.
     max_land_fraction
@@ -138,15 +136,17 @@ class PatchDataset(torch.utils.data.IterableDataset):
             if field.sizes["time"] != first.sizes["time"] or any(field.sizes[a] != first.sizes[a] for a in _SPATIAL):
                 raise ValueError(f"field {name!r} is not on the grid of the first field: sizes {dict(field.sizes)} "
                                  f"vs {dict(first.sizes)}; align them first (e.g. xdepthrecon.align_sst).")
-        self.patch_size = patch_size
         self.max_land_fraction = max_land_fraction
         self.augment = augment
         self.seed = seed
         self.epoch = 0
         self.shard = shard
+        self.patch_size = min(patch_size, *(first.sizes[axis] for axis in _SPATIAL))
         self._windows = windows if windows is not None else self.all_windows()
         if not self._windows:
             raise ValueError("no windows to draw patches from")
+        patch_size = self.patch_size = min(self.patch_size, *(stop - start for w in self._windows
+                                                              for start, stop in (w.rows, w.columns)))
         if halo < 0:
             raise ValueError(f"halo must be >= 0 cells, got {halo}")
         self.halo = halo
@@ -173,15 +173,20 @@ class PatchDataset(torch.utils.data.IterableDataset):
 
         When the windows are too few to hold ``val_fraction`` of them out and keep some for training (one
         snapshot whose grid is one window), each is first cut into smaller spatial blocks that do not overlap
-        (at least a patch each, enough for one block to be at most ``val_fraction`` of them where the grid
-        allows): validation is then held out in space, as whole blocks.
+        (at least a patch each, or half a patch where whole patches leave too few; enough for one block to be at
+        most ``val_fraction`` of them where the grid allows): validation is then held out in space, as whole
+        blocks, and datasets of these windows draw patches of at most a block's side.
         """
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         windows = list(self._windows)
         if _held_out(val_fraction, len(windows)) >= len(windows):
             needed = -(-int(np.ceil(1.0 / val_fraction - 1e-9)) // len(windows))
-            windows = [block for window in windows for block in _finer(window, needed, self.patch_size)]
+            for block in (self.patch_size, max(self.patch_size // 2, 1)):  # blocks of half a patch if need be
+                cut = [piece for window in windows for piece in _finer(window, needed, block)]
+                if _held_out(val_fraction, len(cut)) < len(cut):
+                    break
+            windows = cut
         count = _held_out(val_fraction, len(windows))
         if count >= len(windows):
             raise ValueError(f"val_fraction={val_fraction} leaves no training windows out of {len(windows)} "

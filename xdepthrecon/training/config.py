@@ -84,7 +84,7 @@ class DiffusionConfig:
     target: str = "x0"
     diffusion_steps: int = 1000
     noise_levels: str = "uniform"
-    mean_weight: float = 1.0
+    mean_weight: float = 2.0
     finetune: str | None = None
 
     def __post_init__(self) -> None:
@@ -159,8 +159,9 @@ class TrainingConfig:
 #: The autoencoder's training recipe: a cosine learning rate, no weight decay or average, a fifth of the
 #: regions held out (to gate the correction).
 AUTOENCODER_TRAINING = TrainingConfig(epochs=15, weight_decay=0.0, lr_schedule="cosine", ema=None, val_fraction=0.2)
-#: The diffusion model's training recipe: no flips of the patches; the analysis sees 16 cells around each.
-DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False, halo=16)
+#: The diffusion model's training recipe: patches of 64 cells (the size of reconstruct's tiles), 4 to a batch, not
+#: flipped; the analysis sees 16 cells around each.
+DIFFUSION_TRAINING = TrainingConfig(epochs=20, augment=False, halo=16, patch_size=64, batch_size=4)
 
 
 @dataclass(frozen=True)
