@@ -141,7 +141,7 @@ class PatchDataset(torch.utils.data.IterableDataset):
         self.seed = seed
         self.epoch = 0
         self.shard = shard
-        self.patch_size = min(patch_size, *(first.sizes[axis] for axis in _SPATIAL))
+        self.patch_size = min(patch_size, *(first.sizes[axis] for axis in _SPATIAL))  # all_windows reads it
         self._windows = windows if windows is not None else self.all_windows()
         if not self._windows:
             raise ValueError("no windows to draw patches from")
