@@ -141,12 +141,12 @@ class PatchDataset(torch.utils.data.IterableDataset):
         self.seed = seed
         self.epoch = 0
         self.shard = shard
-        self.patch_size = min(patch_size, *(first.sizes[axis] for axis in _SPATIAL))  # all_windows reads it
+        self.patch_size = patch_size  # all_windows reads it
         self._windows = windows if windows is not None else self.all_windows()
         if not self._windows:
             raise ValueError("no windows to draw patches from")
-        patch_size = self.patch_size = min(self.patch_size, *(stop - start for w in self._windows
-                                                              for start, stop in (w.rows, w.columns)))
+        patch_size = self.patch_size = min(patch_size, *(stop - start for w in self._windows
+                                                         for start, stop in (w.rows, w.columns)))
         if halo < 0:
             raise ValueError(f"halo must be >= 0 cells, got {halo}")
         self.halo = halo
