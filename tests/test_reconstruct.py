@@ -373,9 +373,9 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     def decode(r, prepared):
         return prepared.guess.mean + factor * (r - prepared.guess.mean)
 
-    def fit(predicted, squared_error, bins=8):
-        fitted.append(squared_error)
-        return fit_errors(predicted, squared_error, bins)
+    def fit(predicted, squared_error, bins=8, gaps=None):
+        fitted.append((squared_error, gaps))
+        return fit_errors(predicted, squared_error, bins, gaps)
 
     monkeypatch.setattr(training_diffusion, "_one_step", scaled_miss)
     monkeypatch.setattr(model, "decode_residual", decode)
@@ -384,9 +384,10 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
     for gate in (model.correction_gate, model.gap_correction_gate):  # with SST, and under the simulated clouds
         torch.testing.assert_close(gate, torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0]).expand_as(gate))
     assert len(fitted) == 2 and model.error_model is not None and model.covered_error_model is not None
-    for squared_error in fitted:
+    for squared_error, gaps in fitted:
         assert np.nanmax(squared_error[:, :2]) < 1e-8  # gated: the truth
         assert np.nanmin(np.nanmean(squared_error[:, 2:], axis=0)) > 1e-4  # the guess's miss, or half of it
+        assert gaps.shape == squared_error.shape[:1] and 0.0 < gaps.mean() < 0.6  # the columns under the clouds
 
 
 def test_the_estimate_is_the_members_first_estimate_and_the_members_move_onto_it(setting, monkeypatch):
@@ -455,6 +456,26 @@ def test_where_the_sst_is_missing_the_gap_gate_weighs_the_correction(setting):
     clear = (cube.thetao.notnull() & ~gap).values
     np.testing.assert_allclose(ensemble.thetao.values[under], analysed.thetao.values[under], atol=1e-4)
     assert np.abs(ensemble.thetao.values[clear] - analysed.thetao.values[clear]).max() > 1e-3  # corrected there
+
+
+def test_where_the_sst_is_missing_the_stated_error_takes_the_error_models_ratios_under_gaps(setting):
+    cube, sst, model, profiles = setting
+    gap = (sst.latitude > sst.latitude[10]) & (sst.latitude < sst.latitude[16])
+    cloudy = sst.where(~gap)
+    spreads = []
+    for factor in (1.0, 4.0):  # the ratios under gaps as elsewhere, then four times larger
+        stated = copy.deepcopy(model)
+        for error in (stated.error_model, stated.covered_error_model):
+            error.under_gaps = copy.deepcopy(error)
+            error.under_gaps.ratio.mul_(factor)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the model may warn of the gap
+            spreads.append(xdepthrecon.reconstruct(cube, profiles, cloudy, stated, options=SAMPLING).thetao_std
+                           .compute().values)
+    under = (cube.thetao.notnull() & gap).values
+    clear = (cube.thetao.notnull() & ~gap).values
+    np.testing.assert_allclose(spreads[1][under], 2.0 * spreads[0][under], rtol=1e-4)
+    np.testing.assert_allclose(spreads[1][clear], spreads[0][clear], rtol=1e-5)
 
 
 def test_a_grid_with_an_ocean_mask_is_reconstructed_under_sst_gaps_that_a_bare_grid_takes_for_land(setting):

@@ -10,7 +10,7 @@ import xdepthrecon
 from xdepthrecon.analysis.background import SeasonalBackground
 from xdepthrecon.analysis.classical import Analysis, Guess, calibrated_variance
 from xdepthrecon.analysis.departures import DepartureAnalysis
-from xdepthrecon.analysis.errors import ErrorModel
+from xdepthrecon.analysis.errors import MIN_GAP_COLUMNS, ErrorModel
 
 
 def _as_field(values: list[list[float]]) -> torch.Tensor:
@@ -62,6 +62,34 @@ def test_bad_input_is_refused_with_the_shapes():
         model.expected_variance(torch.ones(1, 3, 2, 2))
 
 
+def test_the_cells_under_sst_gaps_get_their_own_ratios_when_calibration_saw_enough_of_them(tmp_path):
+    rng = np.random.default_rng(2)
+    predicted = rng.uniform(0.1, 1.0, (3000, 2))
+    gaps = rng.random(3000) < 0.3
+    squared = predicted * np.where(gaps[:, None], [2.5, 4.0], [1.0, 0.5])  # worse under the clouds
+    model = ErrorModel.fit(predicted, squared, bins=4, gaps=gaps)
+    torch.testing.assert_close(model.ratio, torch.tensor([[1.0, 0.5]]).expand(4, 2))
+    torch.testing.assert_close(model.under_gaps.ratio, torch.tensor([[2.5, 4.0]]).expand(4, 2))
+    variance = torch.full((1, 2, 2, 3), 0.5)
+    under = torch.tensor([[[True, False, False], [False, False, True]]])
+    expected = torch.where(under[:, None], torch.tensor([1.25, 2.0])[:, None, None],
+                           torch.tensor([0.5, 0.25])[:, None, None])
+    torch.testing.assert_close(model.expected_variance(variance, under), expected)
+    torch.testing.assert_close(model.expected_variance(variance), expected[:, :, :1, 1:2].expand_as(expected))
+    analysis = _analysis()  # saved and read back with its holder, the second model too
+    analysis.error_model = analysis.covered_error_model = model
+    loaded = xdepthrecon.load(analysis.save(tmp_path / "gaps.safetensors"))
+    assert loaded.error_model.config == {"levels": 2, "bins": 4, "gaps": True}
+    coverage = torch.tensor([[True, True, False], [False, False, False]])
+    torch.testing.assert_close(calibrated_variance(variance, loaded.error_model, loaded.covered_error_model,
+                                                   coverage, gaps=under), expected, rtol=0, atol=0)
+    few = ErrorModel.fit(predicted, squared, bins=4, gaps=np.arange(3000) < 4 * MIN_GAP_COLUMNS - 1)
+    assert few.under_gaps is None  # too few columns under gaps: one model for all, as without gap flags
+    torch.testing.assert_close(few.ratio, ErrorModel.fit(predicted, squared, bins=4).ratio)
+    with pytest.raises(ValueError, match=r"one gap flag per column, got \(5,\) for \(3000, 2\)"):
+        ErrorModel.fit(predicted, squared, gaps=np.zeros(5, dtype=bool))
+
+
 def _analysis(levels: int = 2) -> Analysis:
     background = SeasonalBackground(1, levels, 2, 3)
     return Analysis(background, DepartureAnalysis(levels))
@@ -91,7 +119,8 @@ def test_the_error_models_survive_save_and_load_with_their_analysis(tmp_path):
     analysis.error_model = ErrorModel.fit(predicted, 3.0 * predicted**2, bins=4)
     analysis.covered_error_model = ErrorModel.fit(predicted, 0.5 * predicted, bins=5)
     loaded = xdepthrecon.load(analysis.save(tmp_path / "analysis.safetensors"))
-    assert loaded.config == analysis.config and loaded.covered_error_model.config == {"levels": 2, "bins": 5}
+    assert loaded.config == analysis.config
+    assert loaded.covered_error_model.config == {"levels": 2, "bins": 5, "gaps": False}
     for name in ("error_model", "covered_error_model"):
         for buffer in ("ratio", "edges"):
             torch.testing.assert_close(getattr(getattr(loaded, name), buffer), getattr(getattr(analysis, name), buffer),

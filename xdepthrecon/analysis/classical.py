@@ -329,16 +329,17 @@ def missing_sst(inputs: AnalysisInputs) -> torch.Tensor:
 
 def calibrated_variance(predicted: torch.Tensor, error_model: ErrorModel | None,
                         covered_error_model: ErrorModel | None = None,
-                        coverage: torch.Tensor | None = None) -> torch.Tensor:
+                        coverage: torch.Tensor | None = None, *, gaps: torch.Tensor | None = None) -> torch.Tensor:
     """``predicted`` scaled by ``error_model`` and ``covered_error_model``, weighted ``1 - coverage`` and
     ``coverage`` (H, W, in [0, 1]); by ``error_model`` alone without the others; ``predicted`` itself without
-    an error model."""
+    an error model. ``gaps`` (batch, H, W; True where the SST is missing) picks the error models' ratios
+    under gaps where they have them (:meth:`~xdepthrecon.analysis.errors.ErrorModel.expected_variance`)."""
     if error_model is None:
         return predicted
-    variance = error_model.expected_variance(predicted)
+    variance = error_model.expected_variance(predicted, gaps)
     if covered_error_model is not None and coverage is not None:
         weight = coverage.to(variance)
-        variance = weight * covered_error_model.expected_variance(predicted) + (1.0 - weight) * variance
+        variance = weight * covered_error_model.expected_variance(predicted, gaps) + (1.0 - weight) * variance
     return variance
 
 

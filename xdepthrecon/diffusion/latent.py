@@ -111,7 +111,8 @@ class LatentDiffusion(nn.Module):
     error_model, covered_error_model
         The validation error of the members' mean against the analysis's predicted variance
         (:class:`~xdepthrecon.analysis.errors.ErrorModel`), in new regions and, for cells the training data
-        covered, at new times; they floor the spread ``reconstruct`` reports. None: the ensemble's alone.
+        covered, at new times, each with its ratios under SST gaps where calibration saw clouds; they floor the
+        spread ``reconstruct`` reports. None: the ensemble's alone.
     correction_gate
         Weight of the network's correction per density class of the analysis and level ``(classes, levels)``, or
         per level for every class, in [0, 1]; None: 1 (the whole correction).
@@ -329,4 +330,4 @@ class LatentDiffusion(nn.Module):
         if self.error_model is None:
             return None
         return calibrated_variance(prepared.guess.predicted_variance, self.error_model, self.covered_error_model,
-                                   coverage)
+                                   coverage, gaps=prepared.gaps)

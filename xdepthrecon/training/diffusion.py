@@ -232,8 +232,9 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
     ``backgrounds`` (fitted anew when None), from one pass of the network's one-step estimates (from two noises)
     over them: the gates per density class from its correction against the truth (:func:`_correction_gate`), one
     from the cells with SST and one from the cells under simulated clouds (the first where there were none), then
-    the errors of the gated mean of :data:`CALIBRATED_MEMBERS` members (:func:`_mean_square`); ``progress`` shows
-    one bar over the phases."""
+    the errors of the gated mean of :data:`CALIBRATED_MEMBERS` members (:func:`_mean_square`), the cells under
+    the clouds apart from those with SST where there were enough of them; ``progress`` shows one bar over the
+    phases."""
     model.eval()
     settings = model.analysis.settings
 
@@ -265,10 +266,11 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
     model.correction_gate.copy_(torch.from_numpy(gate))
     model.gap_correction_gate.copy_(torch.from_numpy(gap_gate))
     errors = {over: ErrorModel.fit(variance, _mean_square(first, second, miss,
-                                                          np.where(gaps[:, None], gap_gate[classes], gate[classes])))
+                                                          np.where(gaps[:, None], gap_gate[classes], gate[classes])),
+                                   gaps=gaps)
               for over, (variance, first, second, miss, classes, gaps) in found.items()}
-    for error in errors.values():  # each bin sums products, not squares: positive over many columns, not surely
-        error.ratio.clamp_(min=MIN_ERROR_RATIO)
+    for part in (part for error in errors.values() for part in error.modules()):
+        part.ratio.clamp_(min=MIN_ERROR_RATIO)  # each bin sums products, not squares: positive over many, not surely
     model.error_model, model.covered_error_model = errors.get("space"), errors.get("time")
 
 
