@@ -117,11 +117,11 @@ def test_land_patches_are_skipped():
         assert torch.isnan(item["y"][0]).float().mean() <= 0.2
 
 
-def test_split_holds_out_whole_windows():
-    _, fields = _fields(chunked=True)
+def test_split_holds_out_whole_windows_of_a_short_record():
+    _, fields = _fields(chunked=True)  # 3 time steps: too few to hold out a tenth of them
     dataset = PatchDataset(fields, patch_size=8)
-    train, val = dataset.split(0.25)
-    assert len(val) == 3 and len(train) == 9 and not set(train) & set(val)
+    train, val = dataset.split(0.1)
+    assert len(val) == 1 and len(train) == 11 and not set(train) & set(val)
     with pytest.raises(ValueError, match="leaves no training windows"):
         dataset.split(0.99)
 
@@ -174,4 +174,4 @@ def test_split_in_space_holds_out_the_same_regions_at_every_time_step():
 def test_split_in_space_falls_back_to_windows_on_a_grid_of_one_block():
     cube = glorys_like(times=5, depths=4, lats=16, lons=16, seed=0)
     training, validation = PatchDataset({"y": cube.thetao}, patch_size=16).split_in_space(0.2)
-    assert len(validation) == 1 and len(training) == 4
+    assert len(validation) == 1 and 2 <= len(training) <= 3  # a time step held out, its neighbours dropped

@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
-from xdepthrecon.training.batches import Window
+from xdepthrecon.training.splits import Window
 from xdepthrecon.training.correction_gate import fit_correction_gate
 
 

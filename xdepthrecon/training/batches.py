@@ -12,33 +12,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 import dask
 import numpy as np
 import torch
 import xarray as xr
 
+from xdepthrecon.training.splits import Window, split_by_region, split_windows
+
 _SPATIAL = ("latitude", "longitude")
-
-
-@dataclass(frozen=True)
-class Window:
-    """A block of one time step: ``time`` index and latitude/longitude index ranges (start, stop)."""
-
-    time: int
-    rows: tuple[int, int]
-    columns: tuple[int, int]
-
-    @property
-    def latitude(self) -> slice:
-        """Latitude index slice."""
-        return slice(*self.rows)
-
-    @property
-    def longitude(self) -> slice:
-        """Longitude index slice."""
-        return slice(*self.columns)
 
 
 def _starts(size: int, window: int, patch: int) -> list[tuple[int, int]]:
@@ -48,23 +30,6 @@ def _starts(size: int, window: int, patch: int) -> list[tuple[int, int]]:
     if len(stops) > 1 and stops[-1] - stops[-2] < patch:
         del stops[-2]
     return list(zip([0] + stops[:-1], stops))
-
-
-def _pieces(span: tuple[int, int], count: int) -> list[tuple[int, int]]:
-    """``span`` (start, stop) cut into ``count`` contiguous pieces of (nearly) equal length."""
-    edges = np.linspace(span[0], span[1], count + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-
-
-def _finer(window: Window, needed: int, patch: int) -> list[Window]:
-    """``window`` cut into at least ``needed`` spatial blocks of at least a patch each (as many as fit when
-    fewer do), as square in cells as the window allows."""
-    height, width = window.rows[1] - window.rows[0], window.columns[1] - window.columns[0]
-    most_rows, most_columns = max(1, height // patch), max(1, width // patch)
-    shapes = [(a, min(most_columns, -(-needed // a))) for a in range(1, most_rows + 1)]
-    shapes = [s for s in shapes if s[0] * s[1] >= needed] or [(most_rows, most_columns)]
-    rows, columns = min(shapes, key=lambda s: (s[0] * s[1], abs(np.log(height * s[1] / (width * s[0])))))
-    return [Window(window.time, la, lo) for la in _pieces(window.rows, rows) for lo in _pieces(window.columns, columns)]
 
 
 def _chunk_window(field: xr.DataArray, axis: str, patch: int) -> int:
@@ -169,57 +134,14 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 for la in lat_spans for lo in lon_spans]
 
     def split(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
-        """Split this dataset's windows into (training, validation) at random, whole windows apart.
-
-        When the windows are too few to hold ``val_fraction`` of them out and keep some for training (one
-        snapshot whose grid is one window), each is first cut into smaller spatial blocks that do not overlap
-        (at least a patch each, or half a patch where whole patches leave too few; enough for one block to be at
-        most ``val_fraction`` of them where the grid allows): validation is then held out in space, as whole
-        blocks, and datasets of these windows draw patches of at most a block's side.
-        """
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        windows = list(self._windows)
-        if _held_out(val_fraction, len(windows)) >= len(windows):
-            needed = -(-int(np.ceil(1.0 / val_fraction - 1e-9)) // len(windows))
-            for block in (self.patch_size, max(self.patch_size // 2, 1)):  # blocks of half a patch if need be
-                cut = [piece for window in windows for piece in _finer(window, needed, block)]
-                if _held_out(val_fraction, len(cut)) < len(cut):
-                    break
-            windows = cut
-        count = _held_out(val_fraction, len(windows))
-        if count >= len(windows):
-            raise ValueError(f"val_fraction={val_fraction} leaves no training windows out of {len(windows)} "
-                             f"(blocks of at least patch_size={self.patch_size} cells in each time step); lower "
-                             "val_fraction (0 trains without validation), use a smaller patch_size or a larger cube.")
-        order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(windows))
-        return [windows[i] for i in sorted(order[count:])], [windows[i] for i in sorted(order[:count])]
+        """Split this dataset's windows into (training, validation): contiguous stretches of time where they
+        span enough time steps, else whole windows (see :func:`~xdepthrecon.training.splits.split_windows`)."""
+        return split_windows(self._windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
 
     def split_in_space(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
         """Split this dataset's windows into (training, validation) by place: whole spatial blocks are held out
-        at every time step, so validation scores water the model never saw.
-
-        The grid's blocks are the windows' spatial extents, cut finer (at least a patch each) until
-        ``val_fraction`` of them can be held out with some left for training; the held-out blocks are drawn
-        at random (seeded). A grid too small for two blocks is split by :meth:`split` instead (whole windows).
-        """
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1) to hold out regions, got {val_fraction}")
-        spans = sorted({(w.rows, w.columns) for w in self._windows})
-        needed = int(np.ceil(1.0 / val_fraction - 1e-9)) + 1
-        if len(spans) < needed:
-            cut = -(-needed // len(spans))
-            spans = [(b.rows, b.columns) for rows, columns in spans for b in _finer(Window(0, rows, columns), cut,
-                                                                                      self.patch_size)]
-        if len(spans) < 2:
-            return self.split(val_fraction, seed)
-        count = min(_held_out(val_fraction, len(spans)), len(spans) - 1)
-        order = np.random.default_rng(self.seed if seed is None else seed).permutation(len(spans))
-        held = {spans[i] for i in order[:count]}
-        times = sorted({w.time for w in self._windows})
-        windows = [Window(t, rows, columns) for t in times for rows, columns in spans]
-        return ([w for w in windows if (w.rows, w.columns) not in held],
-                [w for w in windows if (w.rows, w.columns) in held])
+        at every time step (see :func:`~xdepthrecon.training.splits.split_by_region`)."""
+        return split_by_region(self._windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: the window order and crops depend on (seed, epoch)."""
@@ -283,12 +205,6 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 item[name] = torch.from_numpy(np.array(cells[::-1] if axis in flips else cells, dtype=np.float32))
             item["day_of_year"] = torch.tensor(float(self._day_of_year[window.time]))
             yield item
-
-
-def _held_out(val_fraction: float, windows: int) -> int:
-    """Windows held out for validation: ``val_fraction`` of them, at least one when the fraction is not 0."""
-    count = int(round(val_fraction * windows))
-    return max(count, 1) if val_fraction > 0 else 0
 
 
 def _with_channel(name: str, field: xr.DataArray) -> xr.DataArray:

@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 
 from xdepthrecon.models.autoencoder import DepthBandAutoencoder
-from xdepthrecon.training.batches import Window
+from xdepthrecon.training.splits import Window
 
 __all__ = ["fit_correction_gate", "GATE_VALUES"]
 

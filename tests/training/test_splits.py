@@ -1,0 +1,71 @@
+"""Validation held out in stretches of time on a long record, apart from training by a time step each side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xdepthrecon.training.batches import PatchDataset
+from xdepthrecon.training.splits import GAP_STEPS, MAX_STRETCHES, Window, split_windows
+
+from tests.conftest import glorys_like
+
+
+def _stretches(times):
+    """Contiguous runs of sorted time indices, as (first, last)."""
+    runs, times = [], sorted(times)
+    for t in times:
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return [tuple(r) for r in runs]
+
+
+@pytest.mark.parametrize("steps,fraction", [(240, 0.1), (37, 0.2), (12, 0.1)])
+def test_a_long_record_holds_out_stretches_of_time_with_a_gap_each_side(steps, fraction):
+    spans = [((0, 32), (0, 32)), ((0, 32), (32, 64))]
+    windows = [Window(t, rows, columns) for t in range(steps) for rows, columns in spans]
+    training, validation = split_windows(windows, fraction, 32, seed=3)
+    held = {w.time for w in validation}
+    trained = {w.time for w in training}
+    assert len(held) == round(fraction * steps) and not held & trained
+    assert len(validation) == 2 * len(held)  # every window of a held-out time step
+    runs = _stretches(held)
+    assert len(runs) == min(len(held), MAX_STRETCHES)
+    lengths = [b - a + 1 for a, b in runs]
+    assert max(lengths) - min(lengths) <= 1  # stretches of (nearly) equal length
+    for first, last in runs:  # no training snapshot next to validation
+        assert not trained & set(range(first - GAP_STEPS, last + GAP_STEPS + 1))
+    dropped = set(range(steps)) - held - trained
+    assert len(dropped) <= 2 * GAP_STEPS * len(runs)
+    assert split_windows(windows, fraction, 32, seed=3) == (training, validation)  # seeded
+    assert split_windows(windows, fraction, 32, seed=4) != (training, validation)
+
+
+def test_the_stretches_spread_over_the_record():
+    windows = [Window(t, (0, 32), (0, 32)) for t in range(400)]
+    _, validation = split_windows(windows, 0.1, 32, seed=0)
+    runs = _stretches(w.time for w in validation)
+    parts = [int(first // 100) for first, _ in runs]  # one stretch in each quarter of the record
+    assert parts == [0, 1, 2, 3]
+
+
+def test_a_short_record_keeps_training_when_the_gap_would_take_it_all():
+    windows = [Window(t, (0, 32), (0, 32)) for t in range(3)]
+    outcomes = set()
+    for seed in range(20):
+        training, validation = split_windows(windows, 0.4, 32, seed=seed)
+        held, trained = validation[0].time, {w.time for w in training}
+        assert len(validation) == 1 and trained
+        outcomes.add((held, tuple(sorted(trained))))
+    # the middle step held out: both neighbours train, as nothing else would; an end step: its neighbour is dropped
+    assert outcomes == {(0, (2,)), (1, (0, 2)), (2, (0,))}
+
+
+def test_a_dataset_of_dated_snapshots_splits_in_time():
+    cube = glorys_like(times=30, depths=3, lats=20, lons=20, seed=1)
+    training, validation = PatchDataset({"y": cube.thetao}, patch_size=16).split(0.2)
+    held = np.array(sorted({w.time for w in validation}))
+    assert len(held) == 6 and len(_stretches(held)) == 4
+    assert len(training) <= 30 - 6 and len(training) >= 30 - 6 - 2 * 4
