@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from xdepthrecon.analysis.departures import DepartureAnalysis
 from xdepthrecon.analysis.errors import ErrorModel
 from xdepthrecon.stats.covariance import Covariance
 from xdepthrecon.stats.smoothing import gaussian_mean
+from xdepthrecon.training import analysis as training_analysis
 from xdepthrecon.training.analysis import PRIOR_LENGTH_KM
 
 from ..conftest import glorys_like
@@ -329,6 +331,23 @@ def test_fit_analysis_fits_the_departures_and_both_error_models(training_cube, f
     assert torch.all(gaps.signal_variance[:, 0] > 2.0 * fitted.departures.signal_variance[:, 0])
     ocean = cube.thetao.notnull().any(("time", "depth")).values
     np.testing.assert_array_equal(fitted.background.covered.numpy(), ocean)
+
+
+def test_the_covariances_are_fitted_on_small_patches_whatever_the_diffusion_recipe(training_cube, monkeypatch):
+    cube, sst = training_cube
+    loaders = []
+
+    class Spy(training_analysis.PrefetchLoader):
+        def __init__(self, dataset, batch_size, **kwargs):
+            loaders.append((dataset.patch_size, batch_size))
+            super().__init__(dataset, batch_size, **kwargs)
+
+    monkeypatch.setattr(training_analysis, "PrefetchLoader", Spy)
+    monkeypatch.setattr(training_analysis, "COVARIANCE_PATCH_SIZE", 8)  # at the scale of this small cube
+    recipe = replace(TRAINING, patch_size=16, batch_size=2)  # patches larger than the covariance fit's, fewer
+    xdepthrecon.fit_analysis(cube, sst, config=replace(SETTINGS, batches=1), training=recipe,
+                             observations=ObservationConfig(density=(0.05, 0.2)), device="cpu", progress=False)
+    assert loaders == [(8, training_analysis.COVARIANCE_BATCH_SIZE)] * 2  # with SST and without
 
 
 def test_too_few_observed_columns_give_a_prior_covariance_with_a_warning(training_cube):
