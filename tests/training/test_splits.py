@@ -69,3 +69,20 @@ def test_a_dataset_of_dated_snapshots_splits_in_time():
     held = np.array(sorted({w.time for w in validation}))
     assert len(held) == 6 and len(_stretches(held)) == 4
     assert len(training) <= 30 - 6 and len(training) >= 30 - 6 - 2 * 4
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_time_steps_without_data_are_never_held_out(chunked):
+    cube = glorys_like(times=24, depths=3, lats=20, lons=20, seed=2)
+    empty = [1, 2, 5, 6, 7, 11, 12, 13, 17, 18, 22, 23]  # months held out for testing: NaN in the training cube
+    values = cube.thetao.where(~cube.time.isin(cube.time[empty]))
+    if chunked:
+        values = values.chunk({"time": 1})
+    dataset = PatchDataset({"y": values}, patch_size=16)
+    assert dataset.times_with_data() == set(range(24)) - set(empty)
+    for seed in range(5):
+        training, validation = dataset.split(0.1, seed=seed)
+        assert validation and not {w.time for w in training + validation} & set(empty)
+        assert len(list(PatchDataset({"y": values}, patch_size=16, windows=validation))) > 0
+    with pytest.raises(ValueError, match="every time step of the training data is NaN"):
+        PatchDataset({"y": values.isel(time=empty)}, patch_size=16).split(0.1)

@@ -135,8 +135,24 @@ class PatchDataset(torch.utils.data.IterableDataset):
 
     def split(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
         """Split this dataset's windows into (training, validation): contiguous stretches of time where they
-        span enough time steps, else whole windows (see :func:`~xdepthrecon.training.splits.split_windows`)."""
-        return split_windows(self._windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
+        span enough time steps, else whole windows (see :func:`~xdepthrecon.training.splits.split_windows`).
+        Time steps without data (all NaN in the first field's first channel, e.g. months held out for testing)
+        go to neither, so validation is never an empty time step."""
+        kept = self.times_with_data()
+        windows = [w for w in self._windows if w.time in kept]
+        if not windows:
+            raise ValueError("every time step of the training data is NaN: nothing to train or validate on; check "
+                             "the cube's values and any masking applied before training.")
+        return split_windows(windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
+
+    def times_with_data(self) -> set[int]:
+        """The time steps of this dataset's windows with at least one value in the first field's first channel
+        (one read of that channel)."""
+        first = next(iter(self.fields.values()))
+        times = sorted({w.time for w in self._windows})
+        level = first.isel({first.dims[1]: 0, "time": times})
+        found = np.asarray(dask.compute(level.notnull().any(_SPATIAL).data)[0])
+        return {t for t, value in zip(times, found) if value}
 
     def split_in_space(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
         """Split this dataset's windows into (training, validation) by place: whole spatial blocks are held out
