@@ -83,6 +83,9 @@ def test_time_steps_without_data_are_never_held_out(chunked):
     for seed in range(5):
         training, validation = dataset.split(0.1, seed=seed)
         assert validation and not {w.time for w in training + validation} & set(empty)
+        held = {w.time for w in validation}
+        apart = {t for t in set(range(24)) - set(empty) - held if min(abs(t - v) for v in held) > GAP_STEPS}
+        assert {w.time for w in training} == apart  # only a held-out step's neighbours in time are dropped
         assert len(list(PatchDataset({"y": values}, patch_size=16, windows=validation))) > 0
     with pytest.raises(ValueError, match="every time step of the training data is NaN"):
         PatchDataset({"y": values.isel(time=empty)}, patch_size=16).split(0.1)

@@ -100,7 +100,7 @@ def split_windows(windows: Sequence[Window], val_fraction: float, patch_size: in
 def held_out_stretches(windows: Sequence[Window], steps: int, seed: int) -> tuple[list[Window], list[Window]]:
     """Hold out every window of ``steps`` of the windows' time steps, as up to ``MAX_STRETCHES`` contiguous
     stretches (one drawn at random within each of as many equal parts of the record), and train on the others
-    except the ``GAP_STEPS`` time steps on each side of a stretch (kept when they are all that would train)."""
+    except those within ``GAP_STEPS`` time indices of a held-out one (kept when they are all that would train)."""
     times = sorted({w.time for w in windows})
     stretches = min(steps, MAX_STRETCHES)
     random = np.random.default_rng(seed)
@@ -108,9 +108,8 @@ def held_out_stretches(windows: Sequence[Window], steps: int, seed: int) -> tupl
     for (start, stop), (low, high) in zip(pieces((0, len(times)), stretches), pieces((0, steps), stretches)):
         first = start + int(random.integers(0, stop - start - (high - low) + 1))
         held.update(range(first, first + high - low))
-    near = {i + d for i in held for d in range(-GAP_STEPS, GAP_STEPS + 1)} - held
-    dropped = {times[i] for i in near if 0 <= i < len(times)}
     validation = {times[i] for i in held}
+    dropped = {t for t in times if t not in validation and any(abs(t - v) <= GAP_STEPS for v in validation)}
     training = set(times) - validation - dropped or set(times) - validation
     return [w for w in windows if w.time in training], [w for w in windows if w.time in validation]
 
