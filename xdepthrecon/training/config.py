@@ -116,7 +116,10 @@ class TrainingConfig:
     patch_size
         Patch height and width in grid cells.
     val_fraction
-        Fraction of the cube's windows held out for validation.
+        Fraction of the cube's windows held out for validation: for the diffusion model, on a record of at least
+        ``1 / val_fraction`` time steps, that fraction of them in up to 4 stretches of time, the time step on
+        each side of a stretch trained on by neither (:func:`~xdepthrecon.training.splits.split_windows`); for
+        the autoencoder, regions at every time step.
     patches_per_window, max_land_fraction, augment
         Passed to :class:`~xdepthrecon.training.batches.PatchDataset`.
     halo

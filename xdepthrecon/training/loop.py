@@ -225,7 +225,8 @@ def datasets_for(fields: Mapping[str, Any], training: TrainingConfig, shard: tup
                  in_space: bool = False) -> tuple[PatchDataset, PatchDataset | None, list]:
     """Training patches (this process's shard), validation patches (None without validation windows) and
     the windows a model is calibrated on (the validation windows, else the training windows); ``in_space``
-    holds out regions at every time step (:meth:`PatchDataset.split_in_space`) instead of whole windows."""
+    holds out regions at every time step (:meth:`PatchDataset.split_in_space`) instead of stretches of time or whole
+    windows (:meth:`PatchDataset.split`)."""
     base = PatchDataset(fields, patch_size=training.patch_size, patches_per_window=training.patches_per_window,
                         seed=training.seed)
     split = base.split_in_space if in_space else base.split
