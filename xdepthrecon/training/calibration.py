@@ -11,6 +11,8 @@ progress bar over the phases of a fit (:func:`progress_bar`).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
@@ -85,6 +87,10 @@ def ocean_samples(sample: Sample, dataset: PatchDataset, batch_size: int, *, dev
         ocean = ~torch.isnan(interior_of(batch["y"], batch["interior"])).all(dim=1)
         parts.append([values.permute(0, 2, 3, 1)[ocean].cpu().numpy() for values in sample(batch, random)])
     if not parts:
+        warnings.warn("no patch to calibrate on: every calibration window is land or NaN, so the stated error is "
+                      "not calibrated (the analysis's predicted variance, or the ensemble's spread, is reported as "
+                      "it is). Train on a cube with ocean values in its validation time steps, or a larger "
+                      "val_fraction.", stacklevel=3)
         return None
     return tuple(np.concatenate(values) for values in zip(*parts))
 
