@@ -34,7 +34,7 @@ from xdepthrecon.training.batches import PatchDataset, PrefetchLoader
 from xdepthrecon.training.calibration import (HELD_OUT, calibrate, calibration_backgrounds, counted,
                                               progress_bar)
 from xdepthrecon.training.config import DIFFUSION_TRAINING, ObservationConfig, TrainingConfig
-from xdepthrecon.training.loop import datasets_for, patches, pick_device
+from xdepthrecon.training.loop import patches, pick_device, split_for
 from xdepthrecon.training.observations import batch_inputs
 
 #: Length scale (km) of the departures' covariance when too few columns are observed to fit one.
@@ -54,7 +54,12 @@ class TrainingData:
     sst: xr.DataArray
     observations: ObservationConfig
     depth_max_index: int | None
-    windows: list
+    split: tuple[list, list]
+
+    @property
+    def windows(self) -> list:
+        """The windows the models are calibrated on: the validation windows, else the training windows."""
+        return self.split[1] or self.split[0]
 
 
 def training_data(cube: xr.Dataset | xr.DataArray, sst: xr.Dataset | xr.DataArray, profiles: xr.Dataset | None, *,
@@ -70,8 +75,7 @@ def training_data(cube: xr.Dataset | xr.DataArray, sst: xr.Dataset | xr.DataArra
     depth_max_index = None if observations.depth_max is None else int(
         np.searchsorted(depth, observations.depth_max, "right"))
     field = truth.thetao.rename(depth="channel").transpose("time", "channel", "latitude", "longitude").load()
-    _, _, windows = datasets_for(fields, training, (0, 1))
-    return TrainingData(fields, field, surface.load(), observations, depth_max_index, windows)
+    return TrainingData(fields, field, surface.load(), observations, depth_max_index, split_for(fields, training))
 
 
 def fit_analysis(

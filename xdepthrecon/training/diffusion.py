@@ -135,7 +135,7 @@ def train_diffusion(
     _set_trainable(model.autoencoder, config.finetune)
     fields = {**data.fields, "background": _background_field(model.analysis, data, data.sst),
               "climate": _background_field(model.analysis, data, None)}
-    train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world))
+    train_set, val_set, _ = datasets_for(fields, training, (replicas.rank, replicas.world), split=data.split)
     if state is None:
         _set_departure_statistics(model, train_set, data, training, target, replicas)
 

@@ -221,17 +221,24 @@ def _epoch_record(epoch: int, sums: list[float], began: float, bar, replicas: _r
     return record
 
 
-def datasets_for(fields: Mapping[str, Any], training: TrainingConfig, shard: tuple[int, int],
-                 in_space: bool = False) -> tuple[PatchDataset, PatchDataset | None, list]:
-    """Training patches (this process's shard), validation patches (None without validation windows) and
-    the windows a model is calibrated on (the validation windows, else the training windows); ``in_space``
-    holds out regions at every time step (:meth:`PatchDataset.split_in_space`) instead of stretches of time or whole
-    windows (:meth:`PatchDataset.split`)."""
+def split_for(fields: Mapping[str, Any], training: TrainingConfig, in_space: bool = False) -> tuple[list, list]:
+    """The (training, validation) windows of ``fields`` (no validation windows when ``training.val_fraction`` is
+    0); ``in_space`` holds out regions at every time step (:meth:`PatchDataset.split_in_space`) instead of stretches
+    of time or whole windows (:meth:`PatchDataset.split`, which reads the first field's first channel once)."""
     base = PatchDataset(fields, patch_size=training.patch_size, patches_per_window=training.patches_per_window,
                         seed=training.seed)
-    split = base.split_in_space if in_space else base.split
-    train_windows, val_windows = split(training.val_fraction) if training.val_fraction > 0 else (
-        base.all_windows(), [])
+    if training.val_fraction <= 0:
+        return base.all_windows(), []
+    return (base.split_in_space if in_space else base.split)(training.val_fraction)
+
+
+def datasets_for(fields: Mapping[str, Any], training: TrainingConfig, shard: tuple[int, int],
+                 in_space: bool = False, *, split: tuple[list, list] | None = None
+                 ) -> tuple[PatchDataset, PatchDataset | None, list]:
+    """Training patches (this process's shard), validation patches (None without validation windows) and
+    the windows a model is calibrated on (the validation windows, else the training windows), from ``split``
+    (training and validation windows of the same grid) or :func:`split_for` ``(fields, training, in_space)``."""
+    train_windows, val_windows = split if split is not None else split_for(fields, training, in_space)
     train_set = patches(fields, training, train_windows, augment=training.augment, shard=shard)
     val_set = patches(fields, training, val_windows, seed=training.seed + 1, shard=shard) if val_windows else None
     return train_set, val_set, val_windows or train_windows
