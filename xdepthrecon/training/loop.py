@@ -92,7 +92,8 @@ def fit(model: nn.Module, loss: Loss, datasets: tuple[PatchDataset, PatchDataset
         state: Mapping[str, Any] | None = None, average: str | None = None, progress: bool = True,
         name: str = "training") -> dict[str, Any]:
     """Train ``model`` for ``training.epochs`` epochs (from where ``state`` stopped) and return the last
-    training state.
+    training state. With ``training.keep_best`` the model holds, on return and in every checkpoint, the
+    validated weights (the average, where there is one) of the epoch with the lowest validation loss so far.
 
     Parameters
     ----------
@@ -111,16 +112,18 @@ def fit(model: nn.Module, loss: Loss, datasets: tuple[PatchDataset, PatchDataset
     state
         A saved training state to resume from.
     average
-        Name of the submodule whose weights are averaged (``training.ema``); validation and the saved model
-        use the average, and the model holds it on return.
+        Name of the submodule whose weights are averaged (``training.ema``) and, with ``training.keep_best``,
+        kept (the whole model when None); validation and the saved model use the average, and the model
+        holds it (or the best of it) on return.
     progress, name
         Progress bar and its label.
 
     Returns
     -------
     dict
-        The training state (optimizer, epoch, generator and random states, ``history``, the live weights
-        of the averaged submodule), as saved.
+        The training state (optimizer, epoch, generator and random states, ``history``, ``best_epoch``, the
+        live weights of the trained (sub)module and its average where the checkpoint's model holds other
+        weights), as saved.
     """
     from tqdm.auto import tqdm
 
@@ -129,16 +132,23 @@ def fit(model: nn.Module, loss: Loss, datasets: tuple[PatchDataset, PatchDataset
     step = _replicas.wrap(_replicas.LossModule(model, loss), replicas, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=training.lr,
                                   weight_decay=training.weight_decay)
+    trained = model if average is None else getattr(model, average)
     averaged = None
     if average is not None and training.ema is not None:
-        averaged = copy.deepcopy(getattr(model, average)).requires_grad_(False)
+        averaged = copy.deepcopy(trained).requires_grad_(False)
     history, start, updates = [], 0, 0
+    best, best_epoch = None, None  # a copy of the validated weights at the lowest validation loss
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        if averaged is not None:  # the checkpoint's model holds the averaged weights
-            getattr(model, average).load_state_dict(state["live"])
+        if state.get("best_epoch") is not None:  # the checkpoint's model holds the best weights
+            best, best_epoch = copy.deepcopy(trained).requires_grad_(False), int(state["best_epoch"])
+        if averaged is not None and "average" in state:
+            averaged.load_state_dict(state["average"])
+        if "live" in state:  # else the checkpoint's model holds the live weights
+            trained.load_state_dict(state["live"])
         history, start, updates = list(state["history"]), int(state["epoch"]) + 1, int(state["updates"])
         torch.set_rng_state(state["rng"])
+    validated = trained if averaged is None else averaged
     seed = training.seed
     generator = torch.Generator().manual_seed(seed if replicas.main else hash((seed, replicas.rank, start)) % 2**63)
     if state is not None and replicas.main:
@@ -160,25 +170,48 @@ def fit(model: nn.Module, loss: Loss, datasets: tuple[PatchDataset, PatchDataset
             optimizer.step()
             updates += 1
             if averaged is not None:
-                _update_average(averaged, getattr(model, average), min(training.ema, (1 + updates) / (10 + updates)))
+                _update_average(averaged, trained, min(training.ema, (1 + updates) / (10 + updates)))
             total += float(value.detach()) * len(batch["y"])
             samples += len(batch["y"])
         with swapped(model, average, averaged):
             val_total, val_samples = _validate(model, loss, val_set, training, device)
         history.append(_epoch_record(epoch, [total, samples, val_total, val_samples], began, bar, replicas))
+        if training.keep_best and _improves(history, best_epoch):
+            best, best_epoch = copy.deepcopy(validated).requires_grad_(False), epoch
         saved = {"optimizer": optimizer.state_dict(), "epoch": epoch, "updates": updates,
                  "rng": torch.get_rng_state(), "generator": generator.get_state(), "history": history,
-                 "settings": dict(settings or {})}
-        if averaged is not None:
-            saved["live"] = copy.deepcopy(getattr(model, average).state_dict())
+                 "settings": dict(settings or {}), "best_epoch": best_epoch}
+        if averaged is not None or best is not None:
+            saved["live"] = copy.deepcopy(trained.state_dict())
+        if averaged is not None and best is not None:
+            saved["average"] = copy.deepcopy(averaged.state_dict())
         if path is not None and replicas.main:
-            with swapped(model, average, averaged):
-                _checkpoint.save(model, path, training_state=saved)
+            _save_with(model, average, best if best is not None else averaged, path, saved)
         _replicas.barrier(replicas)
-    if averaged is not None and start < training.epochs:
-        getattr(model, average).load_state_dict(averaged.state_dict())
+    final = best if best is not None else averaged
+    if final is not None and start < training.epochs:
+        trained.load_state_dict(final.state_dict())
     model.history = history
     return saved
+
+
+def _improves(history: list[dict[str, Any]], best_epoch: int | None) -> bool:
+    """Whether the last epoch's validation loss is below that of ``best_epoch`` (any finite loss, when None)."""
+    loss = history[-1]["val_loss"]
+    if not math.isfinite(loss):
+        return False
+    return best_epoch is None or loss < next(r["val_loss"] for r in history if r["epoch"] == best_epoch)
+
+
+def _save_with(model: nn.Module, average: str | None, shown: nn.Module | None, path: Path,
+               state: Mapping[str, Any]) -> None:
+    """Save ``model`` with the weights of ``shown`` (as its ``average`` submodule, or the whole model when
+    ``average`` is None; the model's own weights when ``shown`` is None)."""
+    if average is None:
+        _checkpoint.save(shown if shown is not None else model, path, training_state=state)
+        return
+    with swapped(model, average, shown):
+        _checkpoint.save(model, path, training_state=state)
 
 
 def _learning_rate(training: TrainingConfig, epoch: int) -> float:
