@@ -89,3 +89,16 @@ def test_time_steps_without_data_are_never_held_out(chunked):
         assert len(list(PatchDataset({"y": values}, patch_size=16, windows=validation))) > 0
     with pytest.raises(ValueError, match="every time step of the training data is NaN"):
         PatchDataset({"y": values.isel(time=empty)}, patch_size=16).split(0.1)
+
+
+@pytest.mark.parametrize("lats", [16, 48])
+def test_a_split_in_space_leaves_out_time_steps_without_data(lats):
+    """On a grid of several blocks regions are held out at the steps with data; on a grid of one block (the
+    split falls back to time steps) an empty step is never the validation."""
+    cube = glorys_like(times=6, depths=3, lats=lats, lons=16, seed=3)
+    empty = [0, 2, 3, 5]
+    values = cube.thetao.where(~cube.time.isin(cube.time[empty]))
+    for seed in range(4):
+        training, validation = PatchDataset({"y": values}, patch_size=16, seed=seed).split_in_space(0.2)
+        assert validation and training
+        assert not {w.time for w in training + validation} & set(empty)

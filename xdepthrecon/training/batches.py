@@ -134,16 +134,29 @@ class PatchDataset(torch.utils.data.IterableDataset):
                 for la in lat_spans for lo in lon_spans]
 
     def split(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
-        """Split this dataset's windows into (training, validation): contiguous stretches of time where they
-        span enough time steps, else whole windows (see :func:`~xdepthrecon.training.splits.split_windows`).
-        Time steps without data (all NaN in the first field's first channel, e.g. months held out for testing)
-        go to neither, so validation is never an empty time step."""
+        """Split this dataset's windows with data (:meth:`windows_with_data`) into (training, validation):
+        contiguous stretches of time where they span enough time steps, else whole windows (see
+        :func:`~xdepthrecon.training.splits.split_windows`)."""
+        return split_windows(self.windows_with_data(), val_fraction, self.patch_size,
+                             self.seed if seed is None else seed)
+
+    def split_in_space(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
+        """Split this dataset's windows with data (:meth:`windows_with_data`) into (training, validation) by
+        place: whole spatial blocks are held out at every time step (see
+        :func:`~xdepthrecon.training.splits.split_by_region`)."""
+        return split_by_region(self.windows_with_data(), val_fraction, self.patch_size,
+                               self.seed if seed is None else seed)
+
+    def windows_with_data(self) -> list[Window]:
+        """This dataset's windows at time steps with data: time steps all NaN in the first field's first channel
+        (e.g. months held out for testing) go to neither side of a split, so validation is never an empty time
+        step (one read of that channel)."""
         kept = self.times_with_data()
         windows = [w for w in self._windows if w.time in kept]
         if not windows:
             raise ValueError("every time step of the training data is NaN: nothing to train or validate on; check "
                              "the cube's values and any masking applied before training.")
-        return split_windows(windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
+        return windows
 
     def times_with_data(self) -> set[int]:
         """The time steps of this dataset's windows with at least one value in the first field's first channel
@@ -153,11 +166,6 @@ class PatchDataset(torch.utils.data.IterableDataset):
         level = first.isel({first.dims[1]: 0, "time": times})
         found = np.asarray(dask.compute(level.notnull().any(_SPATIAL).data)[0])
         return {t for t, value in zip(times, found) if value}
-
-    def split_in_space(self, val_fraction: float, seed: int | None = None) -> tuple[list[Window], list[Window]]:
-        """Split this dataset's windows into (training, validation) by place: whole spatial blocks are held out
-        at every time step (see :func:`~xdepthrecon.training.splits.split_by_region`)."""
-        return split_by_region(self._windows, val_fraction, self.patch_size, self.seed if seed is None else seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch: the window order and crops depend on (seed, epoch)."""
