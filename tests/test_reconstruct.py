@@ -370,7 +370,7 @@ def test_the_error_model_is_calibrated_on_the_gated_estimate(setting, monkeypatc
         truth = interior_of(batch["y"], batch["interior"])  # stands in for r0: decode_residual reads it
         return prepared, [truth, truth]
 
-    def decode(r, prepared):
+    def decode(r, prepared, decoded_base=None):
         return prepared.guess.mean + factor * (r - prepared.guess.mean)
 
     def fit(predicted, squared_error, bins=8, gaps=None):

@@ -153,8 +153,9 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
     mean = np.zeros(step.valid.shape, dtype=np.float64)
     squares = np.zeros(step.valid.shape, dtype=np.float64)
     kept = []
+    base = model.decode_latent(prepared.base)
     for count, residual in enumerate(residuals, start=1):  # one member decoded at a time: memory ~ a few fields
-        decoded = model.decode_residual(residual[None], prepared)
+        decoded = model.decode_residual(residual[None], prepared, base)
         if options.replace:
             decoded = torch.where(inputs.mask, inputs.x, decoded)
         values = np.where(step.valid, decoded[0].cpu().numpy(), np.nan).astype(np.float32)
@@ -165,7 +166,7 @@ def _ensemble_step(model: LatentDiffusion, step: _Step, options: SamplingOptions
             kept.append(values)
     variance = squares / (members - 1) if members > 1 else np.zeros(step.valid.shape)
     guess = prepared.guess.mean[0].cpu().numpy()
-    estimate = model.decode_residual(first.mean(dim=0, keepdim=True), prepared)[0].cpu().numpy()
+    estimate = model.decode_residual(first.mean(dim=0, keepdim=True), prepared, base)[0].cpu().numpy()
     estimate = np.where(step.valid, estimate, np.nan).astype(np.float64)  # the network's one-step mean
     shift = mean - model.gated(torch.from_numpy(estimate), torch.from_numpy(guess.astype(np.float64)),
                                prepared.density_class[0], prepared.gaps[0].cpu()).numpy()

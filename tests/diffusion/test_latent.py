@@ -1,4 +1,5 @@
-"""The denoising loss: its second draw of each item at the noisiest level, at its weight."""
+"""The denoising loss: its second draw of each item at the noisiest level, at its weight; decoding residuals onto
+the guess."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def test_the_mean_draw_adds_the_noisiest_level_at_its_weight(weight):
         torch.testing.assert_close(value, squares[0] + weight * squares[1])
     else:
         torch.testing.assert_close(value, squares[0])
+
+
+def test_a_residual_decodes_onto_the_guess_with_or_without_the_decoded_base():
+    model = toy_diffusion()
+    prepared = model.prepare(toy_inputs())
+    with torch.no_grad():
+        zero = model.decode_residual(torch.zeros_like(prepared.base), prepared)
+        r = torch.randn(3, *prepared.base.shape[1:], generator=torch.Generator().manual_seed(1))
+        plain = model.decode_residual(r, prepared)
+        given = model.decode_residual(r, prepared, model.decode_latent(prepared.base))
+    torch.testing.assert_close(zero, prepared.guess.mean)  # no residual: the guess exactly
+    torch.testing.assert_close(given, plain)
+    assert given.shape == (3, *prepared.guess.mean.shape[1:]) and (plain - zero).abs().amax() > 1e-3

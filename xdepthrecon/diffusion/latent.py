@@ -305,11 +305,14 @@ class LatentDiffusion(nn.Module):
         squares = ((output - target) ** 2 * weight).unflatten(0, (draws, -1)).flatten(1).sum(dim=1)
         return (squares[0] + mean_weight * squares[1:].sum()) / weight[:len(ocean)].sum().clamp(min=1.0)
 
-    def decode_residual(self, r: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+    def decode_residual(self, r: torch.Tensor, prepared: Prepared,
+                        decoded_base: torch.Tensor | None = None) -> torch.Tensor:
         """Temperature (batch, levels, H, W) in degC of residual latents ``r``: the guess plus the decoded
-        departure of :meth:`latent_of` ``r`` from ``base`` (ungated: see :meth:`gated`)."""
-        departure = self.decode_latent(self.latent_of(r, prepared.base)) - self.decode_latent(prepared.base)
-        return prepared.guess.mean + departure
+        departure of :meth:`latent_of` ``r`` from ``base`` (ungated: see :meth:`gated`). ``decoded_base``:
+        ``decode_latent(prepared.base)`` when already at hand (it is the same for every member of an ensemble)."""
+        if decoded_base is None:
+            decoded_base = self.decode_latent(prepared.base)
+        return prepared.guess.mean + (self.decode_latent(self.latent_of(r, prepared.base)) - decoded_base)
 
     def gated(self, estimate: torch.Tensor, guess: torch.Tensor, density_class: torch.Tensor,
               gaps: torch.Tensor | None = None) -> torch.Tensor:

@@ -240,9 +240,10 @@ def _calibrate(model: LatentDiffusion, data: TrainingData, backgrounds: dict[str
 
     def sample(batch: dict[str, torch.Tensor], random: torch.Generator) -> tuple[torch.Tensor, ...]:
         prepared, residuals = _one_step(model, batch, random, data, device)
-        guess = prepared.guess.mean
+        guess, base = prepared.guess.mean, model.decode_latent(prepared.base)
         classes = prepared.density_class.to(guess)[:, None, None, None].expand(-1, 1, *guess.shape[-2:])
-        return (prepared.guess.predicted_variance, *(model.decode_residual(r0, prepared) - guess for r0 in residuals),
+        return (prepared.guess.predicted_variance,
+                *(model.decode_residual(r0, prepared, base) - guess for r0 in residuals),
                 interior_of(batch["y"], batch["interior"]) - guess, classes, prepared.gaps[:, None].to(guess))
 
     samples = {}
