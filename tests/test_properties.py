@@ -347,7 +347,10 @@ BAD_INPUTS = {
         latitude=_cube().latitude + 150).rename("sst"), _cube()), ValueError,
         "latitudes range 90.0 .. 210.0, outside -90 .. 90"),
     "train_autoencoder: all NaN": (lambda: _train(glorys_like(lats=32, lons=32).where(False)), ValueError,
-                                   "depth levels .* hold no valid value in the training cube"),
+                                   "every time step of the training data is NaN"),
+    "train_autoencoder: a level all NaN": (lambda: _train(glorys_like(lats=32, lons=32).pipe(
+        lambda cube: cube.where(cube.depth < cube.depth[-1]))), ValueError,
+        "depth levels .* hold no valid value in the training cube"),
     "train_autoencoder: no time step": (lambda: _train(glorys_like(lats=32, lons=32).isel(time=slice(0, 0))),
                                         ValueError, "time axis of 'thetao' is empty"),
 }
