@@ -174,27 +174,35 @@ def train_models(case: OSSECase, plan: Plan, progress: bool = False):
     return ae, model
 
 
-def on_test_times(method: Method, case: OSSECase) -> Method:
-    """``method`` run on the test snapshots only, with the test profiles and the training snapshots, its
-    result put back on the case's time axis (NaN at the training snapshots, which are not scored)."""
+def at_test_times(case: OSSECase) -> OSSECase:
+    """``case`` cut to its test snapshots: what is scored. Scoring on the whole time axis held every prediction, the
+    ensemble's members too, at the training snapshots as NaN (6 GB of members with every training snapshot)."""
     test = np.flatnonzero(case.test_times.values)
-    profiles, training = profiles_at_test_times(case), training_cube(case)
+    return replace(case, **{name: getattr(case, name).isel(time=test)
+                            for name in ("truth", "observations", "sst", "grid", "training", "test_times")})
 
-    def run(*, sst: xr.Dataset, grid: xr.Dataset, **_: Any) -> xr.Dataset:
-        out = method(profiles=profiles, sst=sst, grid=grid.isel(time=test), training=training)
+
+def on_test_times(method: Method, case: OSSECase) -> Method:
+    """``method`` run on the test snapshots only, with the test profiles, the training snapshots and the SST of
+    both (the fits read the training snapshots'), its result on the time axis of the grid it is given (NaN at any
+    training snapshot there, which is not scored)."""
+    times = case.truth.time.values[case.test_times.values]
+    profiles, training, sst = profiles_at_test_times(case), training_cube(case), case.sst
+
+    def run(*, grid: xr.Dataset, **_: Any) -> xr.Dataset:
+        out = method(profiles=profiles, sst=sst, grid=grid.sel(time=times), training=training)
         return out.reindex(time=grid.time)
 
     return run
 
 
 def diffusion_ensemble(case: OSSECase, model, plan: Plan) -> xr.Dataset:
-    """The diffusion model's ensemble at the test snapshots (mean, stated std and members)."""
+    """The diffusion model's ensemble at the test snapshots (mean, stated std and members), on their time axis."""
     grid = case.grid.isel(time=np.flatnonzero(case.test_times.values))
     options = SamplingOptions(members=plan.members, keep_members=True, fast=plan.fast,
                               **({} if plan.steps is None else {"steps": plan.steps}))
-    out = xdepthrecon.reconstruct(grid, profiles_at_test_times(case), case.sst, model, options=options, seed=plan.seed,
-                                  window=WINDOW).compute()
-    return out.reindex(time=case.grid.time)
+    return xdepthrecon.reconstruct(grid, profiles_at_test_times(case), case.sst, model, options=options,
+                                   seed=plan.seed, window=WINDOW).compute()
 
 
 def methods(case: OSSECase, model, ensemble: xr.Dataset, fraction: float, plan: Plan) -> dict[str, Method]:
@@ -227,12 +235,12 @@ def recorded(chosen: dict[str, Method], store: dict[str, xr.Dataset]) -> dict[st
 
 def score_density(case: OSSECase, model, ensemble: xr.Dataset, fraction: float, plan: Plan,
                   names: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, dict[str, xr.Dataset]]:
-    """The scores on the case (fair CRPS, effective resolution) of every method (or of ``names``) and their
-    predictions."""
+    """The scores on the case's test snapshots (fair CRPS, effective resolution) of every method (or of ``names``)
+    and their predictions there."""
     store: dict[str, xr.Dataset] = {}
     every = methods(case, model, ensemble, fraction, plan)
     chosen = recorded({name: every[name] for name in (names or every)}, store)
-    return score_case(case, chosen, resolution=True, fair=True), store
+    return score_case(at_test_times(case), chosen, resolution=True, fair=True), store
 
 
 def power(field: xr.DataArray) -> xr.Dataset:
@@ -243,7 +251,8 @@ def power(field: xr.DataArray) -> xr.Dataset:
 def spectra(case: OSSECase, predictions: dict[str, xr.Dataset]) -> dict[str, Any]:
     """Spectra of single members, the ensemble mean and the classical methods against the truth's, per band:
     the ratio PSD / PSD_truth (geometric mean over the band's levels) at every wavelength, and its summary at
-    wavelengths of at least :data:`SPECTRUM_CELLS` cells."""
+    wavelengths of at least :data:`SPECTRUM_CELLS` cells; ``predictions`` on the case's test snapshots."""
+    case = at_test_times(case)
     test = np.flatnonzero(case.test_times.values)
     members = predictions["diffusion"]["thetao_members"]
     fields = {"diffusion_member_0": members.isel(member=0), "diffusion_member_1": members.isel(member=1),
