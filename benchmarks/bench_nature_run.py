@@ -20,7 +20,7 @@ observations spanning them) and its ablation without the network: the guess it c
 Scores at unobserved columns of the test snapshots, per band: RMSE, bias, CRPS (fair for ensembles), spread/skill,
 effective resolution (ensemble mean), and horizontal spectra of single members against the truth's. The domain
 is treated as a regional grid: spectra are detrended and windowed, nothing wraps.
-Run: python benchmarks/bench_nature_run.py [--quick] [--train-every 3 --test-every 5 --members 16 ...]
+Run: python benchmarks/bench_nature_run.py [--quick] [--train-every 1 --test-every 5 --members 16 ...]
 [--cloud-cover 0.3 --models DIR (score models kept by --keep-models instead of training)]
 """
 
@@ -71,7 +71,7 @@ class Plan:
     (None: the public defaults)."""
 
     densities: tuple[float, ...] = (0.0025, 0.01, 0.04)
-    train_every: int = 3
+    train_every: int = 1
     test_every: int = 5
     members: int = 16
     steps: int | None = None
