@@ -252,7 +252,6 @@ def spectra(case: OSSECase, predictions: dict[str, xr.Dataset]) -> dict[str, Any
     """Spectra of single members, the ensemble mean and the classical methods against the truth's, per band:
     the ratio PSD / PSD_truth (geometric mean over the band's levels) at every wavelength, and its summary at
     wavelengths of at least :data:`SPECTRUM_CELLS` cells; ``predictions`` on the case's test snapshots."""
-    case = at_test_times(case)
     test = np.flatnonzero(case.test_times.values)
     members = predictions["diffusion"]["thetao_members"]
     fields = {"diffusion_member_0": members.isel(member=0), "diffusion_member_1": members.isel(member=1),
@@ -265,7 +264,7 @@ def spectra(case: OSSECase, predictions: dict[str, xr.Dataset]) -> dict[str, Any
     mesoscale = long & (cells <= 2 * SPECTRUM_CELLS)
     out: dict[str, Any] = {"wavelength_km": (truth.km_per_degree.mean().item() / truth.wavenumber).values.tolist(),
                            "wavelength_cells": cells.tolist(), "bands": {}}
-    ratios = {name: power(field.isel(time=test)).psd_truth / truth.psd_truth for name, field in fields.items()}
+    ratios = {name: power(field).psd_truth / truth.psd_truth for name, field in fields.items()}
     for top, bottom in BANDS:
         inside = truth.depth.copy(data=in_band(truth.depth, (top, bottom), bottom == BANDS[-1][1]))
         band: dict[str, Any] = {"truth_psd": truth.psd_truth.where(inside).mean("depth").values.tolist()}
